@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Developer entry point: bootstrap Odoo 18.0 beside this addon, run it, test it.
+#
+#   tools/dev.sh run     create/update the demo database and serve it on :8069
+#   tools/dev.sh test    fresh test database, ruff, then the pytest-odoo suite
+#   tools/dev.sh setup   only the bootstrap (venv, Odoo source, PostgreSQL, config)
+#   tools/dev.sh odoo …  odoo-bin with the project's config, e.g. `odoo shell -d DB`
+#
+# Environment (all optional):
+#   ODOO_SRC        an Odoo 18.0 source tree (default: $CAS_CACHE/odoo-18.0,
+#                   shallow-cloned from $ODOO_GIT_URL when missing)
+#   ODOO_GIT_URL    where to clone Odoo from (default: upstream odoo/odoo)
+#   CAS_CACHE       cache folder (default: ${XDG_CACHE_HOME:-~/.cache}/construction_asset_sync)
+#   CAS_DB          demo database name (default: construction_asset_sync)
+#   CAS_TEST_DB     test database name (default: construction_asset_sync_test)
+#   CAS_HTTP_PORT   port of `run` (default: 8069)
+#   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
+#   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ADDON=construction_asset_sync
+CAS_CACHE=${CAS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/construction_asset_sync}
+ODOO_GIT_URL=${ODOO_GIT_URL:-https://github.com/odoo/odoo.git}
+ODOO_BRANCH=18.0
+CAS_DB=${CAS_DB:-construction_asset_sync}
+CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
+CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
+STATE_DIR=$REPO_ROOT/.dev
+ADDONS_LINK_DIR=$STATE_DIR/addons
+ODOO_CONF=$STATE_DIR/odoo.conf
+PRIVATE_PG=$CAS_CACHE/postgresql
+
+say() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[dev] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+need_packages() {
+    # Installs Debian packages when root, else tells the user the exact command.
+    local missing=("$@")
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing system packages: ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        die "missing system packages; run: sudo apt-get install -y ${missing[*]}"
+    fi
+}
+
+find_python() {
+    PYTHON=${PYTHON:-python3}
+    command -v "$PYTHON" >/dev/null || need_packages python3
+    PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    case $PY_VERSION in
+        3.10|3.11|3.12) ;;
+        *) die "Odoo 18.0 needs Python 3.10 to 3.12, $PYTHON is $PY_VERSION (set PYTHON=python3.12, say)" ;;
+    esac
+    if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+        need_packages "python$PY_VERSION-venv"
+    fi
+}
+
+ensure_odoo_source() {
+    if [ -n "${ODOO_SRC:-}" ]; then
+        [ -f "$ODOO_SRC/odoo-bin" ] || die "ODOO_SRC=$ODOO_SRC is not an Odoo source tree (no odoo-bin there)"
+    else
+        ODOO_SRC=$CAS_CACHE/odoo-$ODOO_BRANCH
+        if [ ! -f "$ODOO_SRC/odoo-bin" ]; then
+            command -v git >/dev/null || need_packages git
+            say "cloning Odoo $ODOO_BRANCH from $ODOO_GIT_URL into $ODOO_SRC (shallow, a few minutes)"
+            rm -rf "$ODOO_SRC.partial"
+            mkdir -p "$CAS_CACHE"
+            if ! git clone --quiet --depth 1 --branch "$ODOO_BRANCH" "$ODOO_GIT_URL" "$ODOO_SRC.partial"; then
+                rm -rf "$ODOO_SRC.partial"
+                die "no Odoo source found and the clone from $ODOO_GIT_URL failed.
+    Provide an Odoo 18.0 tree with ODOO_SRC=/path/to/odoo (the folder holding odoo-bin),
+    or put one at $CAS_CACHE/odoo-$ODOO_BRANCH, or set ODOO_GIT_URL to a reachable mirror."
+            fi
+            mv "$ODOO_SRC.partial" "$ODOO_SRC"
+        fi
+    fi
+    ODOO_SRC=$(cd "$ODOO_SRC" && pwd)
+    local series
+    series=$(sed -n "s/^version_info = (\([0-9]*\), \([0-9]*\).*/\1.\2/p" "$ODOO_SRC/odoo/release.py")
+    [ "$series" = "$ODOO_BRANCH" ] || die "$ODOO_SRC is Odoo $series, this addon needs $ODOO_BRANCH"
+}
+
+ensure_venv() {
+    VENV=${CAS_VENV:-$CAS_CACHE/venv-py$PY_VERSION}
+    [ -x "$VENV/bin/python" ] || { say "creating virtualenv $VENV"; "$PYTHON" -m venv "$VENV"; }
+    local wanted stamp
+    wanted=$("$VENV/bin/python" "$REPO_ROOT/tools/odoo_requirements.py" "$ODOO_SRC/requirements.txt")
+    stamp=$( { echo "$wanted"; cat "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt"; echo "$ODOO_SRC"; } | sha256sum | cut -c1-16)
+    if [ "$(cat "$VENV/.cas-stamp" 2>/dev/null)" != "$stamp" ]; then
+        say "installing Python dependencies into $VENV"
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
+        echo "$wanted" > "$VENV/odoo-requirements.txt"
+        "$VENV/bin/python" -m pip install --quiet -r "$VENV/odoo-requirements.txt" \
+            -r "$REPO_ROOT/requirements.txt" -r "$REPO_ROOT/requirements-dev.txt"
+        "$VENV/bin/python" - "$ODOO_SRC" <<'EOF'
+import pathlib, site, sys
+pathlib.Path(site.getsitepackages()[0], "odoo-src.pth").write_text(sys.argv[1] + "\n")
+EOF
+        echo "$stamp" > "$VENV/.cas-stamp"
+    fi
+}
+
+pg_answers() { psql -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
+
+ensure_postgres() {
+    command -v psql >/dev/null || need_packages postgresql-client
+    if [ -z "${PGHOST:-}${PGPORT:-}" ] && [ -f "$PRIVATE_PG/data/PG_VERSION" ]; then
+        start_private_cluster
+    fi
+    pg_answers && return 0
+    if [ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ]; then
+        die "PostgreSQL at PGHOST=${PGHOST:-<socket>} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-$USER} does not answer"
+    fi
+    if [ "$(id -u)" = 0 ]; then
+        # initdb refuses root: use the distribution's cluster instead.
+        command -v pg_ctlcluster >/dev/null || need_packages postgresql
+        local version
+        version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+        [ -n "$version" ] || die "postgresql is installed but has no cluster in /etc/postgresql"
+        say "starting the system PostgreSQL $version cluster"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        for _ in $(seq 20); do pg_isready -q && break; sleep 0.5; done
+        if ! pg_answers; then
+            su postgres -c "createuser --superuser $(id -un)" 2>/dev/null || true
+        fi
+    else
+        start_private_cluster
+    fi
+    pg_answers || die "could not reach or start PostgreSQL; set PGHOST/PGPORT/PGUSER to a server you can use"
+}
+
+start_private_cluster() {
+    local bindir
+    bindir=$(command -v initdb >/dev/null && dirname "$(command -v initdb)" || ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    [ -x "$bindir/initdb" ] || need_packages postgresql
+    bindir=${bindir:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)}
+    mkdir -p "$PRIVATE_PG/run"
+    if [ ! -f "$PRIVATE_PG/data/PG_VERSION" ]; then
+        say "no PostgreSQL answers: creating a private cluster in $PRIVATE_PG"
+        "$bindir/initdb" -q -A trust -U "$(id -un)" -D "$PRIVATE_PG/data" >/dev/null
+    fi
+    export PGHOST=$PRIVATE_PG/run PGPORT=5432
+    if ! pg_answers; then
+        say "starting the private PostgreSQL cluster (socket in $PGHOST)"
+        "$bindir/pg_ctl" -D "$PRIVATE_PG/data" -l "$PRIVATE_PG/server.log" -w \
+            -o "-k $PRIVATE_PG/run -c listen_addresses=''" start >/dev/null
+    fi
+}
+
+write_config() {
+    mkdir -p "$ADDONS_LINK_DIR" "$CAS_CACHE/filestore"
+    # Odoo names a module after its folder; the checkout may be called anything.
+    ln -sfn "$REPO_ROOT" "$ADDONS_LINK_DIR/$ADDON"
+    cat > "$ODOO_CONF.tmp" <<EOF
+[options]
+addons_path = $ADDONS_LINK_DIR,$ODOO_SRC/addons,$ODOO_SRC/odoo/addons
+data_dir = $CAS_CACHE/filestore
+db_host = ${PGHOST:-False}
+db_port = ${PGPORT:-False}
+db_user = ${PGUSER:-False}
+db_password = ${PGPASSWORD:-False}
+http_interface = 127.0.0.1
+http_port = $CAS_HTTP_PORT
+list_db = False
+max_cron_threads = 1
+workers = 0
+EOF
+    mv "$ODOO_CONF.tmp" "$ODOO_CONF"
+}
+
+bootstrap() {
+    find_python
+    ensure_odoo_source
+    ensure_venv
+    ensure_postgres
+    write_config
+}
+
+odoo_bin() { "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" "$@"; }
+
+db_exists() { [ "$(psql -d postgres -Atqc "select 1 from pg_database where datname = '$1'")" = 1 ]; }
+
+addon_fingerprint() {
+    (cd "$REPO_ROOT" && find . -path ./.dev -prune -o -path ./.git -prune -o -type f \
+        \( -name '*.py' -o -name '*.xml' -o -name '*.csv' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+}
+
+install_checked() {
+    # Installs (or updates) the addon and fails on any error or warning it logs.
+    local db=$1 mode=$2 log
+    log=$STATE_DIR/install-$db.log
+    shift 2
+    if [ "$mode" = -i ]; then say "installing $ADDON in database $db"; else say "updating $ADDON in database $db"; fi
+    odoo_bin -d "$db" "$mode" "$ADDON" --stop-after-init --log-level=warn "$@" >"$log" 2>&1 \
+        || { tail -n 40 "$log" >&2; die "odoo-bin $mode $ADDON failed (log: $log)"; }
+    # Upstream's own warnings (docutils, deprecations) are not ours to fail on;
+    # anything about our addon, its models, views or access rules is.
+    if grep -E ' (ERROR|CRITICAL) | WARNING \S+ (odoo\.addons\.construction_asset_sync|odoo\.modules\.loading|odoo\.models|odoo\.fields|odoo\.tools\.(view_validation|convert)|odoo\.addons\.base\.models\.ir_(ui_view|model|rule|actions)) ' "$log" >&2; then
+        die "installing $ADDON logged the problems above (log: $log)"
+    fi
+}
+
+cmd_run() {
+    bootstrap
+    local fingerprint stamp_file=$STATE_DIR/$CAS_DB.fingerprint
+    fingerprint=$(addon_fingerprint)
+    if ! db_exists "$CAS_DB"; then
+        install_checked "$CAS_DB" -i
+        echo "$fingerprint" > "$stamp_file"
+    elif [ "$(cat "$stamp_file" 2>/dev/null)" != "$fingerprint" ]; then
+        install_checked "$CAS_DB" -u
+        echo "$fingerprint" > "$stamp_file"
+    fi
+    say "Odoo is starting on http://localhost:$CAS_HTTP_PORT  (database $CAS_DB, login admin / password admin)"
+    exec "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
+}
+
+cmd_test() {
+    bootstrap
+    say "ruff"
+    "$VENV/bin/ruff" check "$REPO_ROOT"
+    "$VENV/bin/ruff" format --check "$REPO_ROOT"
+    say "plain-Python tests (no Odoo needed)"
+    ODOO_SRC=$ODOO_SRC "$VENV/bin/python" -m unittest discover -q -s "$REPO_ROOT/tools/tests" \
+        -t "$REPO_ROOT/tools/tests"
+    if db_exists "$CAS_TEST_DB"; then dropdb "$CAS_TEST_DB"; fi
+    rm -rf "$CAS_CACHE/filestore/filestore/$CAS_TEST_DB"
+    install_checked "$CAS_TEST_DB" -i
+    say "Odoo test suite (pytest-odoo against database $CAS_TEST_DB)"
+    local status=0
+    # The path goes through the addons symlink: pytest-odoo derives the module
+    # name (odoo.addons.construction_asset_sync) from the folder name.
+    "$VENV/bin/python" -m pytest -p no:cacheprovider \
+        --odoo-config="$ODOO_CONF" --odoo-database="$CAS_TEST_DB" --odoo-http \
+        "$@" "$ADDONS_LINK_DIR/$ADDON/tests" || status=$?
+    case $status in
+        0) say "all tests passed" ;;
+        5) die "pytest collected no test: the suite did not run" ;;
+        *) die "the test suite failed (pytest exit $status)" ;;
+    esac
+}
+
+case ${1:-} in
+    run) shift; cmd_run "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    setup) bootstrap; say "ready: ODOO_SRC=$ODOO_SRC venv=$VENV config=$ODOO_CONF" ;;
+    odoo) shift; bootstrap; odoo_bin "$@" ;;
+    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
