@@ -1,0 +1,27 @@
+{
+    "name": "Construction Asset Sync",
+    "summary": "Telematics and Odyssee field service in sync with maintenance and invoicing",
+    "version": "18.0.1.0.0",
+    "category": "Manufacturing/Maintenance",
+    "author": "construction_asset_sync contributors",
+    "website": "https://github.com/construction-asset-sync/construction_asset_sync",
+    "license": "LGPL-3",
+    "depends": ["maintenance", "hr_timesheet", "account"],
+    "external_dependencies": {"python": ["requests"]},
+    "data": [
+        "security/construction_asset_sync_security.xml",
+        "security/ir.model.access.csv",
+        "security/construction_asset_sync_rules.xml",
+        "data/maintenance_request_actions.xml",
+        "views/construction_external_system_views.xml",
+        "views/construction_external_id_views.xml",
+        "views/maintenance_equipment_views.xml",
+        "views/maintenance_request_views.xml",
+        "views/construction_asset_sync_menus.xml",
+    ],
+    "demo": [
+        "demo/construction_asset_sync_demo.xml",
+    ],
+    "installable": True,
+    "application": False,
+}

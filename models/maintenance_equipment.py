@@ -1,0 +1,126 @@
+import re
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+GUID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+class MaintenanceEquipment(models.Model):
+    _inherit = "maintenance.equipment"
+
+    external_id_ids = fields.One2many(
+        "construction.external.id", "equipment_id", string="External IDs"
+    )
+
+    # Telematics state: the latest values the machine reported.
+    telematics_last_seen_at = fields.Datetime(string="Last seen at", readonly=True, copy=False)
+    telematics_latitude = fields.Float(string="Latitude", digits=(10, 7), readonly=True, copy=False)
+    telematics_longitude = fields.Float(
+        string="Longitude", digits=(10, 7), readonly=True, copy=False
+    )
+    engine_hours = fields.Float(readonly=True, copy=False, digits=(16, 2))
+    idle_hours = fields.Float(readonly=True, copy=False, digits=(16, 2))
+    odometer_km = fields.Float(string="Odometer (km)", readonly=True, copy=False, digits=(16, 1))
+    fuel_level_pct = fields.Float(string="Fuel level (%)", readonly=True, copy=False, digits=(5, 1))
+    last_fault_code = fields.Char(readonly=True, copy=False)
+    telematics_map_url = fields.Char(
+        string="Position on map", compute="_compute_telematics_map_url"
+    )
+
+    # Ownership
+    ownership_type = fields.Selection(
+        [("owned", "Owned"), ("rented", "Rented"), ("leased", "Leased")],
+        string="Ownership",
+        required=True,
+        default="owned",
+        tracking=True,
+    )
+    rental_vendor_id = fields.Many2one(
+        "res.partner", string="Rental vendor", check_company=True, tracking=True
+    )
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    rental_rate = fields.Monetary(currency_field="currency_id")
+    rental_rate_unit = fields.Selection(
+        [("hour", "per hour"), ("day", "per day"), ("week", "per week"), ("month", "per month")],
+        string="Rate per",
+        default="day",
+    )
+    rental_start_date = fields.Date(string="Rented from")
+    rental_end_date = fields.Date(string="Rented until")
+
+    job_site_project_id = fields.Many2one(
+        "project.project",
+        string="Job site",
+        check_company=True,
+        index="btree_not_null",
+        tracking=True,
+        help="The project of the job site the machine works on; imported timesheets go there.",
+    )
+    odyssee_installation_guid = fields.Char(
+        string="Odyssee installation GUID",
+        copy=False,
+        index="btree_not_null",
+        help="ID of the matching installation (Project) in Odyssee.",
+    )
+
+    _sql_constraints = [
+        (
+            "odyssee_installation_guid_company_uniq",
+            "unique(odyssee_installation_guid, company_id)",
+            "Another machine of this company already has this Odyssee installation GUID.",
+        ),
+    ]
+
+    @api.depends("telematics_latitude", "telematics_longitude", "telematics_last_seen_at")
+    def _compute_telematics_map_url(self):
+        for equipment in self:
+            if equipment.telematics_last_seen_at and (
+                equipment.telematics_latitude or equipment.telematics_longitude
+            ):
+                lat, lon = equipment.telematics_latitude, equipment.telematics_longitude
+                equipment.telematics_map_url = f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=15/{lat:.6f}/{lon:.6f}"
+            else:
+                equipment.telematics_map_url = False
+
+    @api.constrains("odyssee_installation_guid")
+    def _check_odyssee_installation_guid(self):
+        for equipment in self:
+            guid = equipment.odyssee_installation_guid
+            if guid and not GUID_PATTERN.match(guid):
+                raise ValidationError(
+                    self.env._(
+                        "%(guid)r is not an Odyssee GUID "
+                        "(expected 8-4-4-4-12 hexadecimal digits).",
+                        guid=guid,
+                    )
+                )
+
+    @api.constrains("ownership_type", "rental_vendor_id", "rental_start_date", "rental_end_date")
+    def _check_rental(self):
+        for equipment in self:
+            if equipment.ownership_type != "owned" and not equipment.rental_vendor_id:
+                raise ValidationError(
+                    self.env._(
+                        "%(machine)s is rented or leased: set its rental vendor.",
+                        machine=equipment.display_name,
+                    )
+                )
+            start, end = equipment.rental_start_date, equipment.rental_end_date
+            if start and end and end < start:
+                raise ValidationError(
+                    self.env._(
+                        "%(machine)s: the rental ends before it starts.",
+                        machine=equipment.display_name,
+                    )
+                )
+
+    @api.onchange("ownership_type")
+    def _onchange_ownership_type(self):
+        if self.ownership_type == "owned":
+            self.rental_vendor_id = False
+            self.rental_rate = 0.0
+            self.rental_start_date = False
+            self.rental_end_date = False

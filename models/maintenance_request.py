@@ -1,0 +1,102 @@
+import json
+
+from odoo import api, fields, models
+from odoo.exceptions import AccessError
+
+REQUEST_ORIGINS = [
+    ("manual", "Manual"),
+    ("telematics_alert", "Telematics alert"),
+    ("usage_threshold", "Usage threshold"),
+    ("odyssee", "Odyssee"),
+]
+ALERT_SEVERITIES = [("info", "Info"), ("warning", "Warning"), ("critical", "Critical")]
+
+
+class MaintenanceRequest(models.Model):
+    _inherit = "maintenance.request"
+
+    request_origin = fields.Selection(
+        REQUEST_ORIGINS,
+        string="Origin",
+        required=True,
+        default="manual",
+        readonly=True,
+        index=True,
+        copy=False,
+        help="Who opened the request: a person, a telematics alert, a usage threshold "
+        "or a job created in Odyssee.",
+    )
+
+    # The alert that opened the request.
+    alert_severity = fields.Selection(ALERT_SEVERITIES, readonly=True, copy=False)
+    alert_code = fields.Char(readonly=True, copy=False, index="btree_not_null")
+    alert_occurred_at = fields.Datetime(readonly=True, copy=False)
+    alert_sensor_snapshot = fields.Json(readonly=True, copy=False)
+    alert_sensor_snapshot_text = fields.Text(
+        string="Sensor snapshot", compute="_compute_alert_sensor_snapshot_text"
+    )
+
+    # Link to the job in Odyssee.
+    odyssee_job_guid = fields.Char(
+        string="Odyssee job GUID", readonly=True, copy=False, index="btree_not_null"
+    )
+    reference_back_office = fields.Char(
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="Our reference for this request as Odyssee stores it on the job.",
+    )
+    odyssee_status = fields.Char(readonly=True, copy=False)
+    odyssee_last_synced_at = fields.Datetime(string="Last synced at", readonly=True, copy=False)
+
+    # Review of automatically opened requests.
+    to_review = fields.Boolean(
+        compute="_compute_to_review",
+        store=True,
+        index=True,
+        help="Opened automatically and not yet reviewed by a maintenance manager.",
+    )
+    reviewed_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    reviewed_at = fields.Datetime(readonly=True, copy=False)
+
+    _sql_constraints = [
+        (
+            "odyssee_job_guid_company_uniq",
+            "unique(odyssee_job_guid, company_id)",
+            "Another maintenance request of this company is already linked to this Odyssee job.",
+        ),
+        (
+            "reference_back_office_company_uniq",
+            "unique(reference_back_office, company_id)",
+            "Another maintenance request of this company already uses this back-office reference.",
+        ),
+    ]
+
+    @api.depends("request_origin", "reviewed_at")
+    def _compute_to_review(self):
+        for request in self:
+            request.to_review = request.request_origin != "manual" and not request.reviewed_at
+
+    @api.depends("alert_sensor_snapshot")
+    def _compute_alert_sensor_snapshot_text(self):
+        for request in self:
+            snapshot = request.alert_sensor_snapshot
+            request.alert_sensor_snapshot_text = (
+                json.dumps(snapshot, indent=2, sort_keys=True) if snapshot else False
+            )
+
+    def action_mark_reviewed(self):
+        """Maintenance managers confirm automatically opened requests."""
+        if not self.env.user.has_group("maintenance.group_equipment_manager"):
+            raise AccessError(
+                self.env._("Only maintenance managers can review automatically opened requests.")
+            )
+        pending = self.filtered("to_review")
+        now = fields.Datetime.now()
+        pending.write({"reviewed_by_id": self.env.uid, "reviewed_at": now})
+        for request in pending:
+            request.message_post(
+                body=self.env._("Reviewed by %(user)s.", user=self.env.user.name),
+                subtype_xmlid="mail.mt_note",
+            )
+        return True

@@ -1,0 +1,1 @@
+# Transient models (invoicing from imported work) live here.
