@@ -1,0 +1,75 @@
+from odoo import Command
+from odoo.tests import TransactionCase, new_test_user
+
+
+class ConstructionAssetSyncCase(TransactionCase):
+    """Two companies, each with a machine and an external system, and one user per role."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.other_company = cls.env["res.company"].create({"name": "Other Builders Ltd"})
+        cls.equipment = cls.env["maintenance.equipment"].create(
+            {"name": "Excavator under test", "company_id": cls.company.id}
+        )
+        cls.other_equipment = cls.env["maintenance.equipment"].create(
+            {"name": "Crane of the other company", "company_id": cls.other_company.id}
+        )
+        cls.telematics = cls.env["construction.external.system"].create(
+            {
+                "name": "Vendor cloud",
+                "kind": "telematics",
+                "code": "vendor-cloud",
+                "auth_secret": "s3cr3t-token",
+                "company_id": cls.company.id,
+            }
+        )
+        cls.other_telematics = cls.env["construction.external.system"].create(
+            {
+                "name": "Vendor cloud",
+                "kind": "telematics",
+                "code": "vendor-cloud",
+                "company_id": cls.other_company.id,
+            }
+        )
+        cls.mapping = cls.env["construction.external.id"].create(
+            {
+                "system_id": cls.telematics.id,
+                "external_id": "DEV-1",
+                "equipment_id": cls.equipment.id,
+            }
+        )
+        cls.other_mapping = cls.env["construction.external.id"].create(
+            {
+                "system_id": cls.other_telematics.id,
+                "external_id": "DEV-1",
+                "equipment_id": cls.other_equipment.id,
+            }
+        )
+
+        def user(login, groups, companies=None):
+            companies = companies or cls.company
+            return new_test_user(
+                cls.env,
+                login=login,
+                groups=groups,
+                company_id=companies[0].id,
+                company_ids=[Command.set(companies.ids)],
+            )
+
+        cls.employee = user("cas_employee", "base.group_user")
+        cls.maintenance_manager = user(
+            "cas_manager", "base.group_user,maintenance.group_equipment_manager"
+        )
+        cls.dispatcher = user(
+            "cas_dispatcher", "base.group_user,construction_asset_sync.group_dispatcher"
+        )
+        cls.integration_admin = user(
+            "cas_admin", "base.group_user,construction_asset_sync.group_integration_admin"
+        )
+        cls.other_company_admin = user(
+            "cas_other_admin",
+            "base.group_user,construction_asset_sync.group_integration_admin",
+            companies=cls.other_company,
+        )
