@@ -1,0 +1,173 @@
+"""Plain-Python tests of the telematics protocol modules (no database)."""
+
+import unittest
+from datetime import datetime
+
+from odoo.addons.construction_asset_sync.protocols import (
+    iso15143,
+    telematics_auth,
+    telematics_payloads,
+)
+
+NOW = datetime(2026, 11, 20, 12, 0, 0)
+ALERT = {
+    "event_id": "evt-1",
+    "device_id": "DEV-1",
+    "occurred_at": "2026-11-20T09:15:00+01:00",
+    "severity": "critical",
+    "code": "SPN110-FMI0",
+    "message": "Coolant hot",
+}
+
+
+class TestAuth(unittest.TestCase):
+    def test_key_round_trip(self):
+        key, prefix, key_hash = telematics_auth.generate_api_key()
+        self.assertEqual(telematics_auth.key_prefix(key), prefix)
+        self.assertTrue(telematics_auth.key_matches(key, key_hash))
+        self.assertFalse(telematics_auth.key_matches(key + "x", key_hash))
+        self.assertNotIn(key.split("_", 2)[2], key_hash)
+
+    def test_malformed_keys_have_no_prefix(self):
+        for key in ("", "cas_", "cas_abc_x", "other_12345678_x", "cas_12345678_"):
+            self.assertIsNone(telematics_auth.key_prefix(key), key)
+
+    def test_bearer_header(self):
+        self.assertEqual(telematics_auth.bearer_token("Bearer abc"), "abc")
+        self.assertEqual(telematics_auth.bearer_token("bearer  abc "), "abc")
+        self.assertIsNone(telematics_auth.bearer_token("Basic abc"))
+        self.assertIsNone(telematics_auth.bearer_token(None))
+
+    def test_signature_accepts_either_active_secret(self):
+        body = b'{"a": 1}'
+        for secret in ("old", "new"):
+            signature = telematics_auth.sign(secret, 1000, body)
+            telematics_auth.verify_signature(["old", "new"], "1000", signature, body, now=1100)
+
+    def test_signature_refusals_say_why(self):
+        body = b"{}"
+        good = telematics_auth.sign("s", 1000, body)
+        cases = [
+            ((None, good), "Timestamp header is missing"),
+            (("1000", None), "Signature header is missing"),
+            (("soon", good), "unix seconds"),
+            (("1000", telematics_auth.sign("other", 1000, body)), "does not match"),
+            (("1000", telematics_auth.sign("s", 1000, b"{ }")), "does not match"),
+        ]
+        for (stamp, signature), reason in cases:
+            with self.assertRaisesRegex(telematics_auth.SignatureError, reason):
+                telematics_auth.verify_signature(["s"], stamp, signature, body, now=1000)
+        with self.assertRaisesRegex(telematics_auth.SignatureError, "300 s away"):
+            telematics_auth.verify_signature(["s"], "1000", good, body, now=1301)
+
+
+class TestPayloads(unittest.TestCase):
+    def test_alert_is_normalised_to_utc(self):
+        alert, errors = telematics_payloads.parse_alert(ALERT, now=NOW)
+        self.assertEqual(errors, [])
+        self.assertEqual(alert["occurred_at"], datetime(2026, 11, 20, 8, 15))
+        self.assertEqual(alert["state"], "active")
+
+    def test_alert_errors_name_each_field(self):
+        bad = dict(ALERT, severity="fatal", occurred_at="yesterday", location={"lat": 91, "lon": 0})
+        del bad["event_id"]
+        _alert, errors = telematics_payloads.parse_alert(bad, now=NOW)
+        fields = {error["field"] for error in errors}
+        self.assertEqual(fields, {"event_id", "severity", "occurred_at", "location.lat"})
+
+    def test_naive_and_future_timestamps_are_refused(self):
+        for stamp, message in (
+            ("2026-11-20T08:00:00", "time zone"),
+            ("2026-11-22T08:00:00Z", "future"),
+            ("2026-11-20", "time zone"),
+        ):
+            with self.assertRaisesRegex(ValueError, message):
+                telematics_payloads.parse_timestamp(stamp, NOW)
+
+    def test_reading_needs_a_value_and_known_fields(self):
+        _r, errors = telematics_payloads.parse_reading(
+            {"device_id": "D", "at": "2026-11-20T08:00:00Z"}
+        )
+        self.assertEqual(errors[0]["field"], "$")
+        _r, errors = telematics_payloads.parse_reading(
+            {"device_id": "D", "at": "2026-11-20T08:00:00Z", "rpm": 3, "fuel_level_pct": 120}
+        )
+        self.assertEqual({e["field"] for e in errors}, {"rpm", "fuel_level_pct"})
+        _r, errors = telematics_payloads.parse_reading(
+            {"device_id": "D", "at": "2026-11-20T08:00:00Z", "engine_hours": True}
+        )
+        self.assertEqual(errors, [{"field": "engine_hours", "message": "must be a number"}])
+
+    def test_readings_batch_is_capped(self):
+        items, error = telematics_payloads.split_readings({"readings": [{}] * 5001})
+        self.assertIsNone(items)
+        self.assertIn("at most 5000", error["message"])
+
+
+class TestIso15143(unittest.TestCase):
+    def test_elements_group_by_their_own_timestamp(self):
+        snapshot = [
+            {
+                "version": "1",
+                "Equipment": [
+                    {
+                        "EquipmentHeader": {"PIN": "missing", "SerialNumber": "SN-1"},
+                        "Location": {
+                            "datetime": "2026-11-20T08:00:00Z",
+                            "Latitude": 48.1,
+                            "Longitude": 2.2,
+                        },
+                        "cumulativeOperatingHours": {
+                            "datetime": "2026-11-20T08:00:00Z",
+                            "hour": "PT13H30M",
+                        },
+                        "Distance": {
+                            "datetime": "2026-11-19T18:00:00Z",
+                            "OdometerUnits": "miles",
+                            "Odometer": 100,
+                        },
+                        "FuelUsed": {
+                            "datetime": "2026-11-19T18:00:00Z",
+                            "FuelUnits": "gallon",
+                            "FuelConsumed": 10,
+                        },
+                        "CumulativeLoadCount": {"datetime": "2026-11-19T18:00:00Z", "Count": 9},
+                    },
+                    {"EquipmentHeader": {"PIN": "N/A"}},
+                ],
+            }
+        ]
+        readings, errors = iso15143.fleet_to_readings(snapshot, now=NOW)
+        self.assertEqual([index for index, _e in errors], [1])
+        self.assertEqual(len(readings), 2)
+        older, newer = readings
+        self.assertEqual(older["device_id"], "SN-1")
+        self.assertAlmostEqual(older["odometer_km"], 160.9344)
+        self.assertAlmostEqual(older["fuel_used_l"], 37.85411784)
+        self.assertEqual(newer["engine_hours"], 13.5)
+        self.assertEqual((newer["lat"], newer["lon"]), (48.1, 2.2))
+
+    def test_hours_formats(self):
+        self.assertEqual(iso15143.parse_hours("P1DT2H"), 26.0)
+        self.assertEqual(iso15143.parse_hours("12:30"), 12.5)
+        self.assertEqual(iso15143.parse_hours("4218.5"), 4218.5)
+        with self.assertRaises(ValueError):
+            iso15143.parse_hours("lots")
+
+    def test_unknown_units_are_errors_not_guesses(self):
+        _readings, errors = iso15143.fleet_to_readings(
+            {
+                "Equipment": [
+                    {
+                        "EquipmentHeader": {"PIN": "P"},
+                        "Distance": {
+                            "datetime": "2026-11-20T08:00:00Z",
+                            "OdometerUnits": "furlong",
+                            "Odometer": 1,
+                        },
+                    }
+                ]
+            },
+            now=NOW,
+        )
+        self.assertIn("furlong", errors[0][1]["message"])
