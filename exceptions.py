@@ -1,4 +1,3 @@
-from odoo import _
 from odoo.exceptions import UserError
 
 
@@ -13,7 +12,7 @@ class UnknownExternalIdError(UserError):
         self.system = system
         self.external_id = external_id
         super().__init__(
-            _(
+            system.env._(
                 "No equipment is mapped to ID %(external_id)r of the external system "
                 "%(system)r. Add it on the equipment's 'Telematics & IDs' tab.",
                 external_id=external_id,

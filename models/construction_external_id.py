@@ -59,6 +59,26 @@ class ConstructionExternalId(models.Model):
         for mapping in self:
             mapping.display_name = f"{mapping.system_id.name or ''}: {mapping.external_id or ''}"
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        mappings = super().create(vals_list)
+        mappings._requeue_waiting_events()
+        return mappings
+
+    def write(self, vals):
+        result = super().write(vals)
+        if {"external_id", "system_id", "equipment_id"} & set(vals):
+            self._requeue_waiting_events()
+        return result
+
+    def _requeue_waiting_events(self):
+        """Events that waited for these devices are processed now that they are mapped."""
+        Event = self.env["construction.telematics.event"].sudo()
+        for system in self.system_id:
+            Event._requeue_unmapped(
+                system, self.filtered(lambda m, s=system: m.system_id == s).mapped("external_id")
+            )
+
     @api.model
     def _lookup_equipment(self, system, external_id):
         """Return the equipment ``system`` calls ``external_id``.

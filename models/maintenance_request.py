@@ -32,6 +32,13 @@ class MaintenanceRequest(models.Model):
     alert_code = fields.Char(readonly=True, copy=False, index="btree_not_null")
     alert_occurred_at = fields.Datetime(readonly=True, copy=False)
     alert_sensor_snapshot = fields.Json(readonly=True, copy=False)
+    alert_repeat_count = fields.Integer(
+        string="Alert count",
+        readonly=True,
+        copy=False,
+        default=0,
+        help="How many times telematics reported this alert while the request was open.",
+    )
     alert_sensor_snapshot_text = fields.Text(
         string="Sensor snapshot", compute="_compute_alert_sensor_snapshot_text"
     )

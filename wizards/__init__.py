@@ -1,1 +1,1 @@
-# Transient models (invoicing from imported work) live here.
+from . import construction_telematics_key_wizard

@@ -1,0 +1,475 @@
+import hashlib
+import json
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+from psycopg2 import errors as pg_errors
+from psycopg2.extras import Json, execute_values
+
+from ..exceptions import UnknownExternalIdError
+from ..protocols import telematics_payloads
+
+_logger = logging.getLogger(__name__)
+
+EVENT_STATES = [
+    ("pending", "Pending"),
+    ("unmapped", "Unmapped device"),
+    ("processed", "Processed"),
+    ("failed", "Failed (will retry)"),
+    ("dead", "Dead"),
+    ("rejected", "Rejected"),
+]
+QUEUED_STATES = ("pending", "failed")
+PARAM_PREFIX = "construction_asset_sync."
+DEFAULTS = {
+    "telematics_max_attempts": 5,
+    "telematics_retention_days": 30,
+    "telematics_batch_size": 200,
+    "telematics_max_engine_hours_per_day": 24.0,
+    "telematics_max_km_per_day": 2000.0,
+}
+
+
+def _canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ConstructionTelematicsEvent(models.Model):
+    """The inbound ledger: every accepted or rejected item, stored before it is acknowledged."""
+
+    _name = "construction.telematics.event"
+    _description = "Telematics event"
+    _order = "id desc"
+    _rec_name = "dedupe_key"
+
+    source_id = fields.Many2one(
+        "construction.telematics.source", required=True, index=True, ondelete="restrict"
+    )
+    company_id = fields.Many2one("res.company", required=True, index=True)
+    channel = fields.Selection(
+        [("http", "HTTP"), ("mqtt", "MQTT"), ("pull", "Pull")], required=True, default="http"
+    )
+    received_at = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
+    dedupe_key = fields.Char(required=True)
+    kind = fields.Selection([("alert", "Alert"), ("readings", "Readings")], required=True)
+    device_id = fields.Char(index=True)
+    payload = fields.Json(required=True)
+    payload_sha256 = fields.Char(string="Payload SHA-256", required=True)
+    item_count = fields.Integer(default=1)
+    state = fields.Selection(EVENT_STATES, required=True, default="pending", index=True)
+    attempts = fields.Integer(default=0)
+    next_attempt_at = fields.Datetime()
+    last_error = fields.Text()
+    validation_errors = fields.Json()
+    validation_errors_text = fields.Text(
+        string="Validation errors", compute="_compute_validation_errors_text"
+    )
+    payload_text = fields.Text(string="Payload (formatted)", compute="_compute_payload_text")
+    equipment_id = fields.Many2one("maintenance.equipment", index="btree_not_null")
+    request_id = fields.Many2one("maintenance.request", index="btree_not_null")
+    reading_ids = fields.One2many("construction.telematics.reading", "event_id")
+    result = fields.Char(help="What processing produced.")
+    processed_at = fields.Datetime()
+    active = fields.Boolean(default=True)
+
+    _sql_constraints = [
+        (
+            "source_dedupe_key_uniq",
+            "unique(source_id, dedupe_key)",
+            "This event was already received from this source.",
+        ),
+    ]
+
+    def init(self):
+        # The queue query scans only what waits, however large the processed history grows.
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS construction_telematics_event_queue_idx
+               ON construction_telematics_event (id)
+               WHERE state IN ('pending', 'failed') AND active"""
+        )
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS construction_telematics_event_unmapped_idx
+               ON construction_telematics_event (source_id, device_id)
+               WHERE state = 'unmapped'"""
+        )
+
+    @api.depends("validation_errors")
+    def _compute_validation_errors_text(self):
+        for event in self:
+            errors = event.validation_errors or []
+            event.validation_errors_text = "\n".join(
+                f"{item.get('field')}: {item.get('message')}" for item in errors
+            )
+
+    @api.depends("payload")
+    def _compute_payload_text(self):
+        for event in self:
+            event.payload_text = json.dumps(event.payload, indent=2, sort_keys=True)
+
+    # ------------------------------------------------------------------
+    # Settings
+    # ------------------------------------------------------------------
+    @api.model
+    def _setting(self, name):
+        default = DEFAULTS[name]
+        raw = self.env["ir.config_parameter"].sudo().get_param(PARAM_PREFIX + name)
+        try:
+            return type(default)(raw) if raw not in (None, "", False) else default
+        except ValueError:
+            _logger.warning("ignoring invalid setting %s=%r", PARAM_PREFIX + name, raw)
+            return default
+
+    # ------------------------------------------------------------------
+    # Receipt
+    # ------------------------------------------------------------------
+    @api.model
+    def _insert_rows(self, rows):
+        """Insert ledger rows, skipping those already received. Returns the inserted keys.
+
+        ON CONFLICT makes a resent or concurrently sent event a no-op instead of an
+        error, so a retried HTTP request answers the same and creates nothing twice.
+        """
+        if not rows:
+            return set()
+        uid = self.env.uid
+        values = [
+            (
+                row["source_id"],
+                row["company_id"],
+                row["channel"],
+                row["dedupe_key"],
+                row["kind"],
+                row.get("device_id"),
+                Json(row["payload"]),
+                row["payload_sha256"],
+                row.get("item_count", 1),
+                row["state"],
+                Json(row["validation_errors"]) if row.get("validation_errors") else None,
+                row.get("last_error"),
+                uid,
+                uid,
+            )
+            for row in rows
+        ]
+        inserted = execute_values(
+            self.env.cr._obj,
+            """INSERT INTO construction_telematics_event
+                   (source_id, company_id, channel, dedupe_key, kind, device_id, payload,
+                    payload_sha256, item_count, state, validation_errors, last_error,
+                    create_uid, write_uid, received_at, create_date, write_date, attempts, active)
+               VALUES %s
+               ON CONFLICT (source_id, dedupe_key) DO NOTHING
+               RETURNING dedupe_key""",
+            values,
+            template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " now() at time zone 'UTC', now() at time zone 'UTC',"
+            " now() at time zone 'UTC', 0, true)",
+            page_size=1000,
+            fetch=True,
+        )
+        return {key for (key,) in inserted}
+
+    @api.model
+    def _rejected_row(self, source, channel, kind, item, errors):
+        text = _canonical_json(item)
+        digest = _sha256(text)
+        device_id = item.get("device_id") if isinstance(item, dict) else None
+        return {
+            "source_id": source.id,
+            "company_id": source.company_id.id,
+            "channel": channel,
+            "dedupe_key": f"rejected:{digest}",
+            "kind": kind,
+            "device_id": device_id if isinstance(device_id, str) else None,
+            "payload": item,
+            "payload_sha256": digest,
+            "state": "rejected",
+            "validation_errors": errors,
+        }
+
+    @api.model
+    def _receive_alerts(self, source, items, channel="http"):
+        """Store alert items; returns the API answer ``{accepted, duplicates, rejected}``."""
+        rows, rejected, accepted_keys = [], [], []
+        seen = set()
+        for index, item in enumerate(items):
+            alert, errors = telematics_payloads.parse_alert(item)
+            if errors:
+                rejected.append({"index": index, "errors": errors})
+                rows.append(self._rejected_row(source, channel, "alert", item, errors))
+                continue
+            key = f"alert:{alert['event_id']}"
+            accepted_keys.append(key)
+            if key in seen:
+                continue
+            seen.add(key)
+            text = _canonical_json(item)
+            rows.append(
+                {
+                    "source_id": source.id,
+                    "company_id": source.company_id.id,
+                    "channel": channel,
+                    "dedupe_key": key,
+                    "kind": "alert",
+                    "device_id": alert["device_id"],
+                    "payload": item,
+                    "payload_sha256": _sha256(text),
+                    "state": "pending",
+                }
+            )
+        inserted = self._insert_rows(rows)
+        # An event_id sent twice in one request is accepted once.
+        accepted = len(inserted & set(accepted_keys))
+        if accepted:
+            self._trigger_processing()
+        return {
+            "accepted": accepted,
+            "duplicates": len(accepted_keys) - accepted,
+            "rejected": rejected,
+        }
+
+    @api.model
+    def _receive_readings(self, source, readings, rejected, channel="http"):
+        """Store validated readings, one ledger event per device and batch.
+
+        ``readings`` are normalised (``parse_reading`` output, with ``_index``);
+        ``rejected`` are ``(index, item, errors)``. A reading repeated with the same
+        device and timestamp, in this batch or in an earlier one, is a duplicate.
+        """
+        by_device = {}
+        duplicates = 0
+        for reading in readings:
+            device = by_device.setdefault(reading["device_id"], {})
+            stamp = reading["at"].isoformat()
+            if stamp in device:
+                duplicates += 1
+                continue
+            device[stamp] = {
+                key: value
+                for key, value in reading.items()
+                if key not in ("device_id", "at", "_index")
+            } | {"at": stamp}
+        rows = []
+        for device_id, by_stamp in by_device.items():
+            stamps = sorted(by_stamp)
+            body = {"device_id": device_id, "readings": [by_stamp[stamp] for stamp in stamps]}
+            text = _canonical_json(body)
+            rows.append(
+                {
+                    "source_id": source.id,
+                    "company_id": source.company_id.id,
+                    "channel": channel,
+                    # Same device and same timestamps: the same batch sent again.
+                    "dedupe_key": "readings:{}:{}".format(device_id, _sha256("\n".join(stamps))),
+                    "kind": "readings",
+                    "device_id": device_id,
+                    "payload": body,
+                    "payload_sha256": _sha256(text),
+                    "item_count": len(stamps),
+                    "state": "pending",
+                }
+            )
+        for _index, item, errors in rejected:
+            rows.append(self._rejected_row(source, channel, "readings", item, errors))
+        inserted = self._insert_rows(rows)
+        accepted = 0
+        for row in rows:
+            if row["state"] != "pending":
+                continue
+            if row["dedupe_key"] in inserted:
+                accepted += row["item_count"]
+            else:
+                duplicates += row["item_count"]
+        if accepted:
+            self._trigger_processing()
+        return {
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "rejected": [{"index": index, "errors": errors} for index, _item, errors in rejected],
+        }
+
+    @api.model
+    def _trigger_processing(self):
+        self.env.ref("construction_asset_sync.ir_cron_process_telematics_events").sudo()._trigger()
+
+    # ------------------------------------------------------------------
+    # Processing
+    # ------------------------------------------------------------------
+    @api.model
+    def _cron_process(self, time_budget=50.0):
+        """Process the queue in committed batches until it is empty or time runs out."""
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        done = 0
+        while time.monotonic() < deadline:
+            processed = self._process_batch()
+            done += processed
+            if auto_commit:
+                self.env.cr.commit()
+            if not processed:
+                break
+        remaining = self._queued_count() if done else 0
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done
+
+    @api.model
+    def _queued_count(self):
+        self.flush_model()
+        self.env.cr.execute(
+            """SELECT count(*) FROM construction_telematics_event
+               WHERE state IN ('pending', 'failed') AND active
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')"""
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _process_batch(self, limit=None):
+        """Lock and process one batch of due events; returns how many were taken.
+
+        SKIP LOCKED lets several workers share the queue without ever taking the
+        same event; the locks, the outcome and the produced records all commit or
+        roll back together, so a crash mid-batch loses and duplicates nothing.
+        """
+        self.flush_model()
+        self.env.cr.execute(
+            """SELECT id FROM construction_telematics_event
+               WHERE state IN ('pending', 'failed') AND active
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')
+               ORDER BY id
+               LIMIT %s
+               FOR UPDATE SKIP LOCKED""",
+            [limit or self._setting("telematics_batch_size")],
+        )
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        for event in self.browse(ids):
+            event._process_one_safely()
+        self.flush_model()
+        return len(ids)
+
+    def _process_one_safely(self):
+        self.ensure_one()
+        try:
+            with self.env.cr.savepoint():
+                self._process_one()
+        except UnknownExternalIdError:
+            self.write({"state": "unmapped", "last_error": False, "next_attempt_at": False})
+        except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
+            # Another worker changed the same machine since this transaction began:
+            # leave the event queued, untouched, for the next batch's fresh snapshot.
+            self.env.invalidate_all()
+            _logger.debug("telematics event %s postponed after a concurrent update", self.id)
+        except Exception as exc:
+            _logger.warning(
+                "telematics event %s failed (attempt %s)",
+                self.id,
+                self.attempts + 1,
+                exc_info=True,
+            )
+            self._mark_failed(exc)
+
+    def _mark_failed(self, exc):
+        attempts = self.attempts + 1
+        if attempts >= self._setting("telematics_max_attempts"):
+            values = {"state": "dead", "next_attempt_at": False}
+        else:
+            backoff = timedelta(minutes=2 ** (attempts - 1))
+            values = {"state": "failed", "next_attempt_at": fields.Datetime.now() + backoff}
+        self.write(values | {"attempts": attempts, "last_error": f"{type(exc).__name__}: {exc}"})
+
+    def _process_one(self):
+        self.ensure_one()
+        source = self.source_id.sudo()
+        equipment = (
+            self.env["construction.external.id"]
+            .sudo()
+            .with_company(self.company_id)
+            ._lookup_equipment(source.external_system_id, self.device_id)
+        )
+        # One worker at a time per machine: "at most one open request per code".
+        self.env.cr.execute(
+            "SELECT id FROM maintenance_equipment WHERE id = %s FOR NO KEY UPDATE", [equipment.id]
+        )
+        equipment = equipment.with_company(self.company_id)
+        if self.kind == "alert":
+            values = self.env["maintenance.equipment"]._telematics_apply_alert(
+                equipment, self.payload, self
+            )
+        else:
+            values = self.env["construction.telematics.reading"]._store_batch(
+                equipment, self, self.payload["readings"]
+            )
+        self.write(
+            {
+                "state": "processed",
+                "equipment_id": equipment.id,
+                "processed_at": fields.Datetime.now(),
+                "attempts": self.attempts + 1,
+                "last_error": False,
+                "next_attempt_at": False,
+            }
+            | values
+        )
+
+    # ------------------------------------------------------------------
+    # Operations
+    # ------------------------------------------------------------------
+    @api.model
+    def _requeue_unmapped(self, system, device_ids):
+        """Queue again the events that waited for a mapping of ``device_ids``."""
+        if not device_ids:
+            return 0
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """UPDATE construction_telematics_event e
+                   SET state = 'pending', next_attempt_at = NULL,
+                       write_date = now() at time zone 'UTC'
+                   FROM construction_telematics_source s
+                   WHERE e.source_id = s.id AND e.state = 'unmapped'
+                     AND s.external_system_id = %s AND e.device_id IN %s""",
+                system.id,
+                tuple(device_ids),
+            )
+        )
+        count = self.env.cr.rowcount
+        if count:
+            self.invalidate_model(["state", "next_attempt_at"])
+            self._trigger_processing()
+        return count
+
+    def action_replay(self):
+        """Queue chosen events again (dead, failed, unmapped or processed ones)."""
+        replayable = self.filtered(lambda event: event.state != "rejected")
+        replayable.write(
+            {"state": "pending", "attempts": 0, "next_attempt_at": False, "last_error": False}
+        )
+        if replayable:
+            self._trigger_processing()
+        return True
+
+    @api.model
+    def _cron_archive_processed(self):
+        """Archive processed events older than the retention period (they stay searchable)."""
+        days = self._setting("telematics_retention_days")
+        if days <= 0:
+            return 0
+        self.flush_model()
+        self.env.cr.execute(
+            """UPDATE construction_telematics_event SET active = false,
+                   write_date = now() at time zone 'UTC'
+               WHERE active AND state = 'processed'
+                 AND processed_at < (now() at time zone 'UTC') - %s * interval '1 day'""",
+            [days],
+        )
+        count = self.env.cr.rowcount
+        self.invalidate_model(["active"])
+        self.env["construction.telematics.idempotency"]._purge_expired()
+        return count

@@ -1,0 +1,308 @@
+import time
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..protocols import telematics_auth
+
+PAYLOAD_FORMATS = [
+    ("canonical", "Canonical JSON (alerts and readings)"),
+    ("iso15143_3", "ISO 15143-3 fleet snapshot (JSON)"),
+]
+
+
+class ConstructionTelematicsSource(models.Model):
+    """One sender of telematics: a machine gateway, a vendor cloud, a bridge."""
+
+    _name = "construction.telematics.source"
+    _description = "Telematics source"
+    _inherit = ["mail.thread"]
+    _order = "name"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True, tracking=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
+    payload_format = fields.Selection(
+        PAYLOAD_FORMATS, required=True, default="canonical", tracking=True
+    )
+    external_system_id = fields.Many2one(
+        "construction.external.system",
+        string="External system",
+        required=True,
+        ondelete="restrict",
+        check_company=True,
+        domain="[('kind', '=', 'telematics')]",
+        help="Whose device IDs this source sends; machines are mapped to them there.",
+    )
+    api_key_prefix = fields.Char(
+        string="Key prefix",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="First part of the API key, to recognise it; the key itself is never stored.",
+    )
+    api_key_hash = fields.Char(
+        readonly=True, copy=False, groups="construction_asset_sync.group_integration_admin"
+    )
+    api_key_created_at = fields.Datetime(readonly=True, copy=False)
+    hmac_secret = fields.Char(
+        string="Signing secret",
+        copy=False,
+        groups="construction_asset_sync.group_integration_admin",
+        help="When set, every request must be signed with HMAC-SHA256 "
+        "(X-Telematics-Timestamp and X-Telematics-Signature headers).",
+    )
+    hmac_secret_next = fields.Char(
+        string="Next signing secret",
+        copy=False,
+        groups="construction_asset_sync.group_integration_admin",
+        help="A second secret accepted at the same time, so a sender can rotate without "
+        "downtime: set it here, switch the sender, then promote it.",
+    )
+    requires_signature = fields.Boolean(compute="_compute_requires_signature", store=True)
+    event_ids = fields.One2many("construction.telematics.event", "source_id", string="Events")
+    event_count = fields.Integer(compute="_compute_event_stats")
+    attention_event_count = fields.Integer(
+        compute="_compute_event_stats", string="Events needing attention"
+    )
+    last_received_at = fields.Datetime(compute="_compute_event_stats")
+
+    _sql_constraints = [
+        ("api_key_prefix_uniq", "unique(api_key_prefix)", "API key prefixes must be unique."),
+    ]
+
+    @api.depends("hmac_secret", "hmac_secret_next")
+    def _compute_requires_signature(self):
+        for source in self.sudo():
+            source.requires_signature = bool(source.hmac_secret or source.hmac_secret_next)
+
+    def _compute_event_stats(self):
+        Event = self.env["construction.telematics.event"].with_context(active_test=False)
+        totals = dict(
+            Event._read_group([("source_id", "in", self.ids)], ["source_id"], ["__count"])
+        )
+        attention = dict(
+            Event._read_group(
+                [("source_id", "in", self.ids), ("state", "in", ("unmapped", "dead", "rejected"))],
+                ["source_id"],
+                ["__count"],
+            )
+        )
+        last = dict(
+            Event._read_group([("source_id", "in", self.ids)], ["source_id"], ["received_at:max"])
+        )
+        for source in self:
+            source.event_count = totals.get(source, 0)
+            source.attention_event_count = attention.get(source, 0)
+            source.last_received_at = last.get(source)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if not vals.get("external_system_id"):
+                company_id = vals.get("company_id") or self.env.company.id
+                system = self.env["construction.external.system"].create(
+                    {
+                        "name": vals.get("name") or self.env._("Telematics"),
+                        "kind": "telematics",
+                        "code": self._unique_system_code(vals.get("name"), company_id),
+                        "company_id": company_id,
+                    }
+                )
+                vals["external_system_id"] = system.id
+        return super().create(vals_list)
+
+    def _unique_system_code(self, name, company_id):
+        base = "-".join((name or "telematics").lower().split())[:40] or "telematics"
+        code, counter = base, 1
+        Systems = self.env["construction.external.system"].with_context(active_test=False)
+        while Systems.search_count([("code", "=", code), ("company_id", "=", company_id)]):
+            counter += 1
+            code = f"{base}-{counter}"
+        return code
+
+    def action_generate_api_key(self):
+        """Create a new key, replacing the old one, and show it once."""
+        self.ensure_one()
+        if not self.env.user.has_group("construction_asset_sync.group_integration_admin"):
+            raise UserError(self.env._("Only integration administrators can issue API keys."))
+        key = self._issue_api_key()
+        wizard = self.env["construction.telematics.key.wizard"].create(
+            {"source_id": self.id, "api_key": key}
+        )
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("API key of %(source)s", source=self.display_name),
+            "res_model": wizard._name,
+            "res_id": wizard.id,
+            "view_mode": "form",
+            "target": "new",
+        }
+
+    def _issue_api_key(self):
+        """Replace the source's key; returns the new key, which is not stored anywhere."""
+        self.ensure_one()
+        key, prefix, key_hash = telematics_auth.generate_api_key()
+        self.sudo().write(
+            {
+                "api_key_prefix": prefix,
+                "api_key_hash": key_hash,
+                "api_key_created_at": fields.Datetime.now(),
+            }
+        )
+        self.message_post(
+            body=self.env._("New API key issued (prefix %(prefix)s).", prefix=prefix),
+            subtype_xmlid="mail.mt_note",
+        )
+        return key
+
+    def action_promote_next_secret(self):
+        for source in self.sudo():
+            if not source.hmac_secret_next:
+                raise UserError(self.env._("%(source)s has no next secret.", source=source.name))
+            source.write({"hmac_secret": source.hmac_secret_next, "hmac_secret_next": False})
+
+    def action_open_events(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "construction_asset_sync.construction_telematics_event_action"
+        )
+        action["domain"] = [("source_id", "=", self.id)]
+        action["context"] = {}
+        return action
+
+    @api.model
+    def _authenticate(self, api_key):
+        """The active source owning ``api_key``, else an empty recordset."""
+        prefix = telematics_auth.key_prefix(api_key or "")
+        if not prefix:
+            return self.browse()
+        source = self.sudo().search([("api_key_prefix", "=", prefix)], limit=1)
+        if source and telematics_auth.key_matches(api_key, source.api_key_hash):
+            return source
+        return self.browse()
+
+    def _verify_signature(self, timestamp_header, signature_header, body):
+        """Raise ``SignatureError`` unless the request is signed, when it must be."""
+        self.ensure_one()
+        source = self.sudo()
+        if not source.requires_signature:
+            return
+        telematics_auth.verify_signature(
+            [source.hmac_secret, source.hmac_secret_next],
+            timestamp_header,
+            signature_header,
+            body,
+            now=int(time.time()),
+        )
+
+    @api.model
+    def _demo_populate(self, source):
+        """Demo history through the real pipeline: readings, alerts, an unmapped device."""
+        import random
+        from datetime import timedelta
+
+        source = self.browse(source)
+        rng = random.Random(42)
+        Event = self.env["construction.telematics.event"]
+        now = fields.Datetime.now().replace(minute=0, second=0, microsecond=0)
+        start = now - timedelta(days=7)
+        fleet = {
+            "CAT-320-0001": (4180.0, 48.871453, 2.350892, 0.9),
+            "VOL-L90H-0002": (1700.0, 43.295100, 5.362200, 0.8),
+            "BELL-B30E-0003": (8080.0, 48.869000, 2.354100, 0.85),
+        }
+        readings = []
+        for device, (hours, lat, lon, rate) in fleet.items():
+            fuel = 90.0
+            for step in range(7 * 24):
+                at = start + timedelta(hours=step)
+                working = at.weekday() < 5 and 7 <= at.hour < 17
+                if working:
+                    hours += rate
+                    fuel -= rng.uniform(3, 6)
+                    if fuel < 15:
+                        fuel = 95.0
+                readings.append(
+                    {
+                        "device_id": device,
+                        "at": at,
+                        "engine_hours": round(hours, 2),
+                        "idle_hours": round(hours * 0.22, 2),
+                        "fuel_level_pct": round(fuel, 1),
+                        "lat": round(lat + rng.uniform(-0.001, 0.001), 6),
+                        "lon": round(lon + rng.uniform(-0.001, 0.001), 6),
+                    }
+                )
+        # A hour meter that jumps 500 h in an hour: stored, flagged suspect, ignored.
+        readings.append(
+            {"device_id": "CAT-320-0001", "at": now - timedelta(minutes=30), "engine_hours": 9999.0}
+        )
+        for index, reading in enumerate(readings):
+            reading["_index"] = index
+        Event._receive_readings(source, readings, [])
+
+        def alert(event_id, device, minutes_ago, severity, code, message, state="active"):
+            return {
+                "event_id": event_id,
+                "device_id": device,
+                "occurred_at": (now - timedelta(minutes=minutes_ago)).isoformat() + "Z",
+                "severity": severity,
+                "code": code,
+                "message": message,
+                "state": state,
+            }
+
+        Event._receive_alerts(
+            source,
+            [
+                alert(
+                    "demo-1",
+                    "CAT-320-0001",
+                    95,
+                    "critical",
+                    "SPN110-FMI0",
+                    "Engine coolant temperature high",
+                ),
+                alert(
+                    "demo-2",
+                    "CAT-320-0001",
+                    40,
+                    "critical",
+                    "SPN110-FMI0",
+                    "Engine coolant temperature high",
+                ),
+                alert("demo-3", "VOL-L90H-0002", 70, "warning", "SPN96-FMI18", "Fuel level low"),
+                alert(
+                    "demo-4",
+                    "BELL-B30E-0003",
+                    200,
+                    "warning",
+                    "SPN100-FMI1",
+                    "Engine oil pressure low",
+                ),
+                alert(
+                    "demo-5",
+                    "BELL-B30E-0003",
+                    180,
+                    "warning",
+                    "SPN100-FMI1",
+                    "Engine oil pressure back to normal",
+                    state="cleared",
+                ),
+                alert("demo-6", "BELL-B30E-0003", 20, "info", "GEOFENCE-ENTER", "Entered job site"),
+                alert(
+                    "demo-7",
+                    "KOM-PC210-0099",
+                    15,
+                    "critical",
+                    "SPN3031-FMI9",
+                    "DEF tank sensor fault",
+                ),
+            ],
+        )
+        while Event._process_batch():
+            pass
