@@ -1,1 +1,1 @@
-# HTTP endpoints (telematics ingestion) live here.
+from . import telematics

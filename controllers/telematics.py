@@ -1,0 +1,253 @@
+"""The telematics ingestion API (``/telematics/v1``).
+
+Every answer is JSON; errors are RFC 9457 problem documents naming the failing
+fields. Accepted items are in the ledger before the 202 leaves, and the whole
+handler is idempotent, because Odoo re-runs it on serialization conflicts.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from odoo import SUPERUSER_ID, http
+from odoo.http import request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..protocols import iso15143, telematics_auth, telematics_payloads
+
+_logger = logging.getLogger(__name__)
+
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi" / "telematics-v1.json"
+DEFAULT_MAX_BODY_MB = 5.0
+JSON_TYPES = ("application/json",)
+ROUTE_OPTIONS = {
+    "type": "http",
+    "auth": "none",
+    "csrf": False,
+    "save_session": False,
+}
+
+
+class IngestError(Exception):
+    def __init__(self, status, title, detail, errors=None, store=None):
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        # What to keep as a rejected ledger event, for authenticated senders.
+        self.store = store
+
+
+def problem(status, title, detail, errors=None):
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return request.make_response(
+        json.dumps(body),
+        headers=[("Content-Type", "application/problem+json")],
+        status=status,
+    )
+
+
+def json_response(body, status):
+    return request.make_response(
+        json.dumps(body), headers=[("Content-Type", "application/json")], status=status
+    )
+
+
+class TelematicsController(http.Controller):
+    @http.route("/telematics/v1/health", methods=["GET"], **ROUTE_OPTIONS)
+    def health(self):
+        return json_response({"status": "ok"}, 200)
+
+    @http.route("/telematics/v1/openapi.json", methods=["GET"], **ROUTE_OPTIONS)
+    def openapi(self):
+        return request.make_response(
+            OPENAPI_PATH.read_bytes(), headers=[("Content-Type", "application/json")]
+        )
+
+    @http.route("/telematics/v1/alerts", methods=["POST"], readonly=False, **ROUTE_OPTIONS)
+    def alerts(self):
+        return self._ingest(self._alerts, "alert")
+
+    @http.route("/telematics/v1/readings", methods=["POST"], readonly=False, **ROUTE_OPTIONS)
+    def readings(self):
+        return self._ingest(self._readings, "readings")
+
+    @http.route("/telematics/v1/iso15143/fleet", methods=["POST"], readonly=False, **ROUTE_OPTIONS)
+    def iso15143_fleet(self):
+        return self._ingest(self._iso_fleet, "readings")
+
+    # ------------------------------------------------------------------
+    def _ingest(self, handler, kind):
+        request.update_env(user=SUPERUSER_ID)
+        httprequest = request.httprequest
+        source = request.env["construction.telematics.source"]._authenticate(
+            telematics_auth.bearer_token(httprequest.headers.get("Authorization"))
+        )
+        if not source:
+            # Unauthenticated: nothing is written, and nothing tells which part was wrong.
+            return problem(
+                401, "Unauthorized", "A valid 'Authorization: Bearer <key>' is required."
+            )
+        env = request.env(
+            context=dict(request.env.context, allowed_company_ids=source.company_id.ids)
+        )
+        source = source.with_env(env)
+        Event = env["construction.telematics.event"]
+        try:
+            body = self._read_body(source)
+            try:
+                source._verify_signature(
+                    httprequest.headers.get("X-Telematics-Timestamp"),
+                    httprequest.headers.get("X-Telematics-Signature"),
+                    body,
+                )
+            except telematics_auth.SignatureError as exc:
+                return problem(401, "Unauthorized", str(exc))
+            idempotency_key = (httprequest.headers.get("Idempotency-Key") or "").strip().strip('"')
+            body_sha256 = hashlib.sha256(body).hexdigest()
+            if idempotency_key:
+                known = env["construction.telematics.idempotency"]._find(source, idempotency_key)
+                if known and known.body_sha256 != body_sha256:
+                    return problem(
+                        422,
+                        "Idempotency-Key reused",
+                        "This Idempotency-Key was used with a different body.",
+                        [{"field": "Idempotency-Key", "message": "was used with a different body"}],
+                    )
+                if known:
+                    return json_response(known.response, known.status)
+            try:
+                document = json.loads(body)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise IngestError(
+                    400,
+                    "Malformed JSON",
+                    f"The body is not valid JSON: {exc}",
+                    [{"field": "$", "message": "is not valid JSON"}],
+                    store={"raw_body": body.decode("utf-8", "replace")},
+                ) from None
+            answer = handler(Event, source, document)
+        except IngestError as exc:
+            if exc.store is not None:
+                Event._insert_rows(
+                    [Event._rejected_row(source, "http", kind, exc.store, exc.errors)]
+                )
+            return problem(exc.status, exc.title, exc.detail, exc.errors)
+        if not answer["accepted"] and not answer["duplicates"]:
+            status = 422
+            body_out = {
+                "type": "about:blank",
+                "title": "No valid item",
+                "status": 422,
+                "detail": "Every item failed validation; nothing was accepted.",
+                "errors": [
+                    dict(error, field=f"[{item['index']}].{error['field']}")
+                    for item in answer["rejected"]
+                    for error in item["errors"]
+                ],
+            } | answer
+            response = request.make_response(
+                json.dumps(body_out),
+                headers=[("Content-Type", "application/problem+json")],
+                status=422,
+            )
+        else:
+            status, body_out = 202, answer
+            response = json_response(answer, 202)
+        if idempotency_key:
+            env["construction.telematics.idempotency"]._remember(
+                source, idempotency_key, body_sha256, status, body_out
+            )
+        return response
+
+    def _read_body(self, source):
+        httprequest = request.httprequest
+        mimetype = (httprequest.mimetype or "").lower()
+        if mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
+            raise IngestError(
+                415,
+                "Unsupported Media Type",
+                "Send the body as application/json.",
+                [{"field": "Content-Type", "message": "must be application/json"}],
+            )
+        raw = (
+            request.env["ir.config_parameter"]
+            .sudo()
+            .get_param("construction_asset_sync.telematics_max_body_mb")
+        )
+        try:
+            limit = int(float(raw or DEFAULT_MAX_BODY_MB) * 1024 * 1024)
+        except ValueError:
+            limit = int(DEFAULT_MAX_BODY_MB * 1024 * 1024)
+        too_large = IngestError(
+            413,
+            "Content Too Large",
+            f"The body exceeds the limit of {limit} bytes.",
+            [{"field": "$", "message": f"must be at most {limit} bytes"}],
+        )
+        if (httprequest.content_length or 0) > limit:
+            raise too_large
+        # Also caps bodies sent without Content-Length (chunked).
+        httprequest.max_content_length = limit
+        try:
+            return httprequest.get_data(cache=True)
+        except RequestEntityTooLarge:
+            raise too_large from None
+
+    # Handlers return the API answer {accepted, duplicates, rejected}.
+    def _alerts(self, Event, source, document):
+        items, structure_error = telematics_payloads.split_alerts(document)
+        if structure_error:
+            raise IngestError(
+                422,
+                "Invalid request",
+                structure_error["message"],
+                [structure_error],
+                store=document,
+            )
+        return Event._receive_alerts(source, items)
+
+    def _readings(self, Event, source, document):
+        items, structure_error = telematics_payloads.split_readings(document)
+        if structure_error:
+            raise IngestError(
+                422,
+                "Invalid request",
+                f"{structure_error['field']} {structure_error['message']}",
+                [structure_error],
+                store=document,
+            )
+        readings, rejected = [], []
+        for index, item in enumerate(items):
+            reading, errors = telematics_payloads.parse_reading(item)
+            if errors:
+                rejected.append((index, item, errors))
+            else:
+                reading["_index"] = index
+                readings.append(reading)
+        return Event._receive_readings(source, readings, rejected)
+
+    def _iso_fleet(self, Event, source, document):
+        readings, errors = iso15143.fleet_to_readings(document)
+        if not readings:
+            raise IngestError(
+                422,
+                "No valid item",
+                "The snapshot holds no reading this API can map.",
+                [error for _index, error in errors]
+                or [{"field": "Equipment", "message": "holds no mappable data element"}],
+                store=document,
+            )
+        by_equipment = {}
+        for index, error in errors:
+            by_equipment.setdefault(index, []).append(error)
+        equipment = iso15143.equipment_list_of(document)
+        rejected = [
+            (index, equipment[index] if index is not None else document, errors)
+            for index, errors in by_equipment.items()
+        ]
+        return Event._receive_readings(source, readings, rejected)
