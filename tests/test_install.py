@@ -26,4 +26,13 @@ class TestInstall(TransactionCase):
     def test_integration_menu_sits_under_maintenance(self):
         menu = self.env.ref("construction_asset_sync.menu_integration")
         self.assertEqual(menu.parent_id, self.env.ref("maintenance.menu_maintenance_title"))
-        self.assertEqual(menu.child_id.mapped("name"), ["External IDs", "External systems"])
+        self.assertEqual(
+            menu.child_id.mapped("name"),
+            [
+                "External IDs",
+                "Telematics ledger",
+                "Telematics readings",
+                "Telematics sources",
+                "External systems",
+            ],
+        )

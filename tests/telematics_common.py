@@ -1,0 +1,46 @@
+import json
+import time
+
+from odoo.addons.construction_asset_sync.protocols import telematics_auth
+
+ALERT = {
+    "event_id": "evt-1",
+    "device_id": "DEV-1",
+    "occurred_at": "2026-11-20T08:15:00Z",
+    "severity": "critical",
+    "code": "SPN110-FMI0",
+    "message": "Engine coolant temperature high",
+    "location": {"lat": 48.87, "lon": 2.35},
+    "readings": {"engine_hours": 1200.5, "fuel_level_pct": 40},
+}
+
+
+def make_fleet(env, suffix=""):
+    """A machine mapped as DEV-1 on a fresh telematics source; returns (source, key, equipment)."""
+    equipment = env["maintenance.equipment"].create({"name": f"Excavator{suffix}"})
+    source = env["construction.telematics.source"].create({"name": f"Vendor push{suffix}"})
+    env["construction.external.id"].create(
+        {
+            "system_id": source.external_system_id.id,
+            "external_id": "DEV-1",
+            "equipment_id": equipment.id,
+        }
+    )
+    key = source._issue_api_key()
+    return source, key, equipment
+
+
+def signed_headers(secret, body, timestamp=None):
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "X-Telematics-Timestamp": str(timestamp),
+        "X-Telematics-Signature": telematics_auth.sign(secret, timestamp, body),
+    }
+
+
+def alert(**changes):
+    return dict(ALERT, **changes)
+
+
+def dumps(document):
+    return json.dumps(document).encode()

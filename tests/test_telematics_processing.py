@@ -1,0 +1,279 @@
+import threading
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.tests import TransactionCase, tagged
+
+from .telematics_common import alert, make_fleet
+
+
+def reading(at, **values):
+    return dict(device_id="DEV-1", at=at, **values)
+
+
+class TestTelematicsProcessing(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source, cls.key, cls.equipment = make_fleet(cls.env)
+        cls.Event = cls.env["construction.telematics.event"]
+
+    def receive(self, *alerts):
+        return self.Event._receive_alerts(self.source, list(alerts))
+
+    def receive_readings(self, *readings):
+        parsed = []
+        for index, item in enumerate(readings):
+            value = dict(item, at=fields.Datetime.to_datetime(item["at"]), _index=index)
+            parsed.append(value)
+        return self.Event._receive_readings(self.source, parsed, [])
+
+    def requests(self):
+        return self.env["maintenance.request"].search([("equipment_id", "=", self.equipment.id)])
+
+    # -- alerts --------------------------------------------------------------
+    def test_warning_opens_a_normal_priority_request_marked_for_review(self):
+        self.receive(alert(severity="warning", code="LOWFUEL", message="Fuel low"))
+        self.Event._process_batch()
+        request = self.requests()
+        self.assertEqual(request.name, "LOWFUEL: Fuel low")
+        self.assertEqual(request.priority, "2")
+        self.assertEqual(request.maintenance_type, "corrective")
+        self.assertEqual(request.request_origin, "telematics_alert")
+        self.assertTrue(request.to_review)
+        self.assertEqual(request.alert_sensor_snapshot["readings"]["engine_hours"], 1200.5)
+
+    def test_repeats_annotate_the_open_request_and_cleared_posts_a_note(self):
+        self.receive(alert(event_id="1", severity="warning"))
+        self.receive(alert(event_id="2", severity="critical", occurred_at="2026-11-20T09:00:00Z"))
+        self.receive(alert(event_id="3", state="cleared", occurred_at="2026-11-20T10:00:00Z"))
+        self.Event._process_batch()
+        request = self.requests()
+        self.assertEqual(len(request), 1)
+        self.assertEqual(request.alert_repeat_count, 2)
+        self.assertEqual(request.priority, "3")
+        bodies = " ".join(request.message_ids.mapped("body"))
+        self.assertIn("repeated", bodies)
+        self.assertIn("cleared", bodies)
+        self.assertFalse(self.equipment.last_fault_code)
+
+    def test_a_new_request_opens_once_the_previous_one_is_done(self):
+        self.receive(alert(event_id="1"))
+        self.Event._process_batch()
+        done_stage = self.env["maintenance.stage"].search([("done", "=", True)], limit=1)
+        self.requests().stage_id = done_stage
+        self.receive(alert(event_id="2"))
+        self.Event._process_batch()
+        self.assertEqual(len(self.requests()), 2)
+
+    def test_info_alert_only_updates_state(self):
+        self.receive(alert(severity="info", code="GEOFENCE", location={"lat": 1.5, "lon": 2.5}))
+        self.Event._process_batch()
+        self.assertFalse(self.requests())
+        self.assertEqual(self.equipment.telematics_latitude, 1.5)
+        self.assertEqual(self.equipment.engine_hours, 1200.5)
+
+    # -- readings ------------------------------------------------------------
+    def test_counters_never_go_backwards_and_jumps_are_flagged(self):
+        self.receive_readings(
+            reading("2026-11-20 08:00:00", engine_hours=100.0, odometer_km=50.0),
+            reading("2026-11-20 10:00:00", engine_hours=101.5, odometer_km=80.0),
+            reading("2026-11-20 11:00:00", engine_hours=99.0),
+            reading("2026-11-20 12:00:00", engine_hours=160.0),
+            reading("2026-11-20 13:00:00", engine_hours=102.4, fuel_level_pct=55.0),
+        )
+        self.Event._process_batch()
+        history = self.equipment.telematics_reading_ids.sorted("at")
+        self.assertEqual(history.mapped("suspect"), [False, False, True, True, False])
+        self.assertIn("went backwards", history[2].suspect_reason)
+        self.assertIn("more than 24 per day", history[3].suspect_reason)
+        self.assertEqual(self.equipment.engine_hours, 102.4)
+        self.assertEqual(self.equipment.odometer_km, 80.0)
+        self.assertEqual(self.equipment.fuel_level_pct, 55.0)
+
+    def test_plausibility_limit_is_configurable(self):
+        self.env["ir.config_parameter"].set_param(
+            "construction_asset_sync.telematics_max_engine_hours_per_day", "12"
+        )
+        self.receive_readings(
+            reading("2026-11-20 00:00:00", engine_hours=100.0),
+            reading("2026-11-21 00:00:00", engine_hours=115.0),
+        )
+        self.Event._process_batch()
+        self.assertEqual(self.equipment.engine_hours, 100.0)
+        self.assertTrue(self.equipment.telematics_reading_ids.filtered("suspect"))
+
+    def test_older_readings_fill_history_without_moving_state(self):
+        self.receive_readings(
+            reading("2026-11-20 12:00:00", engine_hours=200.0, fuel_level_pct=50.0)
+        )
+        self.Event._process_batch()
+        self.receive_readings(
+            reading("2026-11-20 06:00:00", engine_hours=195.0, fuel_level_pct=90.0)
+        )
+        self.Event._process_batch()
+        self.assertEqual(self.equipment.engine_hours, 200.0)
+        self.assertEqual(self.equipment.fuel_level_pct, 50.0)
+        self.assertEqual(self.equipment.telematics_reading_count, 2)
+
+    # -- failures, replay, retention ---------------------------------------
+    def test_failures_back_off_then_die_and_replay_recovers(self):
+        self.receive(alert())
+        event = self.Event.search([("source_id", "=", self.source.id)])
+        model_class = type(self.env["maintenance.equipment"])
+        with patch.object(model_class, "_telematics_apply_alert", side_effect=RuntimeError("boom")):
+            self.Event._process_batch()
+            self.assertEqual(event.state, "failed")
+            self.assertEqual(event.attempts, 1)
+            self.assertIn("RuntimeError: boom", event.last_error)
+            self.assertGreater(event.next_attempt_at, fields.Datetime.now())
+            self.assertEqual(self.Event._process_batch(), 0, "not due before its backoff")
+            for _attempt in range(4):
+                event.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+                self.Event._process_batch()
+        self.assertEqual(event.state, "dead")
+        self.assertEqual(event.attempts, 5)
+        self.assertFalse(self.requests())
+        event.action_replay()
+        self.Event._process_batch()
+        self.assertEqual(event.state, "processed")
+        self.assertEqual(len(self.requests()), 1)
+
+    def test_retention_archives_old_processed_events_only(self):
+        self.receive(
+            alert(event_id="old"), alert(event_id="new"), alert(event_id="bad", device_id="NOPE")
+        )
+        self.Event._process_batch()
+        events = self.Event.search([("source_id", "=", self.source.id)])
+        old = events.filtered(lambda e: e.dedupe_key == "alert:old")
+        old.processed_at = fields.Datetime.now() - timedelta(days=31)
+        self.env.flush_all()
+        self.Event._cron_archive_processed()
+        self.assertFalse(old.active)
+        self.assertTrue(all((events - old).mapped("active")))
+        self.assertTrue(old.exists())
+
+    def test_dispatcher_reads_the_ledger_but_cannot_replay(self):
+        from odoo.exceptions import AccessError
+        from odoo.tests import new_test_user
+
+        self.receive(alert())
+        dispatcher = new_test_user(
+            self.env,
+            "tele_dispatch",
+            groups="base.group_user,construction_asset_sync.group_dispatcher",
+        )
+        event = self.Event.search([("source_id", "=", self.source.id)]).with_user(dispatcher)
+        self.assertEqual(event.state, "pending")
+        with self.assertRaises(AccessError):
+            event.action_replay()
+        with self.assertRaises(AccessError):
+            self.source.with_user(dispatcher).read(["hmac_secret"])
+
+
+class SimulatedCrash(BaseException):
+    """A worker killed mid-batch: not an Exception, so nothing inside catches it."""
+
+
+@tagged("post_install", "-at_install")
+class TestTelematicsWorkers(TransactionCase):
+    """Real concurrency: committed events, separate cursors, separate threads."""
+
+    ALERTS = 30
+
+    def setUp(self):
+        super().setUp()
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            source, _key, equipment = make_fleet(env, suffix=f" workers {id(self)}")
+            env["construction.telematics.event"]._receive_alerts(
+                source,
+                [alert(event_id=f"w{i}", code=f"CODE-{i % 10}") for i in range(self.ALERTS)],
+            )
+            self.source_id, self.equipment_id = source.id, equipment.id
+            self.system_id = source.external_system_id.id
+        self.addCleanup(self._drop_committed_data)
+
+    def _drop_committed_data(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["maintenance.request"].search([("equipment_id", "=", self.equipment_id)]).unlink()
+            Event = env["construction.telematics.event"].with_context(active_test=False)
+            Event.search([("source_id", "=", self.source_id)]).unlink()
+            env["construction.telematics.source"].browse(self.source_id).unlink()
+            env["maintenance.equipment"].browse(self.equipment_id).unlink()
+            env["construction.external.system"].browse(self.system_id).unlink()
+
+    def _committed_outcome(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            events = env["construction.telematics.event"].search(
+                [("source_id", "=", self.source_id)]
+            )
+            requests = env["maintenance.request"].search([("equipment_id", "=", self.equipment_id)])
+            return (
+                sorted(events.mapped("state")),
+                events.mapped("attempts"),
+                len(requests),
+                sum(requests.mapped("alert_repeat_count")),
+            )
+
+    def _worker(self, batch_size, taken, errors):
+        try:
+            while True:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    count = env["construction.telematics.event"]._process_batch(limit=batch_size)
+                    taken.append(count)
+                if not count:
+                    return
+        except Exception as exc:  # reported to the test thread
+            errors.append(exc)
+
+    def test_two_workers_never_process_the_same_event(self):
+        taken, errors = [], []
+        threads = [threading.Thread(target=self._worker, args=(3, taken, errors)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        self.assertEqual(errors, [])
+        states, attempts, request_count, repeats = self._committed_outcome()
+        self.assertEqual(states, ["processed"] * self.ALERTS)
+        self.assertEqual(set(attempts), {1}, "an event was processed twice")
+        self.assertGreaterEqual(sum(taken), self.ALERTS)  # postponed events are taken again
+        self.assertEqual(request_count, 10, "one open request per machine and alert code")
+        self.assertEqual(repeats, self.ALERTS)
+
+    def test_crash_mid_batch_loses_and_duplicates_nothing(self):
+        model_class = type(self.env["construction.telematics.event"])
+        original = model_class._process_one
+        calls = []
+
+        def crash_on_fifth(event):
+            calls.append(event.id)
+            if len(calls) == 5:
+                raise SimulatedCrash
+            return original(event)
+
+        with (
+            patch.object(model_class, "_process_one", crash_on_fifth),
+            self.assertRaises(SimulatedCrash),
+            self.registry.cursor() as cr,
+        ):
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["construction.telematics.event"]._process_batch(limit=10)
+        states, attempts, request_count, _repeats = self._committed_outcome()
+        self.assertEqual(states, ["pending"] * self.ALERTS, "the crashed batch rolled back")
+        self.assertEqual(request_count, 0)
+
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            while env["construction.telematics.event"]._process_batch(limit=10):
+                cr.commit()
+        states, attempts, request_count, repeats = self._committed_outcome()
+        self.assertEqual(states, ["processed"] * self.ALERTS)
+        self.assertEqual(set(attempts), {1})
+        self.assertEqual(request_count, 10)
+        self.assertEqual(repeats, self.ALERTS)
