@@ -135,7 +135,7 @@ class ConstructionTelematicsSource(models.Model):
         )
         return {
             "type": "ir.actions.act_window",
-            "name": self.env._("API key of %(source)s", source=self.display_name),
+            "name": self.env._("API key of %(name)s", name=self.display_name),
             "res_model": wizard._name,
             "res_id": wizard.id,
             "view_mode": "form",
@@ -162,7 +162,7 @@ class ConstructionTelematicsSource(models.Model):
     def action_promote_next_secret(self):
         for source in self.sudo():
             if not source.hmac_secret_next:
-                raise UserError(self.env._("%(source)s has no next secret.", source=source.name))
+                raise UserError(self.env._("%(name)s has no next secret.", name=source.name))
             source.write({"hmac_secret": source.hmac_secret_next, "hmac_secret_next": False})
 
     def action_open_events(self):

@@ -277,3 +277,34 @@ class TestTelematicsWorkers(TransactionCase):
         self.assertEqual(set(attempts), {1})
         self.assertEqual(request_count, 10)
         self.assertEqual(repeats, self.ALERTS)
+
+
+class TestTelematicsKeys(TransactionCase):
+    def test_admin_gets_the_key_once_and_only_its_hash_is_stored(self):
+        from odoo.exceptions import AccessError, UserError
+        from odoo.tests import new_test_user
+
+        admin = new_test_user(
+            self.env,
+            "tele_admin",
+            groups="base.group_user,construction_asset_sync.group_integration_admin",
+        )
+        dispatcher = new_test_user(
+            self.env, "tele_disp", groups="base.group_user,construction_asset_sync.group_dispatcher"
+        )
+        source = (
+            self.env["construction.telematics.source"].with_user(admin).create({"name": "Gateway"})
+        )
+        self.assertEqual(source.external_system_id.kind, "telematics")
+        action = source.action_generate_api_key()
+        key = self.env[action["res_model"]].browse(action["res_id"]).api_key
+        Source = self.env["construction.telematics.source"]
+        self.assertEqual(Source._authenticate(key), source)
+        self.assertNotIn(key, str(source.sudo().read()[0]))
+        self.assertEqual(source.sudo().api_key_prefix, key.split("_")[1])
+        source.action_generate_api_key()
+        self.assertFalse(Source._authenticate(key), "the replaced key stops working")
+        with self.assertRaises(UserError):
+            source.with_user(dispatcher).action_generate_api_key()
+        with self.assertRaises(AccessError):
+            source.with_user(dispatcher).read(["api_key_hash"])

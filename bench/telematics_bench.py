@@ -1,0 +1,299 @@
+"""Telematics ingestion benchmark against a live Odoo started by `bash tools/dev.sh run`.
+
+Measures, in one run and against the same server:
+  * readings/s from HTTP POST to processed (batches of 5,000, 100 machines);
+  * alerts/s from HTTP POST to requests or notes, and single-alert accept latency p50/p99;
+  * the baseline an integrator typically writes: one XML-RPC write (readings) or
+    create (alerts) per event;
+  * peak RSS of the Odoo process, and its RSS while the processor works through a
+    backlog of --backlog-small then --backlog-large queued events.
+
+Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.running = pid, 0.0, True
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        return self.peak
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.url = args.url.rstrip("/")
+        common = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common")
+        self.uid = common.authenticate(args.db, args.user, args.password, {})
+        if not self.uid:
+            raise SystemExit("cannot log in; start Odoo with `bash tools/dev.sh run` first")
+        self.models = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=True)
+        self.tag = uuid.uuid4().hex[:6]
+
+    def call(self, model, method, *args, **kwargs):
+        return self.models.execute_kw(
+            self.args.db, self.uid, self.args.password, model, method, list(args), kwargs
+        )
+
+    def setup_fleet(self, machines):
+        source_id = self.call(
+            "construction.telematics.source", "create", {"name": f"bench {self.tag}"}
+        )
+        action = self.call("construction.telematics.source", "action_generate_api_key", [source_id])
+        self.key = self.call(
+            "construction.telematics.key.wizard", "read", [action["res_id"]], ["api_key"]
+        )[0]["api_key"]
+        system_id = self.call(
+            "construction.telematics.source", "read", [source_id], ["external_system_id"]
+        )[0]["external_system_id"][0]
+        self.equipment_ids = self.call(
+            "maintenance.equipment",
+            "create",
+            [{"name": f"bench {self.tag} #{i}"} for i in range(machines)],
+        )
+        self.call(
+            "construction.external.id",
+            "create",
+            [
+                {"system_id": system_id, "external_id": f"B{self.tag}-{i}", "equipment_id": eid}
+                for i, eid in enumerate(self.equipment_ids)
+            ],
+        )
+        self.source_id = source_id
+
+    def post(self, path, document):
+        body = json.dumps(document).encode()
+        request = urllib.request.Request(
+            f"{self.url}/telematics/v1/{path}",
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request) as response:
+            status = response.status
+            response.read()
+        if status != 202:
+            raise RuntimeError(f"{path}: HTTP {status}")
+        return time.perf_counter() - started
+
+    def wait_processed(self, timeout=600):
+        domain = [("source_id", "=", self.source_id), ("state", "in", ["pending", "failed"])]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not self.call("construction.telematics.event", "search_count", domain):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("events still queued after the timeout")
+
+    def readings_run(self, total, batch=5000):
+        start = datetime.now(timezone.utc) - timedelta(days=30)
+        machines = len(self.equipment_ids)
+        per_machine_batch = batch // machines
+        batches = []
+        for b in range(total // batch):
+            readings = []
+            for m in range(machines):
+                for k in range(per_machine_batch):
+                    step = b * per_machine_batch + k
+                    readings.append(
+                        {
+                            "device_id": f"B{self.tag}-{m}",
+                            "at": (start + timedelta(minutes=step)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "engine_hours": 1000 + step / 60,
+                            "fuel_level_pct": 50.0,
+                            "lat": 48.0,
+                            "lon": 2.0,
+                        }
+                    )
+            batches.append({"readings": readings})
+        started = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda doc: self.post("readings", doc), batches))
+        accepted = time.perf_counter() - started
+        self.wait_processed()
+        return len(batches) * batch, accepted, time.perf_counter() - started
+
+    def alerts_run(self, total):
+        latencies = []
+        now = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        for i in range(total):
+            latencies.append(
+                self.post(
+                    "alerts",
+                    {
+                        "event_id": f"{self.tag}-{i}",
+                        "device_id": f"B{self.tag}-{i % len(self.equipment_ids)}",
+                        "occurred_at": (now - timedelta(seconds=total - i)).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"
+                        ),
+                        "severity": "warning" if i % 3 else "critical",
+                        "code": f"SPN{i % 5}-FMI1",
+                        "message": "bench alert",
+                    },
+                )
+            )
+        self.wait_processed()
+        elapsed = time.perf_counter() - started
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        return total, elapsed, statistics.median(latencies), p99
+
+    def baseline_readings(self, total):
+        started = time.perf_counter()
+        for i in range(total):
+            self.call(
+                "maintenance.equipment",
+                "write",
+                [self.equipment_ids[i % len(self.equipment_ids)]],
+                {"engine_hours": 2000 + i, "fuel_level_pct": 50.0, "telematics_latitude": 48.0},
+            )
+        return total / (time.perf_counter() - started)
+
+    def baseline_alerts(self, total):
+        started = time.perf_counter()
+        for i in range(total):
+            self.call(
+                "maintenance.request",
+                "create",
+                {
+                    "name": f"baseline {self.tag} {i}",
+                    "equipment_id": self.equipment_ids[i % len(self.equipment_ids)],
+                    "request_origin": "telematics_alert",
+                    "alert_code": f"BASE{i}",
+                    "priority": "2",
+                },
+            )
+        return total / (time.perf_counter() - started)
+
+    def backlog_rss(self, pid, size, seconds=20):
+        """Queue `size` events for an unmapped device, sample RSS while they are processed."""
+        sql = f"""
+            INSERT INTO construction_telematics_event
+              (source_id, company_id, channel, dedupe_key, kind, device_id, payload,
+               payload_sha256, item_count, state, attempts, active, received_at,
+               create_date, write_date, create_uid, write_uid)
+            SELECT {self.source_id}, 1, 'http', 'backlog:{self.tag}:{size}:' || g, 'alert',
+                   'UNMAPPED-{self.tag}',
+                   jsonb_build_object('event_id', 'b' || g, 'device_id', 'UNMAPPED-{self.tag}',
+                     'occurred_at', '2026-11-20T08:00:00Z', 'severity', 'warning', 'code', 'X'),
+                   md5(g::text), 1, 'pending', 0, true, now(), now(), now(), 1, 1
+            FROM generate_series(1, {size}) g"""
+        subprocess.run(["psql", "-q", "-d", self.args.db, "-c", sql], check=True)
+        # Any accepted alert triggers the processor; send one to wake it.
+        self.post(
+            "alerts",
+            {
+                "event_id": f"wake-{size}",
+                "device_id": f"B{self.tag}-0",
+                "occurred_at": "2026-11-20T08:00:00Z",
+                "severity": "info",
+                "code": "WAKE",
+            },
+        )
+        sampler = MemorySampler(pid)
+        sampler.start()
+        time.sleep(seconds)
+        peak = sampler.stop()
+        done = self.call(
+            "construction.telematics.event",
+            "search_count",
+            [("dedupe_key", "like", f"backlog:{self.tag}:{size}:%"), ("state", "!=", "pending")],
+        )
+        cleanup = (
+            "DELETE FROM construction_telematics_event "
+            f"WHERE dedupe_key LIKE 'backlog:{self.tag}:{size}:%'"
+        )
+        subprocess.run(["psql", "-q", "-d", self.args.db, "-c", cleanup], check=True)
+        return peak, done / seconds
+
+
+def odoo_pid(port):
+    out = subprocess.run(
+        ["pgrep", "-f", "odoo-bin -c .*odoo.conf"], capture_output=True, text=True
+    ).stdout.split()
+    if not out:
+        raise SystemExit("no running odoo-bin found")
+    return int(out[0])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8069")
+    parser.add_argument("--db", default=os.environ.get("CAS_DB", "construction_asset_sync"))
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", default="admin")
+    parser.add_argument("--machines", type=int, default=100)
+    parser.add_argument("--readings", type=int, default=100_000)
+    parser.add_argument("--alerts", type=int, default=2_000)
+    parser.add_argument("--baseline-readings", type=int, default=1_000)
+    parser.add_argument("--baseline-alerts", type=int, default=300)
+    parser.add_argument("--backlog-small", type=int, default=10_000)
+    parser.add_argument("--backlog-large", type=int, default=1_000_000)
+    parser.add_argument("--backlog-seconds", type=int, default=20)
+    args = parser.parse_args()
+
+    bench = Bench(args)
+    pid = odoo_pid(args.url)
+    bench.setup_fleet(args.machines)
+    sampler = MemorySampler(pid)
+    sampler.start()
+    readings, accept_s, processed_s = bench.readings_run(args.readings)
+    alerts, alerts_s, p50, p99 = bench.alerts_run(args.alerts)
+    peak = sampler.stop()
+    base_readings = bench.baseline_readings(args.baseline_readings)
+    base_alerts = bench.baseline_alerts(args.baseline_alerts)
+    results = {
+        "readings": readings,
+        "readings_per_s": round(readings / processed_s),
+        "readings_accept_per_s": round(readings / accept_s),
+        "baseline_xmlrpc_readings_per_s": round(base_readings, 1),
+        "readings_speedup_vs_baseline": round(readings / processed_s / base_readings, 1),
+        "alerts": alerts,
+        "alerts_per_s": round(alerts / alerts_s, 1),
+        "baseline_xmlrpc_alerts_per_s": round(base_alerts, 1),
+        "alerts_speedup_vs_baseline": round(alerts / alerts_s / base_alerts, 2),
+        "alert_accept_p50_ms": round(p50 * 1000, 1),
+        "alert_accept_p99_ms": round(p99 * 1000, 1),
+        "odoo_peak_rss_mb": round(peak),
+    }
+    for size in (args.backlog_small, args.backlog_large):
+        if size:
+            rss, rate = bench.backlog_rss(pid, size, args.backlog_seconds)
+            results[f"rss_mb_with_backlog_{size}"] = round(rss)
+            results[f"backlog_{size}_events_per_s"] = round(rate)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
