@@ -4,6 +4,7 @@ from . import construction_telematics_source
 from . import construction_telematics_event
 from . import construction_telematics_reading
 from . import construction_telematics_idempotency
+from . import construction_telematics_processor
 from . import maintenance_equipment
 from . import maintenance_request
 from . import res_config_settings

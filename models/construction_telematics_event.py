@@ -10,7 +10,6 @@ from odoo.tools import SQL
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json, execute_values
 
-from ..exceptions import UnknownExternalIdError
 from ..protocols import telematics_payloads
 
 _logger = logging.getLogger(__name__)
@@ -28,7 +27,8 @@ PARAM_PREFIX = "construction_asset_sync."
 DEFAULTS = {
     "telematics_max_attempts": 5,
     "telematics_retention_days": 30,
-    "telematics_batch_size": 200,
+    "telematics_batch_size": 500,
+    "telematics_batch_items": 20000,
     "telematics_max_engine_hours_per_day": 24.0,
     "telematics_max_km_per_day": 2000.0,
 }
@@ -340,7 +340,7 @@ class ConstructionTelematicsEvent(models.Model):
         """
         self.flush_model()
         self.env.cr.execute(
-            """SELECT id FROM construction_telematics_event
+            """SELECT id, item_count FROM construction_telematics_event
                WHERE state IN ('pending', 'failed') AND active
                  AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')
                ORDER BY id
@@ -348,30 +348,53 @@ class ConstructionTelematicsEvent(models.Model):
                FOR UPDATE SKIP LOCKED""",
             [limit or self._setting("telematics_batch_size")],
         )
-        ids = [row[0] for row in self.env.cr.fetchall()]
-        for event in self.browse(ids):
-            event._process_one_safely()
+        # Memory stays bounded by items, not events: one event may hold 5,000 readings.
+        # Locked rows past the budget are released at commit, untouched.
+        candidates = self.env.cr.fetchall()
+        budget, ids = self._setting("telematics_batch_items"), []
+        for event_id, item_count in candidates:
+            if ids and budget - item_count < 0:
+                break
+            budget -= item_count
+            ids.append(event_id)
+        if not ids:
+            return 0
+        # Outcome and outputs commit together, so losing the last commits in a
+        # server crash only leaves events queued: reprocessing them is harmless.
+        # Receipt, which acknowledges senders, keeps synchronous commits.
+        self.env.cr.execute("SET LOCAL synchronous_commit TO OFF")
+        events = self.browse(ids)
+        processor = self.env["construction.telematics.processor"]
+        try:
+            with self.env.cr.savepoint():
+                processor._process(events)
+        except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
+            self._postpone(events)
+        except Exception:
+            # Find the culprit: each event alone, so one bad event fails alone.
+            self.env.invalidate_all()
+            for event in events:
+                event._process_alone()
         self.flush_model()
         return len(ids)
 
-    def _process_one_safely(self):
+    def _postpone(self, events):
+        # Another worker changed the same machine since this transaction began:
+        # leave the events queued, untouched, for the next batch's fresh snapshot.
+        self.env.invalidate_all()
+        _logger.debug("telematics events %s postponed after a concurrent update", events.ids)
+
+    def _process_alone(self):
         self.ensure_one()
         try:
             with self.env.cr.savepoint():
-                self._process_one()
-        except UnknownExternalIdError:
-            self.write({"state": "unmapped", "last_error": False, "next_attempt_at": False})
+                self.env["construction.telematics.processor"]._process(self)
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
-            # Another worker changed the same machine since this transaction began:
-            # leave the event queued, untouched, for the next batch's fresh snapshot.
-            self.env.invalidate_all()
-            _logger.debug("telematics event %s postponed after a concurrent update", self.id)
+            self._postpone(self)
         except Exception as exc:
+            self.env.invalidate_all()
             _logger.warning(
-                "telematics event %s failed (attempt %s)",
-                self.id,
-                self.attempts + 1,
-                exc_info=True,
+                "telematics event %s failed (attempt %s)", self.id, self.attempts + 1, exc_info=True
             )
             self._mark_failed(exc)
 
@@ -383,40 +406,6 @@ class ConstructionTelematicsEvent(models.Model):
             backoff = timedelta(minutes=2 ** (attempts - 1))
             values = {"state": "failed", "next_attempt_at": fields.Datetime.now() + backoff}
         self.write(values | {"attempts": attempts, "last_error": f"{type(exc).__name__}: {exc}"})
-
-    def _process_one(self):
-        self.ensure_one()
-        source = self.source_id.sudo()
-        equipment = (
-            self.env["construction.external.id"]
-            .sudo()
-            .with_company(self.company_id)
-            ._lookup_equipment(source.external_system_id, self.device_id)
-        )
-        # One worker at a time per machine: "at most one open request per code".
-        self.env.cr.execute(
-            "SELECT id FROM maintenance_equipment WHERE id = %s FOR NO KEY UPDATE", [equipment.id]
-        )
-        equipment = equipment.with_company(self.company_id)
-        if self.kind == "alert":
-            values = self.env["maintenance.equipment"]._telematics_apply_alert(
-                equipment, self.payload, self
-            )
-        else:
-            values = self.env["construction.telematics.reading"]._store_batch(
-                equipment, self, self.payload["readings"]
-            )
-        self.write(
-            {
-                "state": "processed",
-                "equipment_id": equipment.id,
-                "processed_at": fields.Datetime.now(),
-                "attempts": self.attempts + 1,
-                "last_error": False,
-                "next_attempt_at": False,
-            }
-            | values
-        )
 
     # ------------------------------------------------------------------
     # Operations

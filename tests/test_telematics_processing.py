@@ -53,7 +53,7 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(len(request), 1)
         self.assertEqual(request.alert_repeat_count, 2)
         self.assertEqual(request.priority, "3")
-        bodies = " ".join(request.message_ids.mapped("body"))
+        bodies = " ".join(request.message_ids.mapped("body")).lower()
         self.assertIn("repeated", bodies)
         self.assertIn("cleared", bodies)
         self.assertFalse(self.equipment.last_fault_code)
@@ -121,8 +121,8 @@ class TestTelematicsProcessing(TransactionCase):
     def test_failures_back_off_then_die_and_replay_recovers(self):
         self.receive(alert())
         event = self.Event.search([("source_id", "=", self.source.id)])
-        model_class = type(self.env["maintenance.equipment"])
-        with patch.object(model_class, "_telematics_apply_alert", side_effect=RuntimeError("boom")):
+        model_class = type(self.env["construction.telematics.processor"])
+        with patch.object(model_class, "_apply_alert", side_effect=RuntimeError("boom")):
             self.Event._process_batch()
             self.assertEqual(event.state, "failed")
             self.assertEqual(event.attempts, 1)
@@ -247,18 +247,15 @@ class TestTelematicsWorkers(TransactionCase):
         self.assertEqual(repeats, self.ALERTS)
 
     def test_crash_mid_batch_loses_and_duplicates_nothing(self):
-        model_class = type(self.env["construction.telematics.event"])
-        original = model_class._process_one
-        calls = []
+        model_class = type(self.env["construction.telematics.processor"])
+        original = model_class._process
 
-        def crash_on_fifth(event):
-            calls.append(event.id)
-            if len(calls) == 5:
-                raise SimulatedCrash
-            return original(event)
+        def crash_after_the_work(processor, events):
+            original(processor, events)  # requests and notes are made...
+            raise SimulatedCrash  # ...and the worker dies before committing
 
         with (
-            patch.object(model_class, "_process_one", crash_on_fifth),
+            patch.object(model_class, "_process", crash_after_the_work),
             self.assertRaises(SimulatedCrash),
             self.registry.cursor() as cr,
         ):
@@ -308,3 +305,34 @@ class TestTelematicsKeys(TransactionCase):
             source.with_user(dispatcher).action_generate_api_key()
         with self.assertRaises(AccessError):
             source.with_user(dispatcher).read(["api_key_hash"])
+
+
+class TestTelematicsBatchBudget(TransactionCase):
+    def test_a_batch_stops_at_its_item_budget(self):
+        source, _key, equipment = make_fleet(self.env)
+        self.env["construction.external.id"].create(
+            {
+                "system_id": source.external_system_id.id,
+                "external_id": "DEV-2",
+                "equipment_id": equipment.id,
+            }
+        )
+        Event = self.env["construction.telematics.event"]
+        readings = [
+            {
+                "device_id": device,
+                "at": fields.Datetime.to_datetime(f"2026-11-20 0{h}:00:00"),
+                "engine_hours": 10.0 + h,
+                "_index": 0,
+            }
+            for device in ("DEV-1", "DEV-2")
+            for h in range(3)
+        ]
+        Event._receive_readings(source, readings, [])
+        self.env["ir.config_parameter"].set_param(
+            "construction_asset_sync.telematics_batch_items", "4"
+        )
+        self.assertEqual(Event._process_batch(), 1, "the second 3-reading event exceeds the budget")
+        self.assertEqual(Event._process_batch(), 1)
+        self.assertEqual(Event._process_batch(), 0)
+        self.assertEqual(equipment.telematics_reading_count, 6)

@@ -5,6 +5,8 @@
 #   tools/dev.sh test    fresh test database, ruff, then the pytest-odoo suite
 #   tools/dev.sh setup   only the bootstrap (venv, Odoo source, PostgreSQL, config)
 #   tools/dev.sh odoo …  odoo-bin with the project's config, e.g. `odoo shell -d DB`
+#   tools/dev.sh telematics-key [SOURCE]  print a new API key of a telematics source
+#                   of the run database (default: the demo source)
 #
 # Environment (all optional):
 #   ODOO_SRC        an Odoo 18.0 source tree (default: $CAS_CACHE/odoo-18.0,
@@ -181,7 +183,16 @@ bootstrap() {
     write_config
 }
 
-odoo_bin() { "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" "$@"; }
+odoo_bin() {
+    # A subcommand (shell, scaffold, ...) must come before the options.
+    if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+        local subcommand=$1
+        shift
+        "$VENV/bin/python" "$ODOO_SRC/odoo-bin" "$subcommand" -c "$ODOO_CONF" "$@"
+    else
+        "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" "$@"
+    fi
+}
 
 db_exists() { [ "$(psql -d postgres -Atqc "select 1 from pg_database where datname = '$1'")" = 1 ]; }
 
@@ -250,5 +261,10 @@ case ${1:-} in
     test) shift; cmd_test "$@" ;;
     setup) bootstrap; say "ready: ODOO_SRC=$ODOO_SRC venv=$VENV config=$ODOO_CONF" ;;
     odoo) shift; bootstrap; odoo_bin "$@" ;;
-    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    telematics-key)
+        shift; bootstrap
+        db_exists "$CAS_DB" || die "no database $CAS_DB yet: run 'bash tools/dev.sh run' first"
+        CAS_SOURCE_NAME=${1:-} odoo_bin shell -d "$CAS_DB" --no-http --log-level=warn \
+            < "$REPO_ROOT/tools/telematics_key.py" 2>/dev/null | grep -E '^(API key|no telematics)' ;;
+    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
