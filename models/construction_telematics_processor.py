@@ -42,8 +42,6 @@ HISTORY_COLUMNS = (
 )
 READING_COLUMNS = (
     "equipment_id",
-    "company_id",
-    "source_id",
     "event_id",
     "device_id",
     "at",
@@ -218,7 +216,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
     # -- readings ------------------------------------------------------------
     def _apply_readings(self, event, equipment_id, machine, limits, rows):
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
-        ids = (equipment_id, event.company_id, event.source_id, event.id, event.device_id)
+        ids = (equipment_id, event.id, event.device_id)
         suspects = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
@@ -230,7 +228,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         return {"state": "processed", "readings": len(readings), "suspects": suspects}
 
     def _insert_readings(self, rows):
-        """Insert history rows, skipping known (source, device, time); returns stored per event.
+        """Insert history rows, skipping known (machine, time); returns stored per event.
 
         COPY into a temporary table then one INSERT ... SELECT: half the cost of a
         5,000-row VALUES statement, which PostgreSQL must parse.
@@ -250,13 +248,10 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         cr._obj.copy_expert(
             f"COPY construction_telematics_reading_in ({columns}) FROM STDIN", buffer
         )
-        uid = int(self.env.uid)
         cr.execute(
-            f"""INSERT INTO construction_telematics_reading
-                    ({columns}, create_uid, write_uid, create_date, write_date)
-                SELECT {columns}, {uid}, {uid}, now() at time zone 'UTC', now() at time zone 'UTC'
-                FROM construction_telematics_reading_in
-                ON CONFLICT (source_id, device_id, at) DO NOTHING
+            f"""INSERT INTO construction_telematics_reading ({columns})
+                SELECT {columns} FROM construction_telematics_reading_in
+                ON CONFLICT (equipment_id, at) DO NOTHING
                 RETURNING event_id"""
         )
         stored = cr.fetchall()

@@ -2,21 +2,27 @@ from odoo import fields, models
 
 
 class ConstructionTelematicsReading(models.Model):
-    """Readings history: one row per machine and timestamp."""
+    """Readings history: one row per machine and timestamp.
+
+    The busiest table of the addon, kept lean for bulk inserts: each foreign key
+    costs a trigger per row, so the company and the source are reached through
+    the machine and the ledger event, and the audit columns live on the event.
+    """
 
     _name = "construction.telematics.reading"
     _description = "Telematics reading"
     _order = "at desc, id desc"
     _rec_name = "at"
+    _log_access = False
 
     equipment_id = fields.Many2one(
-        # Indexed with the time by init(); every extra index slows the bulk insert.
+        # Indexed with the time by the unique constraint; every extra index slows inserts.
         "maintenance.equipment",
         required=True,
         ondelete="cascade",
     )
-    company_id = fields.Many2one("res.company", required=True)
-    source_id = fields.Many2one("construction.telematics.source", required=True, ondelete="cascade")
+    company_id = fields.Many2one(related="equipment_id.company_id")
+    source_id = fields.Many2one(related="event_id.source_id")
     event_id = fields.Many2one(
         "construction.telematics.event", required=True, index=True, ondelete="cascade"
     )
@@ -34,16 +40,12 @@ class ConstructionTelematicsReading(models.Model):
     suspect = fields.Boolean()
     suspect_reason = fields.Char()
 
+    # One reading per machine and instant, whichever source reported it. The same
+    # index serves the machine's history (scanned backwards for the latest).
     _sql_constraints = [
         (
-            "source_device_at_uniq",
-            "unique(source_id, device_id, at)",
-            "A reading of this device at this time was already stored.",
+            "equipment_at_uniq",
+            "unique(equipment_id, at)",
+            "A reading of this machine at this time was already stored.",
         ),
     ]
-
-    def init(self):
-        self.env.cr.execute(
-            """CREATE INDEX IF NOT EXISTS construction_telematics_reading_equipment_at_idx
-               ON construction_telematics_reading (equipment_id, at DESC)"""
-        )

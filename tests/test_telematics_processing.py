@@ -310,11 +310,12 @@ class TestTelematicsKeys(TransactionCase):
 class TestTelematicsBatchBudget(TransactionCase):
     def test_a_batch_stops_at_its_item_budget(self):
         source, _key, equipment = make_fleet(self.env)
+        second = self.env["maintenance.equipment"].create({"name": "Second"})
         self.env["construction.external.id"].create(
             {
                 "system_id": source.external_system_id.id,
                 "external_id": "DEV-2",
-                "equipment_id": equipment.id,
+                "equipment_id": second.id,
             }
         )
         Event = self.env["construction.telematics.event"]
@@ -335,4 +336,54 @@ class TestTelematicsBatchBudget(TransactionCase):
         self.assertEqual(Event._process_batch(), 1, "the second 3-reading event exceeds the budget")
         self.assertEqual(Event._process_batch(), 1)
         self.assertEqual(Event._process_batch(), 0)
-        self.assertEqual(equipment.telematics_reading_count, 6)
+        self.assertEqual(equipment.telematics_reading_count, 3)
+        self.assertEqual(second.telematics_reading_count, 3)
+
+
+class TestTelematicsMultiCompany(TransactionCase):
+    def test_each_company_sees_only_its_own_telematics(self):
+        from odoo import Command
+        from odoo.tests import new_test_user
+
+        other = self.env["res.company"].create({"name": "Other Builders"})
+        other_env = self.env(context=dict(self.env.context, allowed_company_ids=[other.id]))
+        source, _key, equipment = make_fleet(other_env, suffix=" other")
+        self.assertEqual(source.company_id, other)
+        self.env["construction.telematics.event"]._receive_alerts(source, [alert()])
+        self.env["construction.telematics.event"]._process_batch()
+        self.assertEqual(equipment.telematics_reading_count, 0)
+        self.env["construction.telematics.event"]._receive_readings(
+            source,
+            [
+                {
+                    "device_id": "DEV-1",
+                    "at": fields.Datetime.to_datetime("2026-11-20 08:00:00"),
+                    "engine_hours": 5.0,
+                    "_index": 0,
+                }
+            ],
+            [],
+        )
+        self.env["construction.telematics.event"]._process_batch()
+        admin_here = new_test_user(
+            self.env,
+            "tele_admin_here",
+            groups="base.group_user,construction_asset_sync.group_integration_admin",
+            company_id=self.env.company.id,
+            company_ids=[Command.set(self.env.company.ids)],
+        )
+        for model in (
+            "construction.telematics.source",
+            "construction.telematics.event",
+            "construction.telematics.reading",
+            "construction.telematics.idempotency",
+        ):
+            visible = self.env[model].with_user(admin_here).search([])
+            self.assertFalse(
+                visible.filtered(lambda record: record.company_id == other), f"{model} leaks"
+            )
+        self.assertTrue(
+            self.env["construction.telematics.reading"].search(
+                [("equipment_id", "=", equipment.id)]
+            )
+        )

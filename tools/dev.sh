@@ -169,8 +169,8 @@ db_password = ${PGPASSWORD:-False}
 http_interface = 127.0.0.1
 http_port = $CAS_HTTP_PORT
 list_db = False
-max_cron_threads = 1
-workers = 0
+max_cron_threads = ${CAS_CRON_THREADS:-1}
+workers = ${CAS_WORKERS:-0}
 EOF
     mv "$ODOO_CONF.tmp" "$ODOO_CONF"
 }
