@@ -1,0 +1,269 @@
+"""A small client for the Odyssee (Wello) ERP REST API.
+
+Plain Python, no ``odoo`` import. Basic auth with ``username:password@domain``,
+``X-Api-Version``, OData paging through ``@odata.nextLink``, retries with
+exponential backoff and jitter on 429/5xx/timeouts honouring ``Retry-After``, a
+client-side rate limit, and typed errors. Credentials never appear in a log
+line or an exception: errors carry the method, path, status and body only.
+"""
+
+import base64
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+from .odata import Query
+
+_logger = logging.getLogger(__name__)
+RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+MAX_ERROR_BODY = 2000
+
+
+class OdysseeError(Exception):
+    """Any failure talking to Odyssee."""
+
+    def __init__(self, message, *, method=None, path=None, status=None, body=None, retries=0):
+        super().__init__(message)
+        self.method, self.path, self.status = method, path, status
+        self.body = (body or "")[:MAX_ERROR_BODY]
+        self.retries = retries
+
+
+class OdysseeConnectionError(OdysseeError):
+    """No usable answer: refused, dropped or timed-out connection, or a truncated body."""
+
+
+class OdysseeHTTPError(OdysseeError):
+    """Odyssee answered with an error status."""
+
+
+class OdysseeAuthError(OdysseeHTTPError):
+    """401: wrong credentials or a resource this API user may not see."""
+
+
+class OdysseeNotFound(OdysseeHTTPError):
+    """404: unknown id, or a wrong URL or API version."""
+
+
+class OdysseeValidationError(OdysseeHTTPError):
+    """400 or 422: the payload was refused; ``body`` says why."""
+
+
+@dataclass
+class CallRecord:
+    """What the client tells its caller about each call (for an exchange log)."""
+
+    method: str
+    path: str
+    query: str
+    status: int | None
+    duration_ms: float
+    retries: int
+    correlation_id: str
+    error: str | None = None
+
+
+@dataclass
+class OdysseeClient:
+    base_url: str
+    domain: str
+    username: str
+    password: str = field(repr=False)
+    api_version: str = "1"
+    timeout: float = 30.0
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_requests_per_second: float = 10.0
+    on_call: object = None  # callable(CallRecord)
+    session: requests.Session = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.base_url = self.base_url.rstrip("/")
+        self.session = self.session or requests.Session()
+        token = base64.b64encode(f"{self.username}:{self.password}@{self.domain}".encode()).decode()
+        self._headers = {
+            "Authorization": f"Basic {token}",
+            "X-Api-Version": str(self.api_version),
+            "Accept": "application/json",
+        }
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+        self.calls = 0
+
+    # -- public API ----------------------------------------------------------
+    def get(self, controller, key=None, query=None):
+        """One entity (``key``) or one page (returns the raw envelope)."""
+        path = f"/{controller}({key})" if key else f"/{controller}"
+        return self._request("GET", path, query=query)
+
+    def iter_pages(self, controller, query=None):
+        """Yield each page's ``value`` list, following ``@odata.nextLink``."""
+        envelope = self._request("GET", f"/{controller}", query=query)
+        while True:
+            yield envelope.get("value", [])
+            next_link = _next_link(envelope)
+            if not next_link:
+                return
+            envelope = self._request("GET", self._relative(next_link))
+
+    def iter_all(self, controller, query=None):
+        for page in self.iter_pages(controller, query):
+            yield from page
+
+    def create(self, controller, values):
+        return self._request("POST", f"/{controller}", json=values)
+
+    def update(self, controller, key, values):
+        return self._request("PUT", f"/{controller}({key})", json=values)
+
+    # -- internals -------------------------------------------------------------
+    def _relative(self, link):
+        base_path = urlsplit(self.base_url).path
+        parts = urlsplit(link)
+        path = parts.path[len(base_path) :] if parts.path.startswith(base_path) else parts.path
+        return f"{path}?{parts.query}" if parts.query else path
+
+    def _throttle(self):
+        if self.max_requests_per_second <= 0:
+            return
+        interval = 1.0 / self.max_requests_per_second
+        with self._lock:
+            now = time.monotonic()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + interval
+        if wait > 0:
+            time.sleep(wait)
+
+    def _delay(self, attempt, response):
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        if retry_after:
+            try:
+                return min(float(retry_after), self.backoff_cap)
+            except ValueError:
+                pass
+        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # jitter spreads retries of many workers
+
+    def _request(self, method, path, query=None, json=None):
+        if isinstance(query, Query):
+            query = query.to_string()
+        url = f"{self.base_url}{path}" + (f"?{query}" if query and "?" not in path else "")
+        shown_path, _, shown_query = (path + (f"?{query}" if query else "")).partition("?")
+        correlation_id = str(uuid.uuid4())
+        headers = dict(self._headers, **{"X-Correlation-Id": correlation_id})
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            self._throttle()
+            self.calls += 1
+            response, failure = None, None
+            try:
+                response = self.session.request(
+                    method, url, headers=headers, json=json, timeout=self.timeout
+                )
+                if response.status_code < 400:
+                    payload = response.json() if response.content else {}
+                    self._report(
+                        method,
+                        shown_path,
+                        shown_query,
+                        response.status_code,
+                        started,
+                        attempt,
+                        correlation_id,
+                    )
+                    return payload
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                failure = OdysseeConnectionError(
+                    f"{method} {shown_path}: {type(exc).__name__}",
+                    method=method,
+                    path=shown_path,
+                    retries=attempt,
+                )
+            except ValueError:  # a truncated or non-JSON body
+                failure = OdysseeConnectionError(
+                    f"{method} {shown_path}: the response body is not complete JSON",
+                    method=method,
+                    path=shown_path,
+                    status=response.status_code,
+                    body=response.text,
+                    retries=attempt,
+                )
+            retryable = failure is not None or response.status_code in RETRYABLE_STATUSES
+            if retryable and attempt < self.max_retries:
+                delay = self._delay(attempt, response if failure is None else None)
+                _logger.info(
+                    "odyssee %s %s: %s, retry %s in %.2fs",
+                    method,
+                    shown_path,
+                    failure.__class__.__name__ if failure else response.status_code,
+                    attempt + 1,
+                    delay,
+                )
+                attempt += 1
+                time.sleep(delay)
+                continue
+            error = failure or _http_error(method, shown_path, response, attempt)
+            error.retries = attempt
+            self._report(
+                method,
+                shown_path,
+                shown_query,
+                error.status,
+                started,
+                attempt,
+                correlation_id,
+                error=f"{type(error).__name__}: {error.body or error}",
+            )
+            raise error
+
+    def _report(self, method, path, query, status, started, retries, correlation_id, error=None):
+        if self.on_call:
+            self.on_call(
+                CallRecord(
+                    method,
+                    path,
+                    query,
+                    status,
+                    (time.monotonic() - started) * 1000,
+                    retries,
+                    correlation_id,
+                    error,
+                )
+            )
+
+
+def _next_link(envelope):
+    for key, value in envelope.items():
+        if key.lower() == "@odata.nextlink":
+            return value
+    return None
+
+
+def _http_error(method, path, response, retries):
+    status = response.status_code
+    cls = {
+        401: OdysseeAuthError,
+        404: OdysseeNotFound,
+        400: OdysseeValidationError,
+        422: OdysseeValidationError,
+    }.get(status, OdysseeHTTPError)
+    return cls(
+        f"{method} {path}: HTTP {status}",
+        method=method,
+        path=path,
+        status=status,
+        body=response.text,
+        retries=retries,
+    )

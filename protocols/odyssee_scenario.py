@@ -1,0 +1,97 @@
+"""Fills an Odyssee emulator with a plausible tenant: customers, machines, jobs and their work."""
+
+import random
+
+SCENARIOS = {
+    "empty": {"customers": 0, "approvals": 0},
+    "demo": {
+        "customers": 3,
+        "machines_per_customer": 2,
+        "articles": 8,
+        "users": 2,
+        "approvals": 4,
+        "parts_per_approval": 3,
+        "timesheets_per_approval": 2,
+    },
+    "bench": {
+        "customers": 50,
+        "machines_per_customer": 4,
+        "articles": 200,
+        "users": 10,
+        "approvals": 1000,
+        "parts_per_approval": 5,
+        "timesheets_per_approval": 3,
+    },
+}
+
+
+def populate(
+    emulator,
+    customers=3,
+    machines_per_customer=2,
+    articles=8,
+    users=2,
+    approvals=4,
+    parts_per_approval=3,
+    timesheets_per_approval=2,
+    daily_every=0,
+    seed=7,
+):
+    """Create master data and ``approvals`` completed jobs; returns the approvals.
+
+    Jobs are born in Odyssee (empty ``reference_back_office``), as when a
+    technician opens one on site; every ``daily_every``-th job also gets an
+    intermediate daily approval first.
+    """
+    rng = random.Random(seed)
+    category = emulator.add("ArticleCategory", code="PARTS", name="Spare parts")
+    for index in range(articles):
+        emulator.add(
+            "Article",
+            code=f"ART-{index:04d}",
+            name=f"Spare part {index}",
+            entered_price=round(rng.uniform(5, 400), 2),
+            article_category_id=category["id"],
+        )
+    for index in range(users):
+        emulator.add(
+            "User",
+            code=f"TECH{index:02d}",
+            username=f"tech{index}@example.com",
+            firstname="Tech",
+            lastname=f"Nr {index}",
+            email=f"tech{index}@example.com",
+        )
+    machines = []
+    for index in range(customers):
+        company = emulator.add(
+            "Company",
+            code=f"CUST{index:04d}",
+            name=f"Customer {index}",
+            city="Lyon",
+            is_client=True,
+        )
+        for number in range(machines_per_customer):
+            machines.append(
+                emulator.add(
+                    "Project",
+                    name=f"Machine {index}-{number}",
+                    company_id=company["id"],
+                    serial_number=f"SN{index:04d}{number}",
+                )
+            )
+    job_type = next(iter(emulator.tables["JobType"].values()))
+    done = []
+    for index in range(approvals):
+        machine = machines[index % len(machines)]
+        job = emulator.add(
+            "Jobs", name=f"Repair {index}", project_id=machine["id"], job_type_id=job_type["id"]
+        )
+        if daily_every and index % daily_every == 0:
+            emulator.complete_job(job["id"], parts=1, timesheets=1, daily=True)
+        done.append(
+            emulator.complete_job(
+                job["id"], parts=parts_per_approval, timesheets=timesheets_per_approval
+            )
+        )
+    return done
