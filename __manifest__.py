@@ -19,6 +19,8 @@
         "views/construction_telematics_event_views.xml",
         "views/construction_telematics_reading_views.xml",
         "views/res_config_settings_views.xml",
+        "views/construction_odyssee_backend_views.xml",
+        "views/construction_odyssee_approval_views.xml",
         "views/construction_external_id_views.xml",
         "views/maintenance_equipment_views.xml",
         "views/maintenance_request_views.xml",

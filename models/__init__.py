@@ -8,3 +8,13 @@ from . import construction_telematics_processor
 from . import maintenance_equipment
 from . import maintenance_request
 from . import res_config_settings
+from . import construction_odyssee_backend
+from . import construction_odyssee_stream
+from . import construction_odyssee_call_log
+from . import construction_odyssee_approval
+from . import construction_odyssee_usage_line
+from . import construction_odyssee_sync_state
+from . import construction_odyssee_importer
+from . import construction_odyssee_exporter
+from . import hr_employee
+from . import account_analytic_line

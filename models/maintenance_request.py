@@ -55,6 +55,21 @@ class MaintenanceRequest(models.Model):
     )
     odyssee_status = fields.Char(readonly=True, copy=False)
     odyssee_last_synced_at = fields.Datetime(string="Last synced at", readonly=True, copy=False)
+    odyssee_push_state = fields.Selection(
+        [("none", "Not sent"), ("pending", "To send"), ("sent", "Sent"), ("error", "Error")],
+        string="Sent to Odyssee",
+        default="none",
+        readonly=True,
+        copy=False,
+        index=True,
+    )
+    odyssee_push_error = fields.Text(readonly=True, copy=False)
+    odyssee_approval_ids = fields.One2many(
+        "construction.odyssee.approval", "request_id", string="Odyssee approvals"
+    )
+    odyssee_line_ids = fields.One2many(
+        "construction.odyssee.usage.line", "request_id", string="Imported work"
+    )
 
     # Review of automatically opened requests.
     to_review = fields.Boolean(
@@ -91,6 +106,46 @@ class MaintenanceRequest(models.Model):
             request.alert_sensor_snapshot_text = (
                 json.dumps(snapshot, indent=2, sort_keys=True) if snapshot else False
             )
+
+    def _odyssee_reference(self):
+        """Our key for the request in Odyssee (its reference_back_office), set once."""
+        self.ensure_one()
+        if not self.reference_back_office:
+            self.sudo().reference_back_office = f"MR-{self.id:06d}"
+        return self.reference_back_office
+
+    def action_send_to_odyssee(self):
+        """Queue the request for Odyssee; the sync sends it within the minute (or now)."""
+        if not self.env.user.has_group("construction_asset_sync.group_dispatcher"):
+            raise AccessError(self.env._("Only dispatchers send work to Odyssee."))
+        self.sudo().write({"odyssee_push_state": "pending", "odyssee_push_error": False})
+        self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
+        return True
+
+    def write(self, vals):
+        result = super().write(vals)
+        if "stage_id" in vals or {"name", "description", "equipment_id", "user_id"} & set(vals):
+            self._queue_odyssee_push(stage_changed="stage_id" in vals)
+        return result
+
+    def _queue_odyssee_push(self, stage_changed):
+        backends = (
+            self.env["construction.odyssee.backend"]
+            .sudo()
+            .search([("company_id", "in", self.company_id.ids)])
+        )
+        to_queue = self.browse()
+        for request in self:
+            backend = backends.filtered(lambda b, r=request: b.company_id == r.company_id)[:1]
+            if not backend or request.odyssee_push_state == "pending":
+                continue
+            entering = stage_changed and request.stage_id in backend.push_stage_ids
+            if request.odyssee_push_state == "sent" or entering:
+                to_queue |= request
+        if to_queue:
+            # Sending happens in the sync job, never inside this transaction.
+            super(MaintenanceRequest, to_queue.sudo()).write({"odyssee_push_state": "pending"})
+            self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
 
     def action_mark_reviewed(self):
         """Maintenance managers confirm automatically opened requests."""

@@ -107,3 +107,23 @@ class Query:
     def to_string(self):
         # '$' and ',' stay readable; spaces and quotes are percent-encoded.
         return "&".join(f"{key}={quote(value, safe=',$')}" for key, value in self.params())
+
+
+def parse_timestamp(text):
+    """A naive UTC datetime from Odyssee's ``…Z``, ``…+00:00`` or 0-7 fractional digits."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    main, sep, rest = value.partition(".")
+    if sep:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        value = f"{main}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def normalize_timestamp(text):
+    """Odyssee timestamps in one sortable form, ``YYYY-MM-DDThh:mm:ss.fffZ``."""
+    return format_datetime(parse_timestamp(text))

@@ -7,3 +7,4 @@ from . import test_telematics_protocols
 from . import test_telematics_http
 from . import test_telematics_processing
 from . import test_odyssee_client
+from . import test_odyssee_sync

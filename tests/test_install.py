@@ -32,7 +32,11 @@ class TestInstall(TransactionCase):
                 "External IDs",
                 "Telematics ledger",
                 "Telematics readings",
+                "Odyssee approvals",
+                "Imported work",
                 "Telematics sources",
+                "Odyssee backends",
+                "Odyssee API calls",
                 "External systems",
             ],
         )

@@ -1,0 +1,183 @@
+import logging
+import threading
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..protocols import odyssee_client
+
+_logger = logging.getLogger(__name__)
+
+
+class ConstructionOdysseeBackend(models.Model):
+    """One Odyssee tenant this company exchanges work orders with."""
+
+    _name = "construction.odyssee.backend"
+    _description = "Odyssee backend"
+    _inherit = ["mail.thread"]
+    _check_company_auto = True
+
+    name = fields.Char(required=True, default="Odyssee")
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
+    url = fields.Char(
+        string="API URL",
+        required=True,
+        default="https://developers.odysseemobile.com/api",
+        tracking=True,
+    )
+    domain = fields.Char(required=True, tracking=True, help="The Odyssee domain (tenant) name.")
+    username = fields.Char(string="API user", required=True, tracking=True)
+    password = fields.Char(
+        string="API password", copy=False, groups="construction_asset_sync.group_integration_admin"
+    )
+    page_size = fields.Integer(default=20, help="Odyssee serves at most 20 rows per page.")
+    rate_limit = fields.Float(string="Requests per second", default=10.0)
+    timeout = fields.Integer(string="Timeout (s)", default=30)
+    max_retries = fields.Integer(default=4)
+    overlap_seconds = fields.Integer(
+        default=5,
+        help="Each pull re-reads this many seconds before its watermark, against clock skew "
+        "and rows sharing a timestamp; upserts make the re-read harmless.",
+    )
+    log_retention_days = fields.Integer(default=30)
+    external_system_id = fields.Many2one(
+        "construction.external.system",
+        ondelete="restrict",
+        check_company=True,
+        domain="[('kind', '=', 'odyssee')]",
+    )
+    default_project_id = fields.Many2one(
+        "project.project",
+        string="Default timesheet project",
+        check_company=True,
+        help="Timesheets of machines without a job site go here.",
+    )
+    job_type_code = fields.Char(default="REPAIR", help="Odyssee job type of pushed requests.")
+    push_stage_ids = fields.Many2many(
+        "maintenance.stage",
+        string="Send when entering",
+        help="Requests entering one of these stages are sent to Odyssee automatically.",
+    )
+    stream_ids = fields.One2many("construction.odyssee.stream", "backend_id", string="Streams")
+    call_log_ids = fields.One2many("construction.odyssee.call.log", "backend_id")
+
+    def init(self):
+        self.env.cr.execute(
+            """CREATE UNIQUE INDEX IF NOT EXISTS construction_odyssee_backend_company_active_uniq
+               ON construction_odyssee_backend (company_id) WHERE active"""
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        backends = super().create(vals_list)
+        for backend in backends:
+            backend._ensure_streams()
+            if not backend.external_system_id:
+                backend.external_system_id = self.env["construction.external.system"].create(
+                    {
+                        "name": backend.name,
+                        "kind": "odyssee",
+                        "code": f"odyssee-{backend.id}",
+                        "company_id": backend.company_id.id,
+                    }
+                )
+        return backends
+
+    def _ensure_streams(self):
+        Stream = self.env["construction.odyssee.stream"]
+        for backend in self:
+            for kind in ("approvals", "pdfs", "push"):
+                if not backend.stream_ids.filtered(lambda s, k=kind: s.kind == k):
+                    Stream.create({"backend_id": backend.id, "kind": kind})
+
+    def _client(self, log_calls=True):
+        """An ``OdysseeClient`` whose calls are written to the exchange log."""
+        self.ensure_one()
+        backend = self.sudo()
+        if not backend.password:
+            raise UserError(self.env._("Set the API password of %(name)s first.", name=self.name))
+        records = []
+        client = odyssee_client.OdysseeClient(
+            base_url=backend.url,
+            domain=backend.domain,
+            username=backend.username,
+            password=backend.password,
+            timeout=backend.timeout,
+            max_retries=backend.max_retries,
+            max_requests_per_second=backend.rate_limit,
+            on_call=records.append if log_calls else None,
+        )
+        client.pending_log = records
+        return client
+
+    def _flush_call_log(self, client):
+        records, client.pending_log[:] = list(client.pending_log), []
+        if records:
+            self.env["construction.odyssee.call.log"].sudo().create(
+                [
+                    {
+                        "backend_id": self.id,
+                        "method": r.method,
+                        "path": r.path,
+                        "query": r.query,
+                        "status": r.status or 0,
+                        "duration_ms": r.duration_ms,
+                        "retries": r.retries,
+                        "correlation_id": r.correlation_id,
+                        "error": r.error,
+                    }
+                    for r in records
+                ]
+            )
+
+    def action_test_connection(self):
+        self.ensure_one()
+        client = self._client()
+        try:
+            client.get("JobType", query="$top=1")
+        except odyssee_client.OdysseeError as exc:
+            self._flush_call_log(client)
+            raise UserError(
+                self.env._("Odyssee refused the connection: %(error)s", error=str(exc))
+            ) from None
+        self._flush_call_log(client)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"type": "success", "message": self.env._("Connected to Odyssee.")},
+        }
+
+    def action_sync_now(self):
+        self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"type": "info", "message": self.env._("Synchronisation queued.")},
+        }
+
+    @api.model
+    def _cron_sync(self):
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        for backend in self.search([]):
+            backend._sync(auto_commit=auto_commit)
+
+    def _sync(self, auto_commit=False):
+        """Push pending work, then pull approvals and PDFs; each stream records its outcome."""
+        self.ensure_one()
+        self.env["construction.odyssee.exporter"]._push_pending(self, auto_commit=auto_commit)
+        importer = self.env["construction.odyssee.importer"]
+        importer._pull_approvals(self, auto_commit=auto_commit)
+        importer._pull_pdfs(self, auto_commit=auto_commit)
+
+    @api.model
+    def _cron_purge_logs(self):
+        for backend in self.search([]):
+            self.env.cr.execute(
+                """DELETE FROM construction_odyssee_call_log
+                   WHERE backend_id = %s
+                     AND create_date < (now() at time zone 'UTC') - %s * interval '1 day'""",
+                [backend.id, backend.log_retention_days],
+            )

@@ -1,0 +1,52 @@
+from odoo import api, fields, models
+
+
+class ConstructionOdysseeUsageLine(models.Model):
+    """One part or one time line a technician recorded in Odyssee.
+
+    Kept whatever happens: a line whose article, technician or machine Odoo does
+    not know is stored with its issue and listed for an administrator, never
+    dropped. Time lines become timesheets when the technician is known.
+    """
+
+    _name = "construction.odyssee.usage.line"
+    _description = "Odyssee usage line"
+    _order = "working_date desc, id"
+    _rec_name = "name"
+
+    backend_id = fields.Many2one(
+        "construction.odyssee.backend", required=True, index=True, ondelete="restrict"
+    )
+    company_id = fields.Many2one(related="backend_id.company_id", store=True, index=True)
+    odyssee_guid = fields.Char(string="Line GUID", required=True)
+    kind = fields.Selection([("part", "Part"), ("time", "Time")], required=True)
+    approval_id = fields.Many2one("construction.odyssee.approval", index=True, ondelete="set null")
+    approval_guid = fields.Char(string="Approval GUID")
+    job_guid = fields.Char(string="Job GUID", index=True)
+    request_id = fields.Many2one("maintenance.request", index="btree_not_null", ondelete="set null")
+    name = fields.Char(required=True)
+    code = fields.Char(help="Article code (parts) or Odyssee line code (time).")
+    type_code = fields.Char(help="WorkingTime or TravelTime.")
+    product_id = fields.Many2one("product.product", ondelete="restrict")
+    employee_id = fields.Many2one("hr.employee", ondelete="restrict")
+    user_guid = fields.Char(string="Odyssee user GUID")
+    working_date = fields.Date()
+    quantity = fields.Float(digits="Product Unit of Measure")
+    price = fields.Float(string="Odyssee unit price", digits="Product Price")
+    is_under_warranty = fields.Boolean(string="Under warranty")
+    invoiceable = fields.Boolean(compute="_compute_invoiceable", store=True)
+    timesheet_id = fields.Many2one("account.analytic.line", ondelete="set null")
+    issue = fields.Char(help="Why Odoo could not fully link this line.")
+
+    _sql_constraints = [
+        (
+            "backend_guid_uniq",
+            "unique(backend_id, odyssee_guid)",
+            "This Odyssee line was already imported.",
+        ),
+    ]
+
+    @api.depends("is_under_warranty", "quantity")
+    def _compute_invoiceable(self):
+        for line in self:
+            line.invoiceable = line.quantity > 0

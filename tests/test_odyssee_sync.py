@@ -1,0 +1,308 @@
+from unittest.mock import patch
+
+from odoo.addons.construction_asset_sync.protocols.odyssee_emulator import Emulator, Faults
+from odoo.addons.construction_asset_sync.protocols.odyssee_scenario import populate
+from odoo.tests import TransactionCase, tagged
+
+
+class SimulatedCrash(BaseException):
+    pass
+
+
+@tagged("post_install", "-at_install")
+class OdysseeCase(TransactionCase):
+    APPROVALS = 25
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator = Emulator(domain="TEST", username="api", password="s3cret")
+        cls.url = cls.emulator.start()
+        cls.addClassCleanup(cls.emulator.stop)
+
+    def setUp(self):
+        super().setUp()
+        self.emulator.__post_init__()  # a fresh tenant per test
+        self.approvals = populate(
+            self.emulator,
+            customers=2,
+            machines_per_customer=2,
+            articles=4,
+            users=2,
+            approvals=self.APPROVALS,
+            parts_per_approval=3,
+            timesheets_per_approval=2,
+            daily_every=5,
+        )
+        self.backend = self.env["construction.odyssee.backend"].create(
+            {
+                "name": "Test tenant",
+                "url": self.url,
+                "domain": "TEST",
+                "username": "api",
+                "password": "s3cret",
+                "rate_limit": 0,
+                "max_retries": 3,
+            }
+        )
+        self.job_site = self.env["project.project"].create({"name": "Site A"})
+        self.backend.default_project_id = self.job_site
+        users = list(self.emulator.tables["User"].values())
+        self.technician = self.env["hr.employee"].create(
+            {"name": "Tech zero", "odyssee_user_guid": users[0]["id"]}
+        )
+        # Articles 0-1 are known products; ART-0002, also used on jobs, is not.
+        for article in list(self.emulator.tables["Article"].values())[:2]:
+            self.env["product.product"].create(
+                {"name": article["name"], "default_code": article["code"]}
+            )
+        machines = list(self.emulator.tables["Project"].values())
+        self.machine = self.env["maintenance.equipment"].create(
+            {
+                "name": "Mapped machine",
+                "odyssee_installation_guid": machines[0]["id"],
+                "job_site_project_id": self.job_site.id,
+            }
+        )
+        self.Approval = self.env["construction.odyssee.approval"]
+        self.Line = self.env["construction.odyssee.usage.line"]
+
+    def stream(self, kind):
+        return self.backend.stream_ids.filtered(lambda s: s.kind == kind)
+
+    def pull(self):
+        importer = self.env["construction.odyssee.importer"]
+        return importer._pull_approvals(self.backend), importer._pull_pdfs(self.backend)
+
+
+class TestOdysseePull(OdysseeCase):
+    def test_full_pull_imports_everything_with_batched_calls(self):
+        self.emulator.calls = 0
+        self.assertEqual(self.pull(), (True, True))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS, "daily approvals are not imported")
+        final_lines = self.APPROVALS * 5
+        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
+        lines = self.Line.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(lines), final_lines + daily_lines)
+        self.assertTrue(all(approvals.mapped("request_id")))
+        self.assertEqual(set(approvals.request_id.mapped("request_origin")), {"odyssee"})
+        self.assertTrue(all(approvals.mapped("pdf_attachment_id")))
+        approval_calls = self.stream("approvals").last_calls
+        guide_flow = 2 + 3 * self.APPROVALS  # approval pages, then Jobs, parts, time per approval
+        self.assertLessEqual(approval_calls * 5, guide_flow, "at least 5x fewer calls")
+        self.assertEqual(self.stream("approvals").state, "ok")
+        self.assertEqual(self.stream("approvals").total_count, self.APPROVALS)
+        log = self.env["construction.odyssee.call.log"].search(
+            [("backend_id", "=", self.backend.id)]
+        )
+        self.assertTrue(log)
+        self.assertFalse(log.filtered(lambda c: "s3cret" in (c.query or "") + (c.error or "")))
+
+    def test_lines_become_parts_and_timesheets_with_flags(self):
+        self.pull()
+        lines = self.Line.search([("backend_id", "=", self.backend.id)])
+        parts, times = (
+            lines.filtered(lambda line: line.kind == "part"),
+            lines.filtered(lambda line: line.kind == "time"),
+        )
+        known = parts.filtered("product_id")
+        self.assertTrue(known and all(p.product_id.default_code == p.code for p in known))
+        unknown_article = parts.filtered(lambda line: line.code == "ART-0002")
+        self.assertTrue(unknown_article)
+        self.assertIn("Unknown article", unknown_article[0].issue)
+        booked = times.filtered("timesheet_id")
+        self.assertEqual(set(booked.employee_id.ids), {self.technician.id})
+        self.assertFalse(times.filtered(lambda line: not line.employee_id and not line.issue))
+        on_machine = booked.filtered(lambda line: line.request_id.equipment_id == self.machine)
+        self.assertTrue(on_machine)
+        self.assertEqual(on_machine.timesheet_id.project_id, self.job_site)
+        sheet = on_machine.timesheet_id[0]
+        self.assertEqual(sheet.unit_amount, sheet.odyssee_usage_line_id.quantity)
+        self.assertTrue(parts.filtered("is_under_warranty"))
+
+    def test_second_pull_changes_nothing(self):
+        self.pull()
+        counts = (
+            self.Approval.search_count([]),
+            self.Line.search_count([]),
+            self.env["account.analytic.line"].search_count([]),
+            self.env["ir.attachment"].search_count([("mimetype", "=", "application/pdf")]),
+        )
+        watermark = self.stream("approvals").watermark
+        self.pull()
+        self.assertEqual(
+            counts,
+            (
+                self.Approval.search_count([]),
+                self.Line.search_count([]),
+                self.env["account.analytic.line"].search_count([]),
+                self.env["ir.attachment"].search_count([("mimetype", "=", "application/pdf")]),
+            ),
+        )
+        self.assertEqual(self.stream("approvals").watermark, watermark)
+
+    def test_tied_timestamps_across_a_page_edge_are_all_imported(self):
+        self.pull()
+        self.emulator.set_faults(Faults(tie_timestamps=True))
+        jobs = list(self.emulator.tables["Jobs"])[:22]
+        for job in jobs:
+            self.emulator.complete_job(job, parts=1, timesheets=0)
+        self.pull()
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS + 22
+        )
+
+    def test_transient_faults_end_in_success(self):
+        for faults in (
+            Faults(every_nth_429=3, retry_after_seconds=0),
+            Faults(every_nth_500=3),
+            Faults(every_nth_drop=3),
+            Faults(every_nth_truncate=3),
+            Faults(latency_ms=20),
+        ):
+            with self.subTest(faults=faults):
+                self.emulator.set_faults(faults)
+                self.assertEqual(self.pull(), (True, True))
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+        retried = self.env["construction.odyssee.call.log"].search([("retries", ">", 0)])
+        self.assertTrue(retried)
+
+    def test_persistent_fault_keeps_the_watermark_and_the_data_consistent(self):
+        self.emulator.set_faults(Faults(always_status=500))
+        self.assertEqual(self.pull(), (False, False))
+        stream = self.stream("approvals")
+        self.assertEqual(stream.state, "error")
+        self.assertIn("500", stream.last_error)
+        self.assertEqual(stream.watermark, "1980-01-01T00:00:00.000Z")
+        self.assertFalse(self.Approval.search([("backend_id", "=", self.backend.id)]))
+        self.emulator.set_faults(Faults())
+        self.assertEqual(self.pull(), (True, True))
+        self.assertEqual(self.stream("approvals").state, "ok")
+
+    def test_failure_on_the_second_page_keeps_the_first(self):
+        importer_class = type(self.env["construction.odyssee.importer"])
+        original = importer_class._import_approvals
+        pages = []
+
+        def crash_on_second_page(importer, backend, client, approvals):
+            pages.append(len(approvals))
+            if len(pages) == 2:
+                raise SimulatedCrash
+            return original(importer, backend, client, approvals)
+
+        # Not assertRaises: Odoo's rolls back a savepoint around its block, which
+        # would hide what the crashed run left behind.
+        crashed = False
+        with patch.object(importer_class, "_import_approvals", crash_on_second_page):
+            try:
+                self.env["construction.odyssee.importer"]._pull_approvals(self.backend)
+            except SimulatedCrash:
+                crashed = True
+        self.assertTrue(crashed)
+        first = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(first), 20)
+        self.assertEqual(self.stream("approvals").watermark, max(first.mapped("modified_dateutc")))
+        self.pull()
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+
+    def test_late_pdfs_are_attached_when_they_appear(self):
+        self.emulator.__post_init__()
+        self.emulator.set_faults(Faults(pdf_delay_seconds=0.5))
+        populate(self.emulator, customers=1, approvals=3)
+        self.pull()
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), 3)
+        self.assertFalse(approvals.mapped("pdf_attachment_id"))
+        import time
+
+        time.sleep(0.6)
+        self.pull()
+        self.assertEqual(len(approvals.mapped("pdf_attachment_id")), 3)
+        attachment = approvals[0].pdf_attachment_id
+        self.assertEqual(
+            (attachment.res_model, attachment.res_id),
+            ("maintenance.request", approvals[0].request_id.id),
+        )
+        self.assertTrue(attachment.raw.startswith(b"%PDF"))
+
+
+class TestOdysseePush(OdysseeCase):
+    APPROVALS = 0
+
+    def test_request_goes_out_updates_and_comes_back_with_work(self):
+        customer = self.env["res.partner"].create({"name": "Builder & Sons", "ref": "C-42"})
+        self.job_site.partner_id = customer
+        dispatcher = self.env["res.users"].create(
+            {
+                "name": "Disp",
+                "login": "disp_push",
+                "groups_id": [
+                    (
+                        6,
+                        0,
+                        [
+                            self.env.ref("base.group_user").id,
+                            self.env.ref("construction_asset_sync.group_dispatcher").id,
+                        ],
+                    )
+                ],
+            }
+        )
+        request = self.env["maintenance.request"].create(
+            {"name": "Hydraulic leak", "equipment_id": self.machine.id}
+        )
+        request.with_user(dispatcher).action_send_to_odyssee()
+        self.assertEqual(request.odyssee_push_state, "pending")
+        self.env["construction.odyssee.exporter"]._push_pending(self.backend)
+        self.assertEqual(request.odyssee_push_state, "sent")
+        job = self.emulator.tables["Jobs"][request.odyssee_job_guid]
+        self.assertEqual(job["reference_back_office"], request.reference_back_office)
+        project = self.emulator.tables["Project"][job["project_id"]]
+        self.assertEqual(project["name"], "Mapped machine")
+        company = self.emulator.tables["Company"][project["company_id"]]
+        self.assertEqual(company["code"], "C-42")
+
+        calls = self.emulator.calls
+        request.write({"odyssee_push_state": "pending"})
+        self.env["construction.odyssee.exporter"]._push_pending(self.backend)
+        self.assertEqual(self.emulator.calls_by_controller.get("Jobs"), 1, "unchanged: no call")
+        self.assertLessEqual(self.emulator.calls - calls, 0)
+
+        request.name = "Hydraulic leak, boom cylinder"
+        self.assertEqual(request.odyssee_push_state, "pending")
+        self.env["construction.odyssee.exporter"]._push_pending(self.backend)
+        self.assertEqual(
+            self.emulator.tables["Jobs"][request.odyssee_job_guid]["name"], request.name
+        )
+
+        self.emulator.complete_job(request.odyssee_job_guid)
+        self.pull()
+        approval = self.Approval.search([("job_guid", "=", request.odyssee_job_guid)])
+        self.assertEqual(approval.request_id, request)
+        self.assertEqual(len(request.odyssee_line_ids), 4)
+        self.assertEqual(request.odyssee_status, "Completed")
+        self.assertTrue(approval.pdf_attachment_id)
+
+    def test_entering_a_configured_stage_queues_the_request(self):
+        stage = self.env["maintenance.stage"].search([], limit=1, order="sequence desc")
+        self.backend.push_stage_ids = stage
+        request = self.env["maintenance.request"].create(
+            {"name": "Service", "equipment_id": self.machine.id}
+        )
+        self.assertEqual(request.odyssee_push_state, "none")
+        request.stage_id = stage
+        self.assertEqual(request.odyssee_push_state, "pending")
+
+    def test_plain_user_cannot_send(self):
+        from odoo.exceptions import AccessError
+        from odoo.tests import new_test_user
+
+        user = new_test_user(self.env, "plain_user_push", groups="base.group_user")
+        request = self.env["maintenance.request"].create({"name": "X", "owner_user_id": user.id})
+        with self.assertRaises(AccessError):
+            request.with_user(user).action_send_to_odyssee()
