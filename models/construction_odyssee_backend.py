@@ -1,5 +1,6 @@
 import logging
 import threading
+import time
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -87,7 +88,7 @@ class ConstructionOdysseeBackend(models.Model):
         return backends
 
     def _ensure_streams(self):
-        Stream = self.env["construction.odyssee.stream"]
+        Stream = self.env["construction.odyssee.stream"].sudo()
         for backend in self:
             for kind in ("approvals", "pdfs", "push"):
                 if not backend.stream_ids.filtered(lambda s, k=kind: s.kind == k):
@@ -159,18 +160,27 @@ class ConstructionOdysseeBackend(models.Model):
         }
 
     @api.model
-    def _cron_sync(self):
+    def _cron_sync(self, time_budget=50.0):
         auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        unfinished = False
         for backend in self.search([]):
-            backend._sync(auto_commit=auto_commit)
+            unfinished |= backend._sync(auto_commit=auto_commit, deadline=deadline) is None
+        if unfinished:
+            # A long backlog continues in the next run, right away.
+            self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
 
-    def _sync(self, auto_commit=False):
-        """Push pending work, then pull approvals and PDFs; each stream records its outcome."""
+    def _sync(self, auto_commit=False, deadline=None):
+        """Push pending work, then pull approvals and PDFs; each stream records its outcome.
+
+        Returns None when the deadline cut the approvals pull short.
+        """
         self.ensure_one()
         self.env["construction.odyssee.exporter"]._push_pending(self, auto_commit=auto_commit)
         importer = self.env["construction.odyssee.importer"]
-        importer._pull_approvals(self, auto_commit=auto_commit)
+        done = importer._pull_approvals(self, auto_commit=auto_commit, deadline=deadline)
         importer._pull_pdfs(self, auto_commit=auto_commit)
+        return done
 
     @api.model
     def _cron_purge_logs(self):

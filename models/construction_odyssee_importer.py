@@ -7,6 +7,7 @@ committed page put it.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -23,7 +24,11 @@ class ConstructionOdysseeImporter(models.AbstractModel):
 
     # -- approvals ---------------------------------------------------------------
     @api.model
-    def _pull_approvals(self, backend, auto_commit=False):
+    def _pull_approvals(self, backend, auto_commit=False, deadline=None):
+        """Import approvals page by page; stops early past ``deadline`` (monotonic seconds).
+
+        Returns True when done, False on failure, None when time ran out first.
+        """
         stream = backend.stream_ids.filtered(lambda s: s.kind == "approvals")
         client = backend._client()
         count = 0
@@ -46,6 +51,11 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 backend._flush_call_log(client)
                 if auto_commit:
                     self.env.cr.commit()
+                    # Memory stays flat however long the backlog: nothing kept across pages.
+                    self.env.invalidate_all()
+                if deadline and time.monotonic() > deadline:
+                    stream._record_success(count, client.calls)
+                    return None
         except odyssee_client.OdysseeError as exc:
             backend._flush_call_log(client)
             stream._record_failure(f"{type(exc).__name__}: {exc} {exc.body}".strip(), client.calls)

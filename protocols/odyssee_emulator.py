@@ -20,6 +20,7 @@ import argparse
 import base64
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -274,6 +275,8 @@ def parse_filter(text, schema):
         position += 1
         return tokens[position - 1]
 
+    # Each step returns (predicate, hint): a hint (field, values) says every matching
+    # row has field in values, which lets the emulator use an index.
     def comparison():
         kind, name = take()
         if kind == "lp":
@@ -291,31 +294,36 @@ def parse_filter(text, schema):
             )
         if position >= len(tokens):
             raise ApiError(400, "The query specified in the URI is not valid: a value is expected.")
-        value = _value(take(), schema["fields"][name], name)
-        return _compare(name, op, value, schema["fields"][name])
+        field_type = schema["fields"][name]
+        value = _value(take(), field_type, name)
+        hint = (name, frozenset([value])) if op == "eq" and field_type in "gsb" else None
+        return _compare(name, op, value, field_type), hint
 
     def conjunction():
-        left = comparison()
+        left, hint = comparison()
         while peek() == ("word", "and"):
             take()
-            right = comparison()
+            right, right_hint = comparison()
             left = (lambda a, b: lambda e: a(e) and b(e))(left, right)
-        return left
+            hint = hint or right_hint
+        return left, hint
 
     def disjunction():
-        left = conjunction()
+        left, hint = conjunction()
         while peek() == ("word", "or"):
             take()
-            right = conjunction()
+            right, right_hint = conjunction()
             left = (lambda a, b: lambda e: a(e) or b(e))(left, right)
-        return left
+            same_field = hint and right_hint and hint[0] == right_hint[0]
+            hint = (hint[0], hint[1] | right_hint[1]) if same_field else None
+        return left, hint
 
-    predicate = disjunction()
+    predicate, hint = disjunction()
     if position != len(tokens):
         raise ApiError(
             400, f"The query specified in the URI is not valid near {tokens[position][1]!r}."
         )
-    return predicate
+    return predicate, hint
 
 
 def _value(token, field_type, name):
@@ -398,9 +406,12 @@ class Emulator:
     password: str = "secret"
     base_path: str = "/api"
     faults: Faults = field(default_factory=Faults)
+    complete_after: float = 0.0  # > 0: jobs created through the API are completed this much later
 
     def __post_init__(self):
         self.tables = {name: {} for name in SCHEMAS}
+        self.versions = dict.fromkeys(SCHEMAS, 0)
+        self._indexes = {}
         self.lock = threading.RLock()
         self.calls = 0
         self.calls_by_controller = {}
@@ -409,6 +420,25 @@ class Emulator:
         for code, name in (("REPAIR", "Repair"), ("SERVICE", "Service")):
             self._insert("JobType", {"code": code, "name": name, "is_default": code == "REPAIR"})
         self.server = None
+
+    def _index(self, controller, field_name):
+        key = (controller, field_name, self.versions[controller])
+        if key not in self._indexes:
+            index = {}
+            for entity in self.tables[controller].values():
+                value = entity[field_name]
+                index.setdefault(
+                    value.lower() if SCHEMAS[controller]["fields"][field_name] == "g" else value, []
+                ).append(entity)
+            self._indexes = {k: v for k, v in self._indexes.items() if k[:2] != key[:2]}
+            self._indexes[key] = index
+        return self._indexes[key]
+
+    def _positions(self, controller):
+        key = (controller, "#position", self.versions[controller])
+        if key not in self._indexes:
+            self._indexes[key] = {k: n for n, k in enumerate(self.tables[controller])}
+        return self._indexes[key]
 
     def set_faults(self, faults):
         """Inject ``faults`` from the next call on (the n-th call counters restart)."""
@@ -436,6 +466,7 @@ class Emulator:
         entity["id"] = entity["id"].lower()
         entity["modified_dateutc"] = self.stamp()
         self.tables[controller][entity["id"]] = entity
+        self.versions[controller] += 1
         return entity
 
     def add(self, controller, **values):
@@ -448,6 +479,7 @@ class Emulator:
             entity = self.tables[controller][key]
             entity.update(values)
             entity["modified_dateutc"] = self.stamp()
+            self.versions[controller] += 1
             return dict(entity)
 
     def add_pdf_later(self, approval, delay=None):
@@ -538,6 +570,7 @@ class Emulator:
             if not daily:
                 job["job_status_id"] = JOB_STATUS["COMPLETED"]
                 job["modified_dateutc"] = self.stamp()
+                self.versions["Jobs"] += 1
             self.add_pdf_later(approval)
             return dict(approval)
 
@@ -601,7 +634,9 @@ class Emulator:
         ]
         if unknown:
             raise ApiError(400, f"Query option {unknown[0]} is not supported.")
-        predicate = parse_filter(options["$filter"], schema) if options.get("$filter") else None
+        predicate, hint = (
+            parse_filter(options["$filter"], schema) if options.get("$filter") else (None, None)
+        )
         order = []
         for item in filter(None, (options.get("$orderby") or "").split(",")):
             name, _, direction = item.strip().partition(" ")
@@ -621,12 +656,17 @@ class Emulator:
             raise ApiError(400, "$top and $skip must be positive.")
         top = min(top, self.faults.page_size)  # 20 is the ceiling (reference section 7, Q3)
         with self.lock:
-            rows = [
-                dict(e) for e in self.tables[controller].values() if not predicate or predicate(e)
-            ]
-        for name, descending in reversed(order):
-            rows.sort(key=lambda e, n=name: e[n], reverse=descending)
-        page = rows[skip : skip + top]
+            if hint:  # an equality on one field: only rows from its index are candidates
+                index = self._index(controller, hint[0])
+                candidates = [e for value in hint[1] for e in index.get(value, ())]
+                position = self._positions(controller)
+                candidates.sort(key=lambda e: position[e["id"]])  # insertion order (Q5)
+            else:
+                candidates = self.tables[controller].values()
+            rows = [e for e in candidates if not predicate or predicate(e)]
+            for name, descending in reversed(order):
+                rows.sort(key=lambda e, n=name: e[n], reverse=descending)
+            page = [dict(e) for e in rows[skip : skip + top]]
         if controller == "DbFile" and "file_content" not in select:
             for row in page:  # content only on GET DbFile(id) or when selected (section 7, Q18)
                 row.pop("file_content", None)
@@ -664,8 +704,14 @@ class Emulator:
             if current is not None:  # PUT merges over the stored entity (section 7, Q11)
                 current.update(resolved)
                 current["modified_dateutc"] = self.stamp()
+                self.versions[controller] += 1
                 return dict(current)
-            return dict(self._insert(controller, resolved))
+            created = dict(self._insert(controller, resolved))
+        if controller == "Jobs" and self.complete_after > 0:
+            timer = threading.Timer(self.complete_after, self.complete_job, [created["id"]])
+            timer.daemon = True
+            timer.start()
+        return created
 
     def _validate(self, controller, schema, values, current):
         errors, resolved = {}, {}
@@ -757,6 +803,12 @@ class Emulator:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                # Headers and body leave in two writes: without this, Nagle's algorithm
+                # and delayed ACKs add 40 ms to every keep-alive call.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -868,9 +920,19 @@ def main(argv=None):
     parser.add_argument(
         "--pdf-delay", type=float, default=0.0, help="seconds before approval PDFs appear"
     )
+    parser.add_argument(
+        "--complete-after",
+        type=float,
+        default=0.0,
+        help="a technician completes each job created through the API this many seconds later",
+    )
     args = parser.parse_args(argv)
     emulator = Emulator(
-        args.domain, args.username, args.password, faults=Faults(pdf_delay_seconds=args.pdf_delay)
+        args.domain,
+        args.username,
+        args.password,
+        faults=Faults(pdf_delay_seconds=args.pdf_delay),
+        complete_after=args.complete_after,
     )
     populate(emulator, **SCENARIOS[args.scenario])
     url = emulator.start(args.host, args.port)

@@ -23,6 +23,8 @@ class OdysseeCase(TransactionCase):
     def setUp(self):
         super().setUp()
         self.emulator.__post_init__()  # a fresh tenant per test
+        # One active backend per company: the demo's steps aside.
+        self.env["construction.odyssee.backend"].search([]).active = False
         self.approvals = populate(
             self.emulator,
             customers=2,
@@ -306,3 +308,41 @@ class TestOdysseePush(OdysseeCase):
         request = self.env["maintenance.request"].create({"name": "X", "owner_user_id": user.id})
         with self.assertRaises(AccessError):
             request.with_user(user).action_send_to_odyssee()
+
+
+class TestOdysseeBackendAccess(TransactionCase):
+    def test_integration_admin_configures_a_backend_and_only_they_read_the_password(self):
+        from odoo.exceptions import AccessError
+        from odoo.tests import new_test_user
+
+        self.env["construction.odyssee.backend"].search([]).active = False
+        admin = new_test_user(
+            self.env,
+            "odyssee_admin",
+            groups="base.group_user,construction_asset_sync.group_integration_admin",
+        )
+        dispatcher = new_test_user(
+            self.env,
+            "odyssee_dispatcher",
+            groups="base.group_user,construction_asset_sync.group_dispatcher",
+        )
+        backend = (
+            self.env["construction.odyssee.backend"]
+            .with_user(admin)
+            .create(
+                {
+                    "name": "Tenant",
+                    "url": "http://127.0.0.1:9/api",
+                    "domain": "D",
+                    "username": "u",
+                    "password": "pw",
+                }
+            )
+        )
+        self.assertEqual(sorted(backend.stream_ids.mapped("kind")), ["approvals", "pdfs", "push"])
+        self.assertEqual(backend.external_system_id.kind, "odyssee")
+        self.assertEqual(backend.with_user(dispatcher).name, "Tenant")
+        with self.assertRaises(AccessError):
+            backend.with_user(dispatcher).read(["password"])
+        with self.assertRaises(AccessError):
+            backend.with_user(dispatcher).write({"url": "http://elsewhere"})

@@ -16,6 +16,7 @@
 #   CAS_DB          demo database name (default: construction_asset_sync)
 #   CAS_TEST_DB     test database name (default: construction_asset_sync_test)
 #   CAS_HTTP_PORT   port of `run` (default: 8069)
+#   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts (default: 8765)
 #   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
 #   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
 set -euo pipefail
@@ -28,6 +29,7 @@ ODOO_BRANCH=18.0
 CAS_DB=${CAS_DB:-construction_asset_sync}
 CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
 CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
+CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
 STATE_DIR=$REPO_ROOT/.dev
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
@@ -227,8 +229,23 @@ cmd_run() {
         install_checked "$CAS_DB" -u
         echo "$fingerprint" > "$stamp_file"
     fi
+    start_emulator
     say "Odoo is starting on http://localhost:$CAS_HTTP_PORT  (database $CAS_DB, login admin / password admin)"
-    exec "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
+    "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
+}
+
+start_emulator() {
+    # The demo's Odyssee tenant: a local emulator, stopped with Odoo.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$CAS_EMULATOR_PORT") 2>/dev/null; then
+        say "port $CAS_EMULATOR_PORT is taken: assuming an Odyssee emulator already runs there"
+        return 0
+    fi
+    (cd "$REPO_ROOT" && exec "$VENV/bin/python" -m protocols.odyssee_emulator \
+        --port "$CAS_EMULATOR_PORT" --scenario demo --complete-after 30 --pdf-delay 20) \
+        >"$STATE_DIR/emulator.log" 2>&1 &
+    local emulator_pid=$!
+    trap 'kill '"$emulator_pid"' 2>/dev/null' EXIT
+    say "Odyssee emulator on http://127.0.0.1:$CAS_EMULATOR_PORT/api (domain DEMO, user api, password secret; log $STATE_DIR/emulator.log)"
 }
 
 cmd_test() {
@@ -266,5 +283,5 @@ case ${1:-} in
         db_exists "$CAS_DB" || die "no database $CAS_DB yet: run 'bash tools/dev.sh run' first"
         CAS_SOURCE_NAME=${1:-} odoo_bin shell -d "$CAS_DB" --no-http --log-level=warn \
             < "$REPO_ROOT/tools/telematics_key.py" 2>/dev/null | grep -E '^(API key|no telematics)' ;;
-    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

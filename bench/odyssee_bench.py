@@ -1,0 +1,224 @@
+"""Odyssee import benchmark against a live Odoo started by `bash tools/dev.sh run`.
+
+Fills an in-process Odyssee emulator with --approvals completed jobs (each with
+5 parts and 3 timesheets), points a backend of the running Odoo at it, and
+measures in one run:
+  * wall time until every approval, line and PDF is imported;
+  * API calls per approval of the connector, against the one-call-per-approval
+    flow of Odyssee's ERP guide (Jobs, JobPartUsage and JobNonPartUsage per
+    approval) run on the same emulator by the plain client;
+  * peak RSS of the Odoo process during the import, and during the first
+    --large-seconds of a --large backlog (flat means page by page).
+
+Usage: python bench/odyssee_bench.py [--approvals 1000] [--large 100000]
+The script needs the addon's plain modules only (run it from the repository root).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import xmlrpc.client
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from protocols import odata, odyssee_client
+from protocols.odyssee_emulator import Emulator
+from protocols.odyssee_scenario import populate
+
+PULL_CONTROLLERS = ("JobApproval", "Jobs", "JobPartUsage", "JobNonPartUsage")
+
+
+def odoo_rss_mb():
+    pids = subprocess.run(
+        ["pgrep", "-f", "odoo-bin -c .*odoo.conf"], capture_output=True, text=True
+    ).stdout.split()
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                total += next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) / 1024
+        except (FileNotFoundError, StopIteration):
+            continue
+    return total
+
+
+class Sampler(threading.Thread):
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak, self.running = 0.0, True
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, odoo_rss_mb())
+            time.sleep(0.1)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        return round(self.peak)
+
+
+class Odoo:
+    def __init__(self, url, db, user, password):
+        self.db, self.password = db, password
+        self.uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(
+            db, user, password, {}
+        )
+        if not self.uid:
+            raise SystemExit("cannot log in; start Odoo with `bash tools/dev.sh run` first")
+        self.models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
+
+    def __call__(self, model, method, *args, **kwargs):
+        return self.models.execute_kw(
+            self.db, self.uid, self.password, model, method, list(args), kwargs
+        )
+
+
+def run_import(odoo, emulator, expected, timeout, stop_after=None):
+    """Point a fresh backend at ``emulator``.
+
+    Returns (seconds until approvals and lines are in, seconds until PDFs too, peak RSS,
+    approvals imported).
+    """
+    url = emulator.start()
+    previous = odoo("construction.odyssee.backend", "search", [("active", "=", True)])
+    odoo("construction.odyssee.backend", "write", previous, {"active": False})
+    backend = odoo(
+        "construction.odyssee.backend",
+        "create",
+        {
+            "name": f"bench {time.time():.0f}",
+            "url": url,
+            "domain": emulator.domain,
+            "username": emulator.username,
+            "password": emulator.password,
+            "rate_limit": 0,
+        },
+    )
+    sampler = Sampler()
+    sampler.start()
+    started = time.perf_counter()
+    odoo("construction.odyssee.backend", "action_sync_now", [backend])
+    imported, approvals_done = 0, None
+    try:
+        while time.perf_counter() - started < timeout:
+            time.sleep(0.5)
+            imported = odoo(
+                "construction.odyssee.approval", "search_count", [("backend_id", "=", backend)]
+            )
+            pdfs = odoo(
+                "construction.odyssee.approval",
+                "search_count",
+                [("backend_id", "=", backend), ("pdf_attachment_id", "!=", False)],
+            )
+            if imported >= expected and approvals_done is None:
+                approvals_done = time.perf_counter() - started
+            if stop_after and time.perf_counter() - started > stop_after:
+                break
+            if imported >= expected and pdfs >= expected:
+                break
+        elapsed = time.perf_counter() - started
+    finally:
+        peak = sampler.stop()
+        odoo("construction.odyssee.backend", "write", [backend], {"active": False})
+        odoo("construction.odyssee.backend", "write", previous, {"active": True})
+        emulator.stop()
+    return approvals_done, elapsed, peak, imported
+
+
+def guide_flow(emulator):
+    """The export loop of Odyssee's ERP guide: per approval, its job, parts and time."""
+    url = emulator.start()
+    client = odyssee_client.OdysseeClient(
+        url, emulator.domain, emulator.username, emulator.password, max_requests_per_second=0
+    )
+    started = time.perf_counter()
+    query = odata.Query(
+        filter=odata.all_of(
+            odata.cond("modified_dateutc", "gt", odata.parse_timestamp("1980-01-01T00:00:00Z")),
+            odata.cond("is_daily_approval", "eq", False),
+        ),
+        orderby="modified_dateutc asc",
+    )
+    approvals = 0
+    for approval in client.iter_all("JobApproval", query):
+        job = odata.Guid(approval["jobs_id"])
+        client.get(
+            "Jobs",
+            query=odata.Query(select=["reference_back_office"], filter=odata.cond("id", "eq", job)),
+        )
+        list(client.iter_all("JobPartUsage", odata.Query(filter=odata.cond("jobs_id", "eq", job))))
+        list(
+            client.iter_all("JobNonPartUsage", odata.Query(filter=odata.cond("jobs_id", "eq", job)))
+        )
+        approvals += 1
+    elapsed = time.perf_counter() - started
+    emulator.stop()
+    return client.calls, approvals, elapsed
+
+
+def tenant(approvals):
+    emulator = Emulator(domain="BENCH", username="bench", password="bench-secret")
+    populate(
+        emulator,
+        customers=50,
+        machines_per_customer=4,
+        articles=200,
+        users=10,
+        approvals=approvals,
+        parts_per_approval=5,
+        timesheets_per_approval=3,
+    )
+    return emulator
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8069")
+    parser.add_argument("--db", default=os.environ.get("CAS_DB", "construction_asset_sync"))
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", default="admin")
+    parser.add_argument("--approvals", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--large-seconds", type=float, default=60)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    odoo = Odoo(args.url, args.db, args.user, args.password)
+
+    emulator = tenant(args.approvals)
+    seconds, with_pdfs, peak, imported = run_import(odoo, emulator, args.approvals, args.timeout)
+    pull_calls = sum(emulator.calls_by_controller.get(c, 0) for c in PULL_CONTROLLERS)
+    emulator_for_guide = tenant(args.approvals)
+    guide_calls, guide_approvals, guide_seconds = guide_flow(emulator_for_guide)
+    results = {
+        "approvals": imported,
+        "lines": imported * 8,
+        "import_wall_s": round(seconds, 1) if seconds else None,
+        "import_wall_s_with_pdfs": round(with_pdfs, 1),
+        "connector_calls_per_approval": round(pull_calls / max(imported, 1), 3),
+        "pdf_calls_per_approval": round(
+            emulator.calls_by_controller.get("DbFile", 0) / max(imported, 1), 3
+        ),
+        "guide_flow_calls_per_approval": round(guide_calls / max(guide_approvals, 1), 3),
+        "fewer_calls_ratio": round(
+            guide_calls / max(guide_approvals, 1) / max(pull_calls / max(imported, 1), 1e-9), 1
+        ),
+        "guide_flow_wall_s_without_writes": round(guide_seconds, 1),
+        "odoo_peak_rss_mb": peak,
+    }
+    if args.large:
+        large = tenant(args.large)
+        _seconds, _with_pdfs, large_peak, large_imported = run_import(
+            odoo, large, args.large, args.timeout, stop_after=args.large_seconds
+        )
+        results[f"odoo_peak_rss_mb_backlog_{args.large}"] = large_peak
+        results[f"approvals_imported_in_{args.large_seconds:g}s_of_that_backlog"] = large_imported
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
