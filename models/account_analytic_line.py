@@ -16,3 +16,6 @@ class AccountAnalyticLine(models.Model):
     odyssee_under_warranty = fields.Boolean(
         related="odyssee_usage_line_id.is_under_warranty", string="Under warranty"
     )
+    odyssee_invoiceable = fields.Boolean(
+        related="odyssee_usage_line_id.invoiceable", string="Invoiceable (Odyssee)"
+    )

@@ -1,5 +1,7 @@
+from datetime import timedelta
 from unittest.mock import patch
 
+from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.addons.construction_asset_sync.protocols.odyssee_emulator import Emulator, Faults
 from odoo.addons.construction_asset_sync.protocols.odyssee_scenario import populate
 from odoo.tests import TransactionCase, tagged
@@ -154,6 +156,18 @@ class TestOdysseePull(OdysseeCase):
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS + 22
         )
+
+    def test_clock_skew_is_covered_by_the_overlap_window(self):
+        self.pull()
+        watermark = self.stream("approvals").watermark
+        job = next(iter(self.emulator.tables["Jobs"]))
+        late = self.emulator.complete_job(job, parts=1, timesheets=0)
+        # Odyssee committed it with a stamp a little older than what we already saw.
+        skewed = odata.format_datetime(odata.parse_timestamp(watermark) - timedelta(seconds=2))
+        self.emulator.tables["JobApproval"][late["id"]]["modified_dateutc"] = skewed
+        self.pull()
+        self.assertTrue(self.Approval.search([("odyssee_guid", "=", late["id"])]))
+        self.assertEqual(self.stream("approvals").watermark, watermark)
 
     def test_transient_faults_end_in_success(self):
         for faults in (
