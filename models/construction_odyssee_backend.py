@@ -73,6 +73,9 @@ class ConstructionOdysseeBackend(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        # A backend archived in this transaction must be archived in the table
+        # before the one-active-backend-per-company index sees the new one.
+        self.flush_model(["active"])
         backends = super().create(vals_list)
         for backend in backends:
             backend._ensure_streams()
