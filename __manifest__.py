@@ -21,6 +21,7 @@
         "views/res_config_settings_views.xml",
         "views/construction_odyssee_backend_views.xml",
         "views/construction_odyssee_approval_views.xml",
+        "views/construction_odyssee_invoice_wizard_views.xml",
         "views/construction_external_id_views.xml",
         "views/maintenance_equipment_views.xml",
         "views/maintenance_request_views.xml",

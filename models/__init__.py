@@ -18,3 +18,6 @@ from . import construction_odyssee_importer
 from . import construction_odyssee_exporter
 from . import hr_employee
 from . import account_analytic_line
+from . import construction_odyssee_hour_product
+from . import construction_odyssee_invoice_link
+from . import construction_odyssee_reconciliation

@@ -62,6 +62,16 @@ class ConstructionOdysseeBackend(models.Model):
         string="Send when entering",
         help="Requests entering one of these stages are sent to Odyssee automatically.",
     )
+    service_product_id = fields.Many2one(
+        "product.product",
+        string="Default service product",
+        check_company=True,
+        domain="[('type', '=', 'service')]",
+        help="Invoices bill imported hours with this product unless the hour type has its own.",
+    )
+    hour_product_ids = fields.One2many(
+        "construction.odyssee.hour.product", "backend_id", string="Service products per hour type"
+    )
     stream_ids = fields.One2many("construction.odyssee.stream", "backend_id", string="Streams")
     call_log_ids = fields.One2many("construction.odyssee.call.log", "backend_id")
 

@@ -37,6 +37,24 @@ class ConstructionOdysseeUsageLine(models.Model):
     invoiceable = fields.Boolean(compute="_compute_invoiceable", store=True)
     timesheet_id = fields.Many2one("account.analytic.line", ondelete="set null")
     issue = fields.Char(help="Why Odoo could not fully link this line.")
+    invoice_link_ids = fields.One2many("construction.odyssee.invoice.link", "usage_line_id")
+    invoice_status = fields.Selection(
+        [("to_invoice", "To invoice"), ("invoiced", "Invoiced"), ("no", "Not invoiceable")],
+        compute="_compute_invoice_status",
+        store=True,
+        index=True,
+    )
+    invoice_id = fields.Many2one("account.move", compute="_compute_invoice_status", store=True)
+    customer_id = fields.Many2one(
+        "res.partner",
+        compute="_compute_customer",
+        store=True,
+        index=True,
+        help="Who is invoiced: the partner of the machine's job site.",
+    )
+    project_id = fields.Many2one(
+        "project.project", string="Job site", compute="_compute_customer", store=True
+    )
 
     _sql_constraints = [
         (
@@ -45,6 +63,28 @@ class ConstructionOdysseeUsageLine(models.Model):
             "This Odyssee line was already imported.",
         ),
     ]
+
+    @api.depends("invoice_link_ids.billing", "invoiceable")
+    def _compute_invoice_status(self):
+        for line in self:
+            billing = line.invoice_link_ids.filtered("billing")[:1]
+            line.invoice_id = billing.move_id
+            if billing:
+                line.invoice_status = "invoiced"
+            else:
+                line.invoice_status = "to_invoice" if line.invoiceable else "no"
+
+    @api.depends(
+        "request_id.equipment_id.job_site_project_id.partner_id", "backend_id.default_project_id"
+    )
+    def _compute_customer(self):
+        for line in self:
+            project = (
+                line.request_id.equipment_id.job_site_project_id
+                or line.backend_id.default_project_id
+            )
+            line.project_id = project
+            line.customer_id = project.partner_id.commercial_partner_id
 
     @api.depends("is_under_warranty", "quantity")
     def _compute_invoiceable(self):

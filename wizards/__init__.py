@@ -1,1 +1,2 @@
 from . import construction_telematics_key_wizard
+from . import construction_odyssee_invoice_wizard
