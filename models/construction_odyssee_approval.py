@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class ConstructionOdysseeApproval(models.Model):
@@ -34,6 +34,7 @@ class ConstructionOdysseeApproval(models.Model):
         ),
     ]
 
+    @api.depends("line_ids.issue")
     def _compute_issue_count(self):
         for approval in self:
             approval.issue_count = len(approval.line_ids.filtered("issue"))

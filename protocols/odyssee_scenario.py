@@ -4,14 +4,19 @@ import random
 
 SCENARIOS = {
     "empty": {"customers": 0, "approvals": 0},
+    # Matches the addon's demo data: the excavator's installation, the admin
+    # employee's Odyssee user and two demo products; the third article is unknown.
     "demo": {
         "customers": 3,
         "machines_per_customer": 2,
-        "articles": 8,
+        "articles": 3,
         "users": 2,
         "approvals": 4,
         "parts_per_approval": 3,
         "timesheets_per_approval": 2,
+        "machine_guids": ["3f2a9c1e-7b4d-4e8a-9c61-1d2e3f4a5b01"],
+        "user_guids": ["5e0a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"],
+        "article_codes": ["CAS-HF-001", "CAS-OIL-15W40", "VENDOR-SEAL-77"],
     },
     "bench": {
         "customers": 50,
@@ -25,6 +30,10 @@ SCENARIOS = {
 }
 
 
+def _nth(values, index):
+    return values[index] if index < len(values) else None
+
+
 def populate(
     emulator,
     customers=3,
@@ -36,19 +45,23 @@ def populate(
     timesheets_per_approval=2,
     daily_every=0,
     seed=7,
+    machine_guids=(),
+    user_guids=(),
+    article_codes=(),
 ):
     """Create master data and ``approvals`` completed jobs; returns the approvals.
 
     Jobs are born in Odyssee (empty ``reference_back_office``), as when a
     technician opens one on site; every ``daily_every``-th job also gets an
-    intermediate daily approval first.
+    intermediate daily approval first. ``machine_guids``, ``user_guids`` and
+    ``article_codes`` fix the keys of the first machines, users and articles.
     """
     rng = random.Random(seed)
     category = emulator.add("ArticleCategory", code="PARTS", name="Spare parts")
     for index in range(articles):
         emulator.add(
             "Article",
-            code=f"ART-{index:04d}",
+            code=_nth(article_codes, index) or f"ART-{index:04d}",
             name=f"Spare part {index}",
             entered_price=round(rng.uniform(5, 400), 2),
             article_category_id=category["id"],
@@ -56,6 +69,7 @@ def populate(
     for index in range(users):
         emulator.add(
             "User",
+            id=_nth(user_guids, index),
             code=f"TECH{index:02d}",
             username=f"tech{index}@example.com",
             firstname="Tech",
@@ -75,6 +89,7 @@ def populate(
             machines.append(
                 emulator.add(
                     "Project",
+                    id=_nth(machine_guids, len(machines)),
                     name=f"Machine {index}-{number}",
                     company_id=company["id"],
                     serial_number=f"SN{index:04d}{number}",
