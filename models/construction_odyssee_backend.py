@@ -1,6 +1,7 @@
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -197,10 +198,14 @@ class ConstructionOdysseeBackend(models.Model):
 
     @api.model
     def _cron_purge_logs(self):
-        for backend in self.search([]):
+        self.env.flush_all()
+        for backend in self.with_context(active_test=False).search([]):
+            if backend.log_retention_days <= 0:
+                continue
+            cutoff = fields.Datetime.now() - timedelta(days=backend.log_retention_days)
             self.env.cr.execute(
                 """DELETE FROM construction_odyssee_call_log
-                   WHERE backend_id = %s
-                     AND create_date < (now() at time zone 'UTC') - %s * interval '1 day'""",
-                [backend.id, backend.log_retention_days],
+                   WHERE backend_id = %s AND create_date < %s""",
+                [backend.id, cutoff],
             )
+        self.env["construction.odyssee.call.log"].invalidate_model()

@@ -9,3 +9,4 @@ from . import test_telematics_processing
 from . import test_odyssee_client
 from . import test_odyssee_sync
 from . import test_odyssee_invoicing
+from . import test_security_coverage

@@ -360,3 +360,33 @@ class TestOdysseeBackendAccess(TransactionCase):
             backend.with_user(dispatcher).read(["password"])
         with self.assertRaises(AccessError):
             backend.with_user(dispatcher).write({"url": "http://elsewhere"})
+
+
+class TestOdysseeCallLogRetention(TransactionCase):
+    def test_calls_are_kept_for_the_retention_period(self):
+        from freezegun import freeze_time
+
+        self.env["construction.odyssee.backend"].search([]).active = False
+        backend = self.env["construction.odyssee.backend"].create(
+            {
+                "name": "T",
+                "url": "http://127.0.0.1:9/api",
+                "domain": "D",
+                "username": "u",
+                "log_retention_days": 30,
+            }
+        )
+        Log = self.env["construction.odyssee.call.log"]
+        old = Log.create({"backend_id": backend.id, "method": "GET", "path": "/Jobs"})
+        recent = Log.create({"backend_id": backend.id, "method": "GET", "path": "/Company"})
+        self.env.flush_all()
+        # create_date comes from the database clock, which freezegun does not move.
+        for log, stamp in ((old, "2026-10-01 12:00:00"), (recent, "2026-10-20 12:00:00")):
+            self.env.cr.execute(
+                "UPDATE construction_odyssee_call_log SET create_date = %s WHERE id = %s",
+                [stamp, log.id],
+            )
+        with freeze_time("2026-11-05 12:00:00"):
+            backend._cron_purge_logs()
+        self.assertFalse(old.exists())
+        self.assertTrue(recent.exists())
