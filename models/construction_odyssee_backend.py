@@ -149,20 +149,22 @@ class ConstructionOdysseeBackend(models.Model):
             )
 
     def action_test_connection(self):
+        """One cheap call; the answer is shown, and the call stays in the log either way."""
         self.ensure_one()
         client = self._client()
         try:
             client.get("JobType", query="$top=1")
         except odyssee_client.OdysseeError as exc:
             self._flush_call_log(client)
-            raise UserError(
-                self.env._("Odyssee refused the connection: %(error)s", error=str(exc))
-            ) from None
-        self._flush_call_log(client)
+            message = self.env._("Odyssee refused the connection: %(error)s", error=str(exc))
+            kind = "danger"
+        else:
+            self._flush_call_log(client)
+            message, kind = self.env._("Connected to Odyssee."), "success"
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"type": "success", "message": self.env._("Connected to Odyssee.")},
+            "params": {"type": kind, "message": message, "sticky": kind == "danger"},
         }
 
     def action_sync_now(self):

@@ -157,6 +157,19 @@ class TestOdysseePull(OdysseeCase):
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS + 22
         )
 
+    def test_test_connection_says_whether_odyssee_accepts_the_credentials(self):
+        result = self.backend.action_test_connection()
+        self.assertEqual(result["params"]["type"], "success")
+        self.backend.password = "wrong"
+        result = self.backend.action_test_connection()
+        self.assertEqual(result["params"]["type"], "danger")
+        self.assertIn("401", result["params"]["message"])
+        self.assertNotIn("wrong", result["params"]["message"])
+        last = self.env["construction.odyssee.call.log"].search(
+            [("backend_id", "=", self.backend.id)], limit=1
+        )
+        self.assertEqual((last.path, last.status), ("/JobType", 401))
+
     def test_clock_skew_is_covered_by_the_overlap_window(self):
         self.pull()
         watermark = self.stream("approvals").watermark

@@ -140,13 +140,14 @@ ensure_postgres() {
 
 start_private_cluster() {
     local bindir
-    bindir=$(command -v initdb >/dev/null && dirname "$(command -v initdb)" || ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    bindir=$(command -v initdb >/dev/null && dirname "$(readlink -f "$(command -v initdb)")" || ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
     [ -x "$bindir/initdb" ] || need_packages postgresql
     bindir=${bindir:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)}
     mkdir -p "$PRIVATE_PG/run"
     if [ ! -f "$PRIVATE_PG/data/PG_VERSION" ]; then
         say "no PostgreSQL answers: creating a private cluster in $PRIVATE_PG"
-        "$bindir/initdb" -q -A trust -U "$(id -un)" -D "$PRIVATE_PG/data" >/dev/null
+        "$bindir/initdb" -A trust -U "$(id -un)" -D "$PRIVATE_PG/data" >"$PRIVATE_PG/initdb.log" 2>&1 \
+            || { cat "$PRIVATE_PG/initdb.log" >&2; die "initdb failed (log: $PRIVATE_PG/initdb.log)"; }
     fi
     export PGHOST=$PRIVATE_PG/run PGPORT=5432
     if ! pg_answers; then
