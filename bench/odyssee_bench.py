@@ -17,65 +17,18 @@ The script needs the addon's plain modules only (run it from the repository root
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
-import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchlib import MemorySampler, OdooRPC
 
 from protocols import odata, odyssee_client
 from protocols.odyssee_emulator import Emulator
 from protocols.odyssee_scenario import populate
 
 PULL_CONTROLLERS = ("JobApproval", "Jobs", "JobPartUsage", "JobNonPartUsage")
-
-
-def odoo_rss_mb():
-    pids = subprocess.run(
-        ["pgrep", "-f", "odoo-bin -c .*odoo.conf"], capture_output=True, text=True
-    ).stdout.split()
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                total += next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) / 1024
-        except (FileNotFoundError, StopIteration):
-            continue
-    return total
-
-
-class Sampler(threading.Thread):
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak, self.running = 0.0, True
-
-    def run(self):
-        while self.running:
-            self.peak = max(self.peak, odoo_rss_mb())
-            time.sleep(0.1)
-
-    def stop(self):
-        self.running = False
-        self.join()
-        return round(self.peak)
-
-
-class Odoo:
-    def __init__(self, url, db, user, password):
-        self.db, self.password = db, password
-        self.uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(
-            db, user, password, {}
-        )
-        if not self.uid:
-            raise SystemExit("cannot log in; start Odoo with `bash tools/dev.sh run` first")
-        self.models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
-
-    def __call__(self, model, method, *args, **kwargs):
-        return self.models.execute_kw(
-            self.db, self.uid, self.password, model, method, list(args), kwargs
-        )
 
 
 def run_import(odoo, emulator, expected, timeout, stop_after=None):
@@ -99,7 +52,7 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
             "rate_limit": 0,
         },
     )
-    sampler = Sampler()
+    sampler = MemorySampler(interval=0.1)
     sampler.start()
     started = time.perf_counter()
     odoo("construction.odyssee.backend", "action_sync_now", [backend])
@@ -187,7 +140,7 @@ def main():
     parser.add_argument("--large-seconds", type=float, default=60)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    odoo = Odoo(args.url, args.db, args.user, args.password)
+    odoo = OdooRPC(args.url, args.db, args.user, args.password)
 
     emulator = tenant(args.approvals)
     seconds, with_pdfs, peak, imported = run_import(odoo, emulator, args.approvals, args.timeout)

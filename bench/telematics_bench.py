@@ -17,60 +17,21 @@ import json
 import os
 import statistics
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
-import xmlrpc.client
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-
-def rss_mb(pids):
-    """Total RSS of the Odoo processes (one with workers = 0, master and workers otherwise)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024
-        except FileNotFoundError:
-            continue
-    return total
-
-
-class MemorySampler(threading.Thread):
-    def __init__(self, pids):
-        super().__init__(daemon=True)
-        self.pids, self.peak, self.running = pids, 0.0, True
-
-    def run(self):
-        while self.running:
-            self.peak = max(self.peak, rss_mb(self.pids))
-            time.sleep(0.05)
-
-    def stop(self):
-        self.running = False
-        self.join()
-        return self.peak
+from benchlib import MemorySampler, OdooRPC, odoo_pids
 
 
 class Bench:
     def __init__(self, args):
         self.args = args
         self.url = args.url.rstrip("/")
-        common = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common")
-        self.uid = common.authenticate(args.db, args.user, args.password, {})
-        if not self.uid:
-            raise SystemExit("cannot log in; start Odoo with `bash tools/dev.sh run` first")
-        self.models = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=True)
+        self.call = OdooRPC(self.url, args.db, args.user, args.password)
         self.tag = uuid.uuid4().hex[:6]
-
-    def call(self, model, method, *args, **kwargs):
-        return self.models.execute_kw(
-            self.args.db, self.uid, self.args.password, model, method, list(args), kwargs
-        )
 
     def setup_fleet(self, machines):
         source_id = self.call(
@@ -256,15 +217,6 @@ class Bench:
         )
         subprocess.run(["psql", "-q", "-d", self.args.db, "-c", cleanup], check=True)
         return peak, done
-
-
-def odoo_pids():
-    out = subprocess.run(
-        ["pgrep", "-f", "odoo-bin -c .*odoo.conf"], capture_output=True, text=True
-    ).stdout.split()
-    if not out:
-        raise SystemExit("no running odoo-bin found")
-    return [int(pid) for pid in out]
 
 
 def main():

@@ -19,7 +19,6 @@ from ..protocols import iso15143, telematics_auth, telematics_payloads
 _logger = logging.getLogger(__name__)
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi" / "telematics-v1.json"
-DEFAULT_MAX_BODY_MB = 5.0
 JSON_TYPES = ("application/json",)
 ROUTE_OPTIONS = {
     "type": "http",
@@ -174,15 +173,8 @@ class TelematicsController(http.Controller):
                 "Send the body as application/json.",
                 [{"field": "Content-Type", "message": "must be application/json"}],
             )
-        raw = (
-            request.env["ir.config_parameter"]
-            .sudo()
-            .get_param("construction_asset_sync.telematics_max_body_mb")
-        )
-        try:
-            limit = int(float(raw or DEFAULT_MAX_BODY_MB) * 1024 * 1024)
-        except ValueError:
-            limit = int(DEFAULT_MAX_BODY_MB * 1024 * 1024)
+        megabytes = request.env["construction.telematics.event"]._setting("telematics_max_body_mb")
+        limit = int(megabytes * 1024 * 1024)
         too_large = IngestError(
             413,
             "Content Too Large",

@@ -22,47 +22,65 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     _name = "construction.odyssee.importer"
     _description = "Odyssee importer"
 
-    # -- approvals ---------------------------------------------------------------
-    @api.model
-    def _pull_approvals(self, backend, auto_commit=False, deadline=None):
-        """Import approvals page by page; stops early past ``deadline`` (monotonic seconds).
+    def _pull(self, backend, kind, controller, build_query, import_page, auto_commit, deadline):
+        """Run one stream page by page; each page commits with the watermark it moved.
 
-        Returns True when done, False on failure, None when time ran out first.
+        ``import_page(client, page, stream)`` returns ``(rows imported, go on)``.
+        Returns True when done, False on failure, None when ``deadline``
+        (monotonic seconds) cut the run short.
         """
-        stream = backend.stream_ids.filtered(lambda s: s.kind == "approvals")
+        stream = backend.stream_ids.filtered(lambda s: s.kind == kind)
         client = backend._client()
         count = 0
-        query = odata.Query(
-            filter=odata.all_of(
-                odata.cond("modified_dateutc", "ge", self._since(stream, backend)),
-                odata.cond("is_daily_approval", "eq", False),
-            ),
-            orderby="modified_dateutc asc",
-            top=backend.page_size,
-        )
         try:
-            for page in client.iter_pages("JobApproval", query):
-                final = [a for a in page if not a.get("ready_for_multi_approval")]
+            for page in client.iter_pages(controller, build_query(stream)):
                 with self.env.cr.savepoint():
-                    count += self._import_approvals(backend, client, final)
-                    if page:
-                        newest = max(odata.normalize_timestamp(a["modified_dateutc"]) for a in page)
-                        stream.watermark = max(stream.watermark, newest)
+                    imported, go_on = import_page(client, page, stream)
+                count += imported
                 backend._flush_call_log(client)
                 if auto_commit:
                     self.env.cr.commit()
                     # Memory stays flat however long the backlog: nothing kept across pages.
                     self.env.invalidate_all()
+                if not go_on:
+                    break
                 if deadline and time.monotonic() > deadline:
                     stream._record_success(count, client.calls)
                     return None
         except odyssee_client.OdysseeError as exc:
             backend._flush_call_log(client)
             stream._record_failure(f"{type(exc).__name__}: {exc} {exc.body}".strip(), client.calls)
-            _logger.warning("Odyssee approvals pull of %s failed: %s", backend.name, exc)
+            _logger.warning("Odyssee %s pull of %s failed: %s", kind, backend.name, exc)
             return False
         stream._record_success(count, client.calls)
         return True
+
+    # -- approvals ---------------------------------------------------------------
+    @api.model
+    def _pull_approvals(self, backend, auto_commit=False, deadline=None):
+        """Import final approvals with their jobs and lines; see ``_pull`` for the result."""
+
+        def build_query(stream):
+            return odata.Query(
+                filter=odata.all_of(
+                    odata.cond("modified_dateutc", "ge", self._since(stream, backend)),
+                    odata.cond("is_daily_approval", "eq", False),
+                ),
+                orderby="modified_dateutc asc",
+                top=backend.page_size,
+            )
+
+        def import_page(client, page, stream):
+            final = [a for a in page if not a.get("ready_for_multi_approval")]
+            imported = self._import_approvals(backend, client, final)
+            if page:
+                newest = max(odata.normalize_timestamp(a["modified_dateutc"]) for a in page)
+                stream.watermark = max(stream.watermark, newest)
+            return imported, True
+
+        return self._pull(
+            backend, "approvals", "JobApproval", build_query, import_page, auto_commit, deadline
+        )
 
     def _since(self, stream, backend):
         moment = odata.parse_timestamp(stream.watermark)
@@ -326,66 +344,61 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     # -- PDFs --------------------------------------------------------------------
     @api.model
     def _pull_pdfs(self, backend, auto_commit=False):
-        stream = backend.stream_ids.filtered(lambda s: s.kind == "pdfs")
-        client = backend._client()
-        count = 0
-        query = odata.Query(
-            filter=odata.all_of(
-                odata.cond("modified_dateutc", "ge", self._since(stream, backend)),
-                odata.cond("file_type_name", "eq", "JOB_APPROVAL"),
-                odata.cond("db_table_name", "eq", "job_approval"),
-            ),
-            orderby="modified_dateutc asc",
-            select=["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"],
-            top=backend.page_size,
+        """Attach approval PDFs; one whose approval is not imported yet waits for a later run."""
+
+        def build_query(stream):
+            return odata.Query(
+                filter=odata.all_of(
+                    odata.cond("modified_dateutc", "ge", self._since(stream, backend)),
+                    odata.cond("file_type_name", "eq", "JOB_APPROVAL"),
+                    odata.cond("db_table_name", "eq", "job_approval"),
+                ),
+                orderby="modified_dateutc asc",
+                select=["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"],
+                top=backend.page_size,
+            )
+
+        def import_page(client, page, stream):
+            approvals = {
+                approval.odyssee_guid: approval
+                for approval in self.env["construction.odyssee.approval"]
+                .sudo()
+                .search(
+                    [
+                        ("backend_id", "=", backend.id),
+                        ("odyssee_guid", "in", [row["id_in_table"].lower() for row in page]),
+                    ]
+                )
+            }
+            attached = 0
+            for row in page:
+                approval = approvals.get(row["id_in_table"].lower())
+                if not approval:
+                    return attached, False  # the watermark stays before it
+                if not approval.pdf_attachment_id:
+                    content = client.get("DbFile", row["id"])["file_content"]
+                    approval.pdf_attachment_id = self._attach_pdf(backend, approval, row, content)
+                    attached += 1
+                stream.watermark = max(
+                    stream.watermark, odata.normalize_timestamp(row["modified_dateutc"])
+                )
+            return attached, True
+
+        return self._pull(backend, "pdfs", "DbFile", build_query, import_page, auto_commit, None)
+
+    def _attach_pdf(self, backend, approval, row, content):
+        request = approval.request_id
+        return (
+            self.env["ir.attachment"]
+            .sudo()
+            .create(
+                {
+                    "name": row.get("file_name") or f"{row['id']}.pdf",
+                    "datas": content,
+                    "mimetype": row.get("mime_type") or "application/pdf",
+                    "res_model": request._name if request else approval._name,
+                    "res_id": request.id or approval.id,
+                    "company_id": backend.company_id.id,
+                }
+            )
         )
-        Approval = self.env["construction.odyssee.approval"].sudo()
-        try:
-            for page in client.iter_pages("DbFile", query):
-                waiting = False
-                with self.env.cr.savepoint():
-                    for row in page:
-                        approval = Approval.search(
-                            [
-                                ("backend_id", "=", backend.id),
-                                ("odyssee_guid", "=", row["id_in_table"].lower()),
-                            ],
-                            limit=1,
-                        )
-                        if not approval:
-                            # Its approval is not imported yet: stop here, retry next run.
-                            waiting = True
-                            break
-                        if not approval.pdf_attachment_id:
-                            content = client.get("DbFile", row["id"])["file_content"]
-                            approval.pdf_attachment_id = (
-                                self.env["ir.attachment"]
-                                .sudo()
-                                .create(
-                                    {
-                                        "name": row.get("file_name") or f"{row['id']}.pdf",
-                                        "datas": content,
-                                        "mimetype": row.get("mime_type") or "application/pdf",
-                                        "res_model": "maintenance.request"
-                                        if approval.request_id
-                                        else approval._name,
-                                        "res_id": approval.request_id.id or approval.id,
-                                        "company_id": backend.company_id.id,
-                                    }
-                                )
-                            )
-                            count += 1
-                        stream.watermark = max(
-                            stream.watermark, odata.normalize_timestamp(row["modified_dateutc"])
-                        )
-                backend._flush_call_log(client)
-                if auto_commit:
-                    self.env.cr.commit()
-                if waiting:
-                    break
-        except odyssee_client.OdysseeError as exc:
-            backend._flush_call_log(client)
-            stream._record_failure(f"{type(exc).__name__}: {exc} {exc.body}".strip(), client.calls)
-            return False
-        stream._record_success(count, client.calls)
-        return True

@@ -34,6 +34,10 @@ class ConstructionOdysseeInvoiceLink(models.Model):
                ON construction_odyssee_invoice_link (usage_line_id) WHERE billing"""
         )
 
+    @staticmethod
+    def _bills(move):
+        return move.state in ("draft", "posted") and move.payment_state != "reversed"
+
     @api.model_create_multi
     def create(self, vals_list):
         # Say clearly what the unique index would refuse anyway.
@@ -41,8 +45,7 @@ class ConstructionOdysseeInvoiceLink(models.Model):
         billing_lines = [
             vals["usage_line_id"]
             for vals, move_line in zip(vals_list, move_lines, strict=True)
-            if move_line.move_id.state in ("draft", "posted")
-            and move_line.move_id.payment_state != "reversed"
+            if self._bills(move_line.move_id)
         ]
         if billing_lines:
             self.flush_model(["billing"])
@@ -62,25 +65,4 @@ class ConstructionOdysseeInvoiceLink(models.Model):
     @api.depends("move_id.state", "move_id.payment_state")
     def _compute_billing(self):
         for link in self:
-            move = link.move_id
-            link.billing = move.state in ("draft", "posted") and move.payment_state != "reversed"
-
-    @api.constrains("billing", "usage_line_id")
-    def _check_billed_once(self):
-        for link in self.filtered("billing"):
-            other = self.search(
-                [
-                    ("usage_line_id", "=", link.usage_line_id.id),
-                    ("billing", "=", True),
-                    ("id", "!=", link.id),
-                ],
-                limit=1,
-            )
-            if other:
-                raise ValidationError(
-                    self.env._(
-                        "%(line)s is already billed by %(invoice)s.",
-                        line=link.usage_line_id.display_name,
-                        invoice=other.move_id.display_name,
-                    )
-                )
+            link.billing = self._bills(link.move_id)

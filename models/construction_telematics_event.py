@@ -25,6 +25,7 @@ EVENT_STATES = [
 QUEUED_STATES = ("pending", "failed")
 PARAM_PREFIX = "construction_asset_sync."
 DEFAULTS = {
+    "telematics_max_body_mb": 5.0,
     "telematics_max_attempts": 5,
     "telematics_retention_days": 30,
     "telematics_batch_size": 500,

@@ -27,8 +27,12 @@ STATE_COLUMNS = (
     "odometer_at",
     "last_fault_code",
 )
-COUNTERS = {"engine_hours": "engine_hours_at", "idle_hours": "engine_hours_at"}
-COUNTERS["odometer_km"] = "odometer_at"
+# counter -> the equipment field stamping when it was last accepted
+COUNTERS = {
+    "engine_hours": "engine_hours_at",
+    "idle_hours": "engine_hours_at",
+    "odometer_km": "odometer_at",
+}
 HISTORY_COLUMNS = (
     "engine_hours",
     "idle_hours",

@@ -1,10 +1,13 @@
+import random
 import time
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..protocols import telematics_auth
 
+ATTENTION_STATES = ("unmapped", "dead", "rejected")
 PAYLOAD_FORMATS = [
     ("canonical", "Canonical JSON (alerts and readings)"),
     ("iso15143_3", "ISO 15143-3 fleet snapshot (JSON)"),
@@ -81,23 +84,18 @@ class ConstructionTelematicsSource(models.Model):
 
     def _compute_event_stats(self):
         Event = self.env["construction.telematics.event"].with_context(active_test=False)
-        totals = dict(
-            Event._read_group([("source_id", "in", self.ids)], ["source_id"], ["__count"])
-        )
-        attention = dict(
-            Event._read_group(
-                [("source_id", "in", self.ids), ("state", "in", ("unmapped", "dead", "rejected"))],
-                ["source_id"],
-                ["__count"],
-            )
-        )
-        last = dict(
-            Event._read_group([("source_id", "in", self.ids)], ["source_id"], ["received_at:max"])
-        )
+        stats = {source: [0, 0, False] for source in self}  # total, attention, last received
+        for source, state, count, last in Event._read_group(
+            [("source_id", "in", self.ids)], ["source_id", "state"], ["__count", "received_at:max"]
+        ):
+            total = stats[source]
+            total[0] += count
+            total[1] += count if state in ATTENTION_STATES else 0
+            total[2] = max(filter(None, [total[2], last]), default=False)
         for source in self:
-            source.event_count = totals.get(source, 0)
-            source.attention_event_count = attention.get(source, 0)
-            source.last_received_at = last.get(source)
+            source.event_count, source.attention_event_count, source.last_received_at = stats[
+                source
+            ]
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -202,9 +200,6 @@ class ConstructionTelematicsSource(models.Model):
     @api.model
     def _demo_populate(self, source):
         """Demo history through the real pipeline: readings, alerts, an unmapped device."""
-        import random
-        from datetime import timedelta
-
         source = self.browse(source)
         rng = random.Random(42)
         Event = self.env["construction.telematics.event"]

@@ -153,6 +153,9 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertFalse(old.active)
         self.assertTrue(all((events - old).mapped("active")))
         self.assertTrue(old.exists())
+        self.source.invalidate_recordset()
+        self.assertEqual((self.source.event_count, self.source.attention_event_count), (3, 1))
+        self.assertTrue(self.source.last_received_at)
 
     def test_dispatcher_reads_the_ledger_but_cannot_replay(self):
         from odoo.exceptions import AccessError
@@ -365,6 +368,12 @@ class TestTelematicsMultiCompany(TransactionCase):
             [],
         )
         self.env["construction.telematics.event"]._process_batch()
+        self.env["construction.telematics.idempotency"]._remember(
+            source, "key-1", "0" * 64, 202, {"accepted": 1}
+        )
+        self.assertTrue(
+            self.env["construction.telematics.idempotency"].search([("source_id", "=", source.id)])
+        )
         admin_here = new_test_user(
             self.env,
             "tele_admin_here",

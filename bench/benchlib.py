@@ -1,0 +1,68 @@
+"""What both benchmarks need from the live Odoo: an XML-RPC session and its memory."""
+
+import subprocess
+import threading
+import time
+import xmlrpc.client
+
+
+class OdooRPC:
+    """``rpc(model, method, *args, **kwargs)`` as the given user."""
+
+    def __init__(self, url, db, user, password):
+        url = url.rstrip("/")
+        self.db, self.password = db, password
+        self.uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(
+            db, user, password, {}
+        )
+        if not self.uid:
+            raise SystemExit("cannot log in; start Odoo with `bash tools/dev.sh run` first")
+        self.models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
+
+    def __call__(self, model, method, *args, **kwargs):
+        return self.models.execute_kw(
+            self.db, self.uid, self.password, model, method, list(args), kwargs
+        )
+
+
+def odoo_pids():
+    out = subprocess.run(
+        ["pgrep", "-f", "odoo-bin -c .*odoo.conf"], capture_output=True, text=True
+    ).stdout.split()
+    if not out:
+        raise SystemExit("no running odoo-bin found")
+    return [int(pid) for pid in out]
+
+
+def rss_mb(pids):
+    """Total RSS of the Odoo processes (one with workers = 0, master and workers otherwise)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                total += (
+                    next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+                    / 1024
+                )
+        except (FileNotFoundError, StopIteration):
+            continue
+    return total
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the Odoo processes between ``start()`` and ``stop()``."""
+
+    def __init__(self, pids=None, interval=0.05):
+        super().__init__(daemon=True)
+        self.pids, self.interval = pids or odoo_pids(), interval
+        self.peak, self.running = 0.0, True
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, rss_mb(self.pids))
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        return round(self.peak)
