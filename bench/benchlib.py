@@ -1,9 +1,21 @@
 """What both benchmarks need from the live Odoo: an XML-RPC session and its memory."""
 
+import argparse
+import os
 import subprocess
 import threading
 import time
 import xmlrpc.client
+
+
+def odoo_argument_parser(doc):
+    """A parser with the options that find the Odoo of `bash tools/dev.sh run`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8069")
+    parser.add_argument("--db", default=os.environ.get("CAS_DB", "construction_asset_sync"))
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", default="admin")
+    return parser
 
 
 class OdooRPC:

@@ -14,7 +14,6 @@ Usage: python bench/odyssee_bench.py [--approvals 1000] [--large 100000]
 The script needs the addon's plain modules only (run it from the repository root).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchlib import MemorySampler, OdooRPC
+from benchlib import MemorySampler, OdooRPC, odoo_argument_parser
 
 from protocols import odata, odyssee_client
 from protocols.odyssee_emulator import Emulator
@@ -130,11 +129,7 @@ def tenant(approvals):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8069")
-    parser.add_argument("--db", default=os.environ.get("CAS_DB", "construction_asset_sync"))
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", default="admin")
+    parser = odoo_argument_parser(__doc__)
     parser.add_argument("--approvals", type=int, default=1000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--large-seconds", type=float, default=60)

@@ -12,9 +12,7 @@ Measures, in one run and against the same server:
 Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
 """
 
-import argparse
 import json
-import os
 import statistics
 import subprocess
 import time
@@ -23,7 +21,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from benchlib import MemorySampler, OdooRPC, odoo_pids
+from benchlib import MemorySampler, OdooRPC, odoo_argument_parser, odoo_pids
 
 
 class Bench:
@@ -220,11 +218,7 @@ class Bench:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8069")
-    parser.add_argument("--db", default=os.environ.get("CAS_DB", "construction_asset_sync"))
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", default="admin")
+    parser = odoo_argument_parser(__doc__)
     parser.add_argument("--machines", type=int, default=100)
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--alerts", type=int, default=5_000)
