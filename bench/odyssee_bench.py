@@ -24,8 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchlib import MemorySampler, OdooRPC, odoo_argument_parser
 
 from protocols import odata, odyssee_client
-from protocols.odyssee_emulator import Emulator
-from protocols.odyssee_scenario import populate
+from odyssee_emulator import Emulator, populate
 
 PULL_CONTROLLERS = ("JobApproval", "Jobs", "JobPartUsage", "JobNonPartUsage")
 

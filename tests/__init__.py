@@ -3,10 +3,8 @@ from . import test_external_id
 from . import test_equipment
 from . import test_security
 from . import test_review
-from . import test_telematics_protocols
 from . import test_telematics_http
 from . import test_telematics_processing
-from . import test_odyssee_client
 from . import test_odyssee_sync
 from . import test_odyssee_invoicing
 from . import test_security_coverage

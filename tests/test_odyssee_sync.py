@@ -2,8 +2,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo.addons.construction_asset_sync.protocols import odata
-from odoo.addons.construction_asset_sync.protocols.odyssee_emulator import Emulator, Faults
-from odoo.addons.construction_asset_sync.protocols.odyssee_scenario import populate
+from odoo.addons.construction_asset_sync.odyssee_emulator import Emulator, Faults, populate
 from odoo.tests import TransactionCase, tagged
 
 

@@ -241,7 +241,7 @@ start_emulator() {
         say "port $CAS_EMULATOR_PORT is taken: assuming an Odyssee emulator already runs there"
         return 0
     fi
-    (cd "$REPO_ROOT" && exec "$VENV/bin/python" -m protocols.odyssee_emulator \
+    (cd "$REPO_ROOT" && exec "$VENV/bin/python" -m odyssee_emulator \
         --port "$CAS_EMULATOR_PORT" --scenario demo --complete-after 30 --pdf-delay 20) \
         >"$STATE_DIR/emulator.log" 2>&1 &
     local emulator_pid=$!
@@ -257,6 +257,8 @@ cmd_test() {
     say "plain-Python tests (no Odoo needed)"
     ODOO_SRC=$ODOO_SRC "$VENV/bin/python" -m unittest discover -q -s "$REPO_ROOT/tools/tests" \
         -t "$REPO_ROOT/tools/tests"
+    # The protocol modules and the emulator import no odoo: tested from the repository root.
+    (cd "$REPO_ROOT" && "$VENV/bin/python" -m unittest discover -q -s protocols/tests -t .)
     if db_exists "$CAS_TEST_DB"; then dropdb "$CAS_TEST_DB"; fi
     rm -rf "$CAS_CACHE/filestore/filestore/$CAS_TEST_DB"
     install_checked "$CAS_TEST_DB" -i

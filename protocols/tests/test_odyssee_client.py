@@ -5,9 +5,8 @@ import logging
 import unittest
 from datetime import datetime, timezone
 
-from odoo.addons.construction_asset_sync.protocols import odata, odyssee_client
-from odoo.addons.construction_asset_sync.protocols.odyssee_emulator import Emulator, Faults
-from odoo.addons.construction_asset_sync.protocols.odyssee_scenario import populate
+from protocols import odata, odyssee_client
+from odyssee_emulator import Emulator, Faults, populate
 
 
 class EmulatorCase(unittest.TestCase):

@@ -3,7 +3,7 @@
 import unittest
 from datetime import datetime
 
-from odoo.addons.construction_asset_sync.protocols import (
+from protocols import (
     iso15143,
     telematics_auth,
     telematics_payloads,

@@ -2,7 +2,7 @@
 
 Plain Python, standard library only. Run it standalone::
 
-    python -m protocols.odyssee_emulator --port 8765 --scenario demo
+    python -m odyssee_emulator --port 8765 --scenario demo   # from the repository root
 
 It implements the controllers the connector uses (Company, Project, Article,
 ArticleCategory, User, JobType, Jobs, JobApproval, JobPartUsage,
@@ -908,7 +908,7 @@ def _json(payload):
 
 
 def main(argv=None):
-    from .odyssee_scenario import SCENARIOS, populate
+    from .scenario import SCENARIOS, populate
 
     parser = argparse.ArgumentParser(description="Local Odyssee ERP API emulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -943,6 +943,3 @@ def main(argv=None):
     except KeyboardInterrupt:
         emulator.stop()
 
-
-if __name__ == "__main__":
-    main()
