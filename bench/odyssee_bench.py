@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchlib import MemorySampler, OdooRPC, odoo_argument_parser
 
-from protocols import odata, odyssee_client
 from odyssee_emulator import Emulator, populate
+from protocols import odata, odyssee_client
 
 PULL_CONTROLLERS = ("JobApproval", "Jobs", "JobPartUsage", "JobNonPartUsage")
 

@@ -942,4 +942,3 @@ def main(argv=None):
             time.sleep(3600)
     except KeyboardInterrupt:
         emulator.stop()
-

@@ -1,8 +1,8 @@
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.addons.construction_asset_sync.odyssee_emulator import Emulator, Faults, populate
+from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.tests import TransactionCase, tagged
 
 

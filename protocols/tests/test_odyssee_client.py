@@ -5,8 +5,8 @@ import logging
 import unittest
 from datetime import datetime, timezone
 
-from protocols import odata, odyssee_client
 from odyssee_emulator import Emulator, Faults, populate
+from protocols import odata, odyssee_client
 
 
 class EmulatorCase(unittest.TestCase):
