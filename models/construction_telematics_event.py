@@ -3,6 +3,7 @@ import json
 import logging
 import threading
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -11,6 +12,7 @@ from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json, execute_values
 
 from ..protocols import telematics_payloads
+from ..state_machine import TELEMATICS_EVENT
 
 _logger = logging.getLogger(__name__)
 
@@ -22,16 +24,14 @@ EVENT_STATES = [
     ("dead", "Dead"),
     ("rejected", "Rejected"),
 ]
-QUEUED_STATES = ("pending", "failed")
-PARAM_PREFIX = "construction_asset_sync."
-DEFAULTS = {
-    "telematics_max_body_mb": 5.0,
-    "telematics_max_attempts": 5,
-    "telematics_retention_days": 30,
-    "telematics_batch_size": 500,
-    "telematics_batch_items": 20000,
-    "telematics_max_engine_hours_per_day": 24.0,
-    "telematics_max_km_per_day": 2000.0,
+# Columns an event's state change may set beside the state, with their SQL types.
+STATE_COLUMNS = {
+    "equipment_id": "int",
+    "request_id": "int",
+    "result": "varchar",
+    "attempts": "int",
+    "last_error": "text",
+    "next_attempt_at": "timestamp",
 }
 
 
@@ -116,17 +116,64 @@ class ConstructionTelematicsEvent(models.Model):
             event.payload_text = json.dumps(event.payload, indent=2, sort_keys=True)
 
     # ------------------------------------------------------------------
-    # Settings
+    # State
     # ------------------------------------------------------------------
     @api.model
-    def _setting(self, name):
-        default = DEFAULTS[name]
-        raw = self.env["ir.config_parameter"].sudo().get_param(PARAM_PREFIX + name)
-        try:
-            return type(default)(raw) if raw not in (None, "", False) else default
-        except ValueError:
-            _logger.warning("ignoring invalid setting %s=%r", PARAM_PREFIX + name, raw)
-            return default
+    def _set_state(self, moves):
+        """Move events to new states, set-wise: the one place that changes an event's state.
+
+        ``moves`` are ``(event id, new state, {column: value})`` with columns of
+        ``STATE_COLUMNS``. Each move must be allowed by ``TELEMATICS_EVENT``;
+        the check runs inside the UPDATE (``state = ANY(allowed sources)``), so
+        it costs no extra query, and a refused move raises
+        ``InvalidStateTransition`` (the caller's savepoint undoes the rest).
+        """
+        groups = defaultdict(list)
+        for event_id, state, values in moves:
+            groups[tuple(sorted(values))].append((event_id, state, values))
+        if not groups:
+            return
+        self.flush_model()
+        for columns, group in groups.items():
+            assignments = "".join(f", {column} = v.{column}" for column in columns)
+            casts = "".join(f", %s::{STATE_COLUMNS[column]}" for column in columns)
+            rows = [
+                (
+                    event_id,
+                    state,
+                    list(TELEMATICS_EVENT.sources(state)),
+                    *(values[column] for column in columns),
+                )
+                for event_id, state, values in group
+            ]
+            moved = execute_values(
+                self.env.cr._obj,
+                f"""UPDATE construction_telematics_event e
+                    SET state = v.state{assignments},
+                        processed_at = CASE WHEN v.state = 'processed'
+                                            THEN now() at time zone 'UTC' END,
+                        write_date = now() at time zone 'UTC'
+                    FROM (VALUES %s) AS v(id, state, sources{"".join(", " + c for c in columns)})
+                    WHERE e.id = v.id AND e.state = ANY(v.sources)
+                    RETURNING e.id""",
+                rows,
+                template=f"(%s, %s::varchar, %s::varchar[]{casts})",
+                page_size=1000,
+                fetch=True,
+            )
+            refused = {row[0] for row in rows} - {event_id for (event_id,) in moved}
+            if refused:
+                self.env.cr.execute(
+                    "SELECT id, state FROM construction_telematics_event WHERE id IN %s",
+                    [tuple(refused)],
+                )
+                current = dict(self.env.cr.fetchall())
+                TELEMATICS_EVENT.check(
+                    (current.get(event_id), state)
+                    for event_id, state, _values in group
+                    if event_id in refused
+                )
+        self.invalidate_model(["state", "processed_at", *STATE_COLUMNS])
 
     # ------------------------------------------------------------------
     # Receipt
@@ -140,6 +187,7 @@ class ConstructionTelematicsEvent(models.Model):
         """
         if not rows:
             return set()
+        TELEMATICS_EVENT.check((None, row["state"]) for row in rows)
         uid = self.env.uid
         values = [
             (
@@ -339,6 +387,7 @@ class ConstructionTelematicsEvent(models.Model):
         same event; the locks, the outcome and the produced records all commit or
         roll back together, so a crash mid-batch loses and duplicates nothing.
         """
+        setting = self.env["res.config.settings"]._construction_setting
         self.flush_model()
         self.env.cr.execute(
             """SELECT id, item_count FROM construction_telematics_event
@@ -347,12 +396,12 @@ class ConstructionTelematicsEvent(models.Model):
                ORDER BY id
                LIMIT %s
                FOR UPDATE SKIP LOCKED""",
-            [limit or self._setting("telematics_batch_size")],
+            [limit or setting("telematics_batch_size")],
         )
         # Memory stays bounded by items, not events: one event may hold 5,000 readings.
         # Locked rows past the budget are released at commit, untouched.
         candidates = self.env.cr.fetchall()
-        budget, ids = self._setting("telematics_batch_items"), []
+        budget, ids = setting("telematics_batch_items"), []
         for event_id, item_count in candidates:
             if ids and budget - item_count < 0:
                 break
@@ -401,12 +450,23 @@ class ConstructionTelematicsEvent(models.Model):
 
     def _mark_failed(self, exc):
         attempts = self.attempts + 1
-        if attempts >= self._setting("telematics_max_attempts"):
-            values = {"state": "dead", "next_attempt_at": False}
+        if attempts >= self.env["res.config.settings"]._construction_setting(
+            "telematics_max_attempts"
+        ):
+            state, retry_at = "dead", None
         else:
-            backoff = timedelta(minutes=2 ** (attempts - 1))
-            values = {"state": "failed", "next_attempt_at": fields.Datetime.now() + backoff}
-        self.write(values | {"attempts": attempts, "last_error": f"{type(exc).__name__}: {exc}"})
+            state = "failed"
+            retry_at = fields.Datetime.now() + timedelta(minutes=2 ** (attempts - 1))
+        error = f"{type(exc).__name__}: {exc}"
+        self._set_state(
+            [
+                (
+                    self.id,
+                    state,
+                    {"attempts": attempts, "last_error": error, "next_attempt_at": retry_at},
+                )
+            ]
+        )
 
     # ------------------------------------------------------------------
     # Operations
@@ -419,27 +479,29 @@ class ConstructionTelematicsEvent(models.Model):
         self.flush_model()
         self.env.cr.execute(
             SQL(
-                """UPDATE construction_telematics_event e
-                   SET state = 'pending', next_attempt_at = NULL,
-                       write_date = now() at time zone 'UTC'
-                   FROM construction_telematics_source s
-                   WHERE e.source_id = s.id AND e.state = 'unmapped'
+                """SELECT e.id FROM construction_telematics_event e
+                   JOIN construction_telematics_source s ON e.source_id = s.id
+                   WHERE e.state = 'unmapped'
                      AND s.external_system_id = %s AND e.device_id IN %s""",
                 system.id,
                 tuple(device_ids),
             )
         )
-        count = self.env.cr.rowcount
-        if count:
-            self.invalidate_model(["state", "next_attempt_at"])
+        ids = [event_id for (event_id,) in self.env.cr.fetchall()]
+        self._set_state([(event_id, "pending", {"next_attempt_at": None}) for event_id in ids])
+        if ids:
             self._trigger_processing()
-        return count
+        return len(ids)
 
     def action_replay(self):
         """Queue chosen events again (dead, failed, unmapped or processed ones)."""
         replayable = self.filtered(lambda event: event.state != "rejected")
-        replayable.write(
-            {"state": "pending", "attempts": 0, "next_attempt_at": False, "last_error": False}
+        self.check_access("write")
+        self._set_state(
+            [
+                (event.id, "pending", {"attempts": 0, "next_attempt_at": None, "last_error": None})
+                for event in replayable
+            ]
         )
         if replayable:
             self._trigger_processing()
@@ -448,7 +510,7 @@ class ConstructionTelematicsEvent(models.Model):
     @api.model
     def _cron_archive_processed(self):
         """Archive processed events older than the retention period (they stay searchable)."""
-        days = self._setting("telematics_retention_days")
+        days = self.env["res.config.settings"]._construction_setting("telematics_retention_days")
         if days <= 0:
             return 0
         self.flush_model()

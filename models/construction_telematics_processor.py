@@ -14,6 +14,7 @@ from odoo import api, fields, models
 from psycopg2.extras import execute_values
 
 from ..protocols import telematics_payloads
+from ..protocols.external_ids import normalize
 
 STATE_COLUMNS = (
     "telematics_last_seen_at",
@@ -54,6 +55,14 @@ READING_COLUMNS = (
     "suspect_reason",
 )
 ALERT_PRIORITY = {"warning": "2", "critical": "3"}
+# An event that waits for its device to be mapped keeps nothing of an earlier run.
+UNMAPPED_OUTCOME = {
+    "equipment_id": None,
+    "request_id": None,
+    "result": None,
+    "last_error": None,
+    "next_attempt_at": None,
+}
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -148,12 +157,12 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
     @api.model
     def _limits(self):
-        Event = self.env["construction.telematics.event"]
-        hours_per_day = Event._setting("telematics_max_engine_hours_per_day")
+        setting = self.env["res.config.settings"]._construction_setting
+        hours_per_day = setting("telematics_max_engine_hours_per_day")
         return {
             "engine_hours": hours_per_day,
             "idle_hours": hours_per_day,
-            "odometer_km": Event._setting("telematics_max_km_per_day"),
+            "odometer_km": setting("telematics_max_km_per_day"),
         }
 
     @api.model
@@ -164,19 +173,20 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         # Plain rows, not records: the ORM would copy every JSON payload on read.
         cr.execute(
             """SELECT e.id, e.kind, e.payload, e.company_id, e.source_id, e.device_id, e.attempts,
-                      x.equipment_id
+                      s.external_system_id
                FROM construction_telematics_event e
                JOIN construction_telematics_source s ON s.id = e.source_id
-               LEFT JOIN construction_external_id x
-                      ON x.system_id = s.external_system_id AND x.external_id = e.device_id
                WHERE e.id IN %s
                ORDER BY e.id""",
             [tuple(events.ids)],
         )
-        items, equipment_of = [], {}
-        for *fields_, equipment_id in cr.fetchall():
-            items.append(LedgerItem(*fields_))
-            equipment_of[fields_[0]] = equipment_id
+        rows = cr.fetchall()
+        items = [LedgerItem(*row[:-1]) for row in rows]
+        # Which machine each device is: the binder, for the whole batch at once.
+        machine_of = self.env["construction.external.id"]._to_internal_ids(
+            "maintenance.equipment", [(row[-1], row[5]) for row in rows]
+        )
+        equipment_of = {row[0]: machine_of.get((row[-1], normalize(row[5]))) for row in rows}
         outcomes = {}
         for event_id, equipment_id in equipment_of.items():
             if not equipment_id:
@@ -421,11 +431,11 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         self.env["maintenance.equipment"].invalidate_model(list(STATE_COLUMNS))
 
     def _write_outcomes(self, items, equipment_of, outcomes):
-        rows = []
+        moves = []
         for event in items:
             outcome = outcomes[event.id]
             if outcome["state"] == "unmapped":
-                rows.append((event.id, "unmapped", None, None, None, event.attempts))
+                moves.append((event.id, "unmapped", UNMAPPED_OUTCOME))
                 continue
             result = outcome.get("result")
             if "readings" in outcome:
@@ -438,27 +448,18 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                         self.env._("%(count)s already known", count=outcome["readings"] - stored)
                     )
                 result = ", ".join(parts)
-            rows.append(
+            moves.append(
                 (
                     event.id,
                     "processed",
-                    equipment_of[event.id],
-                    outcome.get("request_id"),
-                    result,
-                    event.attempts + 1,
+                    {
+                        "equipment_id": equipment_of[event.id],
+                        "request_id": outcome.get("request_id"),
+                        "result": result,
+                        "attempts": event.attempts + 1,
+                        "last_error": None,
+                        "next_attempt_at": None,
+                    },
                 )
             )
-        execute_values(
-            self.env.cr._obj,
-            """UPDATE construction_telematics_event e
-               SET state = v.state, equipment_id = v.equipment_id, request_id = v.request_id,
-                   result = v.result, attempts = v.attempts, last_error = NULL,
-                   next_attempt_at = NULL,
-                   processed_at = CASE WHEN v.state = 'processed'
-                                       THEN now() at time zone 'UTC' END,
-                   write_date = now() at time zone 'UTC'
-               FROM (VALUES %s) AS v(id, state, equipment_id, request_id, result, attempts)
-               WHERE e.id = v.id""",
-            rows,
-            template="(%s, %s, %s::int, %s::int, %s, %s::int)",
-        )
+        self.env["construction.telematics.event"]._set_state(moves)
