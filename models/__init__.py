@@ -13,7 +13,6 @@ from . import construction_odyssee_stream
 from . import construction_odyssee_call_log
 from . import construction_odyssee_approval
 from . import construction_odyssee_usage_line
-from . import construction_odyssee_sync_state
 from . import construction_odyssee_importer
 from . import construction_odyssee_exporter
 from . import hr_employee

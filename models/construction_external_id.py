@@ -1,15 +1,39 @@
+"""The binder: which Odoo record another system means by one of its ids.
+
+One row binds (external system, kind of record, external id) to one Odoo
+record: a telematics device to a machine, an Odyssee installation to a
+machine, an Odyssee user to an employee, a company to a customer, an article
+to a product, a job to a maintenance request, an approval or a usage line to
+its imported record. In the manner of OCA connector's binder component, every
+integration translates ids here and only here, in batches:
+
+* ``_to_internal(system, model, external_ids)``: external id -> record;
+* ``_to_external(system, records)``: record id -> external id;
+* ``_bind(system, pairs)``: remember (record, external id) pairs.
+
+Ids are normalised at this boundary (``protocols.external_ids.normalize``:
+GUIDs in lower case), so Odyssee's upper- and lower-case GUIDs are one id.
+A binding also keeps a fingerprint of what was last sent for its record, so an
+unchanged record costs no call when it is pushed again.
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from ..exceptions import UnknownExternalIdError
+from ..protocols import external_ids
+
+MACHINE = "maintenance.equipment"
 
 
 class ConstructionExternalId(models.Model):
-    """The ID another system gives one of our machines."""
-
     _name = "construction.external.id"
-    _description = "External ID of equipment"
-    _order = "system_id, external_id"
+    _description = "External ID binding"
+    _order = "system_id, res_model, external_id"
     _rec_name = "external_id"
     _check_company_auto = True
 
@@ -21,75 +45,333 @@ class ConstructionExternalId(models.Model):
         check_company=True,
     )
     system_kind = fields.Selection(related="system_id.kind", store=True)
+    res_model = fields.Char(
+        string="Kind of record", required=True, index=True, default=MACHINE, readonly=True
+    )
+    res_id = fields.Many2oneReference(
+        string="Record ID", model_field="res_model", required=True, index=True, readonly=True
+    )
     external_id = fields.Char(string="External ID", required=True, index=True)
+    # The binding of a machine, editable in the mapping screens; bindings of
+    # other records leave it empty. Deleting the machine deletes the binding.
     equipment_id = fields.Many2one(
         "maintenance.equipment",
-        required=True,
+        compute="_compute_equipment_id",
+        store=True,
+        readonly=False,
+        precompute=True,
         ondelete="cascade",
-        index=True,
+        index="btree_not_null",
         check_company=True,
     )
     company_id = fields.Many2one(
         related="system_id.company_id", store=True, index=True, precompute=True
     )
+    fingerprint = fields.Char(readonly=True, copy=False, help="SHA-256 of the values last sent.")
+    synced_at = fields.Datetime(string="Last sent at", readonly=True, copy=False)
     note = fields.Char()
 
     _sql_constraints = [
         (
-            "system_external_id_company_uniq",
-            "unique(system_id, external_id, company_id)",
-            "This external ID is already mapped to a machine for this system.",
+            "system_model_external_id_uniq",
+            "unique(system_id, res_model, external_id)",
+            "This external ID is already bound to a record of this kind for this system.",
         ),
     ]
 
-    @api.constrains("external_id")
+    @api.depends("res_model", "res_id")
+    def _compute_equipment_id(self):
+        for binding in self:
+            binding.equipment_id = binding.res_id if binding.res_model == MACHINE else False
+
+    @api.depends("system_id", "external_id")
+    def _compute_display_name(self):
+        for binding in self:
+            binding.display_name = f"{binding.system_id.name or ''}: {binding.external_id or ''}"
+
+    @api.constrains("external_id", "system_id")
     def _check_external_id(self):
-        for mapping in self:
-            if mapping.external_id != mapping.external_id.strip():
+        for binding in self:
+            if binding.system_kind == "odyssee" and not external_ids.is_guid(binding.external_id):
+                raise ValidationError(
+                    self.env._(
+                        "%(id)r is not an Odyssee GUID (expected 8-4-4-4-12 hexadecimal digits).",
+                        id=binding.external_id,
+                    )
+                )
+
+    @api.model
+    def _normalized(self, vals):
+        vals = dict(vals)
+        if vals.get("equipment_id"):
+            vals.update(res_model=MACHINE, res_id=vals["equipment_id"])
+        if "external_id" in vals:
+            raw = vals["external_id"] or ""
+            if raw != raw.strip():
                 raise ValidationError(
                     self.env._(
                         "External ID %(id)r has leading or trailing spaces; "
                         "senders would never match it.",
-                        id=mapping.external_id,
+                        id=raw,
                     )
                 )
-
-    @api.depends("system_id", "external_id")
-    def _compute_display_name(self):
-        for mapping in self:
-            mapping.display_name = f"{mapping.system_id.name or ''}: {mapping.external_id or ''}"
+            vals["external_id"] = external_ids.normalize(raw)
+        return vals
 
     @api.model_create_multi
     def create(self, vals_list):
-        mappings = super().create(vals_list)
-        mappings._requeue_waiting_events()
-        return mappings
+        bindings = super().create([self._normalized(vals) for vals in vals_list])
+        bindings._requeue_waiting_events()
+        return bindings
 
     def write(self, vals):
-        result = super().write(vals)
-        if {"external_id", "system_id", "equipment_id"} & set(vals):
+        result = super().write(self._normalized(vals))
+        if {"external_id", "system_id", "equipment_id", "res_id"} & set(vals):
             self._requeue_waiting_events()
         return result
 
     def _requeue_waiting_events(self):
-        """Events that waited for these devices are processed now that they are mapped."""
+        """Telematics events that waited for these devices are processed now they are mapped."""
+        machines = self.filtered(lambda b: b.res_model == MACHINE and b.system_kind == "telematics")
         Event = self.env["construction.telematics.event"].sudo()
-        for system in self.system_id:
+        for system in machines.system_id:
             Event._requeue_unmapped(
-                system, self.filtered(lambda m, s=system: m.system_id == s).mapped("external_id")
+                system,
+                machines.filtered(lambda b, s=system: b.system_id == s).mapped("external_id"),
             )
+
+    # ------------------------------------------------------------------
+    # The binder API: batch translations, normalised ids
+    # ------------------------------------------------------------------
+    @api.model
+    def _to_internal(self, system, res_model, ids):
+        """``{normalised external id: record}`` for the ``ids`` bound in ``system``."""
+        keys = {external_ids.normalize(i) for i in ids} - {""}
+        if not system or not keys:
+            return {}
+        bindings = self.sudo().search_fetch(
+            [
+                ("system_id", "=", system.id),
+                ("res_model", "=", res_model),
+                ("external_id", "in", list(keys)),
+            ],
+            ["external_id", "res_id"],
+        )
+        existing = set(self.env[res_model].sudo().browse(bindings.mapped("res_id")).exists().ids)
+        Model = self.env[res_model]
+        return {b.external_id: Model.browse(b.res_id) for b in bindings if b.res_id in existing}
+
+    @api.model
+    def _to_internal_ids(self, res_model, pairs):
+        """``{(system id, normalised external id): record id}`` across systems, in one query.
+
+        The set-wise form of ``_to_internal`` for callers that resolve a whole
+        batch of mixed systems at once (the telematics processor).
+        """
+        keys = {(system_id, external_ids.normalize(i)) for system_id, i in pairs if i}
+        if not keys:
+            return {}
+        self.flush_model(["system_id", "res_model", "external_id", "res_id"])
+        self.env.cr.execute(
+            """SELECT b.system_id, b.external_id, b.res_id
+               FROM construction_external_id b
+               JOIN unnest(%s::int[], %s::varchar[]) AS k(system_id, external_id)
+                 ON k.system_id = b.system_id AND k.external_id = b.external_id
+               WHERE b.res_model = %s""",
+            [[k[0] for k in keys], [k[1] for k in keys], res_model],
+        )
+        return {(system_id, key): res_id for system_id, key, res_id in self.env.cr.fetchall()}
+
+    @api.model
+    def _to_external(self, system, records):
+        """``{record id: external id}`` for the ``records`` bound in ``system``."""
+        if not system or not records:
+            return {}
+        bindings = self.sudo().search_fetch(
+            [
+                ("system_id", "=", system.id),
+                ("res_model", "=", records._name),
+                ("res_id", "in", records.ids),
+            ],
+            ["external_id", "res_id"],
+            order="id",
+        )
+        return {b.res_id: b.external_id for b in bindings}
+
+    @api.model
+    def _binding(self, system, record):
+        """The binding of ``record`` in ``system`` (empty when it has none)."""
+        return self.sudo().search(
+            [
+                ("system_id", "=", system.id),
+                ("res_model", "=", record._name),
+                ("res_id", "=", record.id),
+            ],
+            limit=1,
+        )
+
+    @api.model
+    def _bind(self, system, pairs, replace=False, **values):
+        """Bind each ``(record, external id)`` of ``pairs`` in ``system``; returns the bindings.
+
+        An external id already bound to another record is refused (ValidationError).
+        With ``replace``, a record keeps only the id given here (the fields that
+        show one id per record, e.g. a machine's Odyssee installation GUID).
+        """
+        Binding = self.sudo()
+        wanted = {}
+        for record, external_id in pairs:
+            key = external_ids.normalize(external_id)
+            if key:
+                wanted[key] = record
+        if not wanted:
+            return Binding
+        res_models = {record._name for record in wanted.values()}
+        existing = Binding.search(
+            [
+                ("system_id", "=", system.id),
+                ("res_model", "in", list(res_models)),
+                ("external_id", "in", list(wanted)),
+            ]
+        )
+        by_key = {(b.res_model, b.external_id): b for b in existing}
+        taken = [
+            (key, record, by_key[(record._name, key)])
+            for key, record in wanted.items()
+            if (record._name, key) in by_key and by_key[(record._name, key)].res_id != record.id
+        ]
+        if taken:
+            key, record, binding = taken[0]
+            raise ValidationError(
+                self.env._(
+                    "%(system)s ID %(id)s already belongs to %(other)s; it cannot also name "
+                    "%(record)s.",
+                    system=system.display_name,
+                    id=key,
+                    other=self.env[record._name].browse(binding.res_id).display_name,
+                    record=record.display_name,
+                )
+            )
+        if replace:
+            records_by_model = {}
+            for record in wanted.values():
+                records_by_model.setdefault(record._name, set()).add(record.id)
+            for res_model, ids in records_by_model.items():
+                Binding.search(
+                    [
+                        ("system_id", "=", system.id),
+                        ("res_model", "=", res_model),
+                        ("res_id", "in", list(ids)),
+                        ("external_id", "not in", list(wanted)),
+                    ]
+                ).unlink()
+        result, to_create = Binding, []
+        for key, record in wanted.items():
+            binding = by_key.get((record._name, key))
+            if binding:
+                if values:
+                    binding.write(values)
+                result |= binding
+            else:
+                to_create.append(
+                    dict(
+                        values,
+                        system_id=system.id,
+                        res_model=record._name,
+                        res_id=record.id,
+                        external_id=key,
+                    )
+                )
+        return result | Binding.create(to_create)
+
+    @api.model
+    def _unbind(self, system, records):
+        self._to_bindings(system, records).unlink()
+
+    @api.model
+    def _to_bindings(self, system, records):
+        return self.sudo().search(
+            [
+                ("system_id", "=", system.id),
+                ("res_model", "=", records._name),
+                ("res_id", "in", records.ids),
+            ]
+        )
+
+    # ------------------------------------------------------------------
+    # Fields that show one binding per record (a machine's installation GUID…)
+    # ------------------------------------------------------------------
+    @api.model
+    def _read_into(self, records, field_name, systems):
+        """Set ``field_name`` of each record to its external id.
+
+        ``systems`` says in which system each record is looked up:
+        ``{record id: external system}``.
+        """
+        by_system = defaultdict(list)
+        for record in records:
+            by_system[systems.get(record.id)].append(record.id)
+        for system, ids in by_system.items():
+            group = records.browse(ids)
+            # Records being edited in a form are NewIds standing for their origin.
+            origins = group._origin.filtered("id")
+            known = self._to_external(system, origins) if system and origins else {}
+            for record in group:
+                record[field_name] = known.get(record._origin.id, False)
+
+    @api.model
+    def _write_from(self, records, field_name, systems):
+        """Bind each record to the id typed in ``field_name`` (empty: unbind)."""
+        for record in records:
+            system, value = systems.get(record.id), record[field_name]
+            if not system:
+                if value:
+                    raise UserError(
+                        self.env._(
+                            "%(record)s belongs to a company without an Odyssee backend: "
+                            "configure one before entering Odyssee IDs.",
+                            record=record.display_name,
+                        )
+                    )
+                continue
+            if value:
+                self._bind(system, [(record, value)], replace=True)
+            else:
+                self._unbind(system, record)
+
+    @api.model
+    def _search_bound(self, res_model, operator, value, system_kind="odyssee"):
+        """A domain on ``res_model`` for a search on the id its ``system_kind`` system uses.
+
+        Backs the search of the fields that show a binding (e.g. ``odyssee_job_guid``).
+        """
+        domain = [("res_model", "=", res_model), ("system_kind", "=", system_kind)]
+        if operator in ("=", "!=") and not value:
+            ids = self.sudo().search(domain).mapped("res_id")
+            return [("id", "not in" if operator == "=" else "in", ids)]
+        if operator in ("in", "not in"):
+            value = [external_ids.normalize(v) for v in value if v]
+        elif isinstance(value, str):
+            value = external_ids.normalize(value)
+        positive = {"!=": "=", "not in": "in", "not ilike": "ilike"}.get(operator, operator)
+        ids = self.sudo().search([*domain, ("external_id", positive, value)]).mapped("res_id")
+        return [("id", "not in" if positive != operator else "in", ids)]
+
+    @api.model
+    def _fingerprint(self, values):
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
     @api.model
     def _lookup_equipment(self, system, external_id):
-        """Return the equipment ``system`` calls ``external_id``.
+        """Return the machine ``system`` calls ``external_id``.
 
         :raises UnknownExternalIdError: when nothing is mapped; integrations rely
             on this type to park the event until someone maps the device.
         """
         system.ensure_one()
-        mapping = self.search(
-            [("system_id", "=", system.id), ("external_id", "=", external_id)], limit=1
+        machine = self._to_internal(system, MACHINE, [external_id]).get(
+            external_ids.normalize(external_id)
         )
-        if not mapping:
+        if not machine:
             raise UnknownExternalIdError(system, external_id)
-        return mapping.equipment_id
+        return machine

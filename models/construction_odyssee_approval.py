@@ -7,13 +7,19 @@ class ConstructionOdysseeApproval(models.Model):
     _name = "construction.odyssee.approval"
     _description = "Odyssee job approval"
     _order = "modified_dateutc desc, id desc"
-    _rec_name = "odyssee_guid"
+    _rec_names_search = ["odyssee_guid", "job_guid", "request_id"]
 
     backend_id = fields.Many2one(
         "construction.odyssee.backend", required=True, index=True, ondelete="restrict"
     )
     company_id = fields.Many2one(related="backend_id.company_id", store=True, index=True)
-    odyssee_guid = fields.Char(string="Approval GUID", required=True)
+    # A view of the record's binding in the backend's external system.
+    odyssee_guid = fields.Char(
+        string="Approval GUID",
+        compute="_compute_odyssee_guid",
+        inverse="_inverse_odyssee_guid",
+        search="_search_odyssee_guid",
+    )
     job_guid = fields.Char(string="Job GUID", required=True, index=True)
     request_id = fields.Many2one("maintenance.request", index="btree_not_null", ondelete="set null")
     equipment_id = fields.Many2one(related="request_id.equipment_id", store=True)
@@ -26,15 +32,28 @@ class ConstructionOdysseeApproval(models.Model):
     line_ids = fields.One2many("construction.odyssee.usage.line", "approval_id", string="Lines")
     issue_count = fields.Integer(compute="_compute_issue_count", store=True)
 
-    _sql_constraints = [
-        (
-            "backend_guid_uniq",
-            "unique(backend_id, odyssee_guid)",
-            "This Odyssee approval was already imported.",
-        ),
-    ]
+    @api.depends("request_id", "modified_dateutc")
+    def _compute_display_name(self):
+        for approval in self:
+            approval.display_name = self.env._(
+                "Approval of %(job)s, %(when)s",
+                job=approval.request_id.display_name or approval.job_guid[:8],
+                when=(approval.modified_dateutc or "")[:10],
+            )
 
     @api.depends("line_ids.issue")
     def _compute_issue_count(self):
         for approval in self:
             approval.issue_count = len(approval.line_ids.filtered("issue"))
+
+    def _compute_odyssee_guid(self):
+        self.env["construction.external.id"]._read_into(self, "odyssee_guid", self._systems_of())
+
+    def _inverse_odyssee_guid(self):
+        self.env["construction.external.id"]._write_from(self, "odyssee_guid", self._systems_of())
+
+    def _search_odyssee_guid(self, operator, value):
+        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
+
+    def _systems_of(self):
+        return {record.id: record.backend_id.external_system_id for record in self}

@@ -18,7 +18,13 @@ class ConstructionOdysseeUsageLine(models.Model):
         "construction.odyssee.backend", required=True, index=True, ondelete="restrict"
     )
     company_id = fields.Many2one(related="backend_id.company_id", store=True, index=True)
-    odyssee_guid = fields.Char(string="Line GUID", required=True)
+    # A view of the record's binding in the backend's external system.
+    odyssee_guid = fields.Char(
+        string="Line GUID",
+        compute="_compute_odyssee_guid",
+        inverse="_inverse_odyssee_guid",
+        search="_search_odyssee_guid",
+    )
     kind = fields.Selection([("part", "Part"), ("time", "Time")], required=True)
     approval_id = fields.Many2one("construction.odyssee.approval", index=True, ondelete="set null")
     approval_guid = fields.Char(string="Approval GUID")
@@ -56,14 +62,6 @@ class ConstructionOdysseeUsageLine(models.Model):
         "project.project", string="Job site", compute="_compute_customer", store=True
     )
 
-    _sql_constraints = [
-        (
-            "backend_guid_uniq",
-            "unique(backend_id, odyssee_guid)",
-            "This Odyssee line was already imported.",
-        ),
-    ]
-
     @api.depends("invoice_link_ids.billing", "invoiceable")
     def _compute_invoice_status(self):
         for line in self:
@@ -90,3 +88,15 @@ class ConstructionOdysseeUsageLine(models.Model):
     def _compute_invoiceable(self):
         for line in self:
             line.invoiceable = line.quantity > 0
+
+    def _compute_odyssee_guid(self):
+        self.env["construction.external.id"]._read_into(self, "odyssee_guid", self._systems_of())
+
+    def _inverse_odyssee_guid(self):
+        self.env["construction.external.id"]._write_from(self, "odyssee_guid", self._systems_of())
+
+    def _search_odyssee_guid(self, operator, value):
+        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
+
+    def _systems_of(self):
+        return {record.id: record.backend_id.external_system_id for record in self}

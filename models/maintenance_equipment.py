@@ -1,11 +1,5 @@
-import re
-
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
-
-GUID_PATTERN = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 
 
 class MaintenanceEquipment(models.Model):
@@ -66,20 +60,14 @@ class MaintenanceEquipment(models.Model):
         tracking=True,
         help="The project of the job site the machine works on; imported timesheets go there.",
     )
+    # A view of the machine's binding in its company's Odyssee backend.
     odyssee_installation_guid = fields.Char(
         string="Odyssee installation GUID",
-        copy=False,
-        index="btree_not_null",
+        compute="_compute_odyssee_installation_guid",
+        inverse="_inverse_odyssee_installation_guid",
+        search="_search_odyssee_installation_guid",
         help="ID of the matching installation (Project) in Odyssee.",
     )
-
-    _sql_constraints = [
-        (
-            "odyssee_installation_guid_company_uniq",
-            "unique(odyssee_installation_guid, company_id)",
-            "Another machine of this company already has this Odyssee installation GUID.",
-        ),
-    ]
 
     @api.depends("telematics_latitude", "telematics_longitude", "telematics_last_seen_at")
     def _compute_telematics_map_url(self):
@@ -113,18 +101,22 @@ class MaintenanceEquipment(models.Model):
         action["context"] = {"search_default_not_suspect": 1}
         return action
 
-    @api.constrains("odyssee_installation_guid")
-    def _check_odyssee_installation_guid(self):
-        for equipment in self:
-            guid = equipment.odyssee_installation_guid
-            if guid and not GUID_PATTERN.match(guid):
-                raise ValidationError(
-                    self.env._(
-                        "%(guid)r is not an Odyssee GUID "
-                        "(expected 8-4-4-4-12 hexadecimal digits).",
-                        guid=guid,
-                    )
-                )
+    def _compute_odyssee_installation_guid(self):
+        self.env["construction.external.id"]._read_into(
+            self,
+            "odyssee_installation_guid",
+            self.env["construction.odyssee.backend"]._systems_of(self),
+        )
+
+    def _inverse_odyssee_installation_guid(self):
+        self.env["construction.external.id"]._write_from(
+            self,
+            "odyssee_installation_guid",
+            self.env["construction.odyssee.backend"]._systems_of(self),
+        )
+
+    def _search_odyssee_installation_guid(self, operator, value):
+        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
 
     @api.constrains("ownership_type", "rental_vendor_id", "rental_start_date", "rental_end_date")
     def _check_rental(self):

@@ -3,6 +3,8 @@ import json
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from ..state_machine import ODYSSEE_PUSH
+
 REQUEST_ORIGINS = [
     ("manual", "Manual"),
     ("telematics_alert", "Telematics alert"),
@@ -44,8 +46,12 @@ class MaintenanceRequest(models.Model):
     )
 
     # Link to the job in Odyssee.
+    # A view of the request's binding to its job in the company's Odyssee backend.
     odyssee_job_guid = fields.Char(
-        string="Odyssee job GUID", readonly=True, copy=False, index="btree_not_null"
+        string="Odyssee job GUID",
+        compute="_compute_odyssee_job_guid",
+        inverse="_inverse_odyssee_job_guid",
+        search="_search_odyssee_job_guid",
     )
     reference_back_office = fields.Char(
         readonly=True,
@@ -83,11 +89,6 @@ class MaintenanceRequest(models.Model):
 
     _sql_constraints = [
         (
-            "odyssee_job_guid_company_uniq",
-            "unique(odyssee_job_guid, company_id)",
-            "Another maintenance request of this company is already linked to this Odyssee job.",
-        ),
-        (
             "reference_back_office_company_uniq",
             "unique(reference_back_office, company_id)",
             "Another maintenance request of this company already uses this back-office reference.",
@@ -107,6 +108,19 @@ class MaintenanceRequest(models.Model):
                 json.dumps(snapshot, indent=2, sort_keys=True) if snapshot else False
             )
 
+    def _compute_odyssee_job_guid(self):
+        self.env["construction.external.id"]._read_into(
+            self, "odyssee_job_guid", self.env["construction.odyssee.backend"]._systems_of(self)
+        )
+
+    def _inverse_odyssee_job_guid(self):
+        self.env["construction.external.id"]._write_from(
+            self, "odyssee_job_guid", self.env["construction.odyssee.backend"]._systems_of(self)
+        )
+
+    def _search_odyssee_job_guid(self, operator, value):
+        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
+
     def _odyssee_reference(self):
         """Our key for the request in Odyssee (its reference_back_office), set once."""
         self.ensure_one()
@@ -118,9 +132,17 @@ class MaintenanceRequest(models.Model):
         """Queue the request for Odyssee; the sync sends it within the minute (or now)."""
         if not self.env.user.has_group("construction_asset_sync.group_dispatcher"):
             raise AccessError(self.env._("Only dispatchers send work to Odyssee."))
-        self.sudo().write({"odyssee_push_state": "pending", "odyssee_push_error": False})
+        self._set_odyssee_push_state("pending")
         self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
         return True
+
+    def _set_odyssee_push_state(self, state, error=False):
+        """The one way the Odyssee push state changes; refuses moves its table does not list."""
+        ODYSSEE_PUSH.check([(request.odyssee_push_state, state) for request in self])
+        # Not through write(): changing the push state must not queue another push.
+        super(MaintenanceRequest, self.sudo()).write(
+            {"odyssee_push_state": state, "odyssee_push_error": error}
+        )
 
     def write(self, vals):
         result = super().write(vals)
@@ -144,7 +166,7 @@ class MaintenanceRequest(models.Model):
                 to_queue |= request
         if to_queue:
             # Sending happens in the sync job, never inside this transaction.
-            super(MaintenanceRequest, to_queue.sudo()).write({"odyssee_push_state": "pending"})
+            to_queue._set_odyssee_push_state("pending")
             self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
 
     def action_mark_reviewed(self):

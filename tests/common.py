@@ -73,3 +73,18 @@ class ConstructionAssetSyncCase(TransactionCase):
             "base.group_user,construction_asset_sync.group_integration_admin",
             companies=cls.other_company,
         )
+
+
+def odyssee_backend(env, company):
+    """The company's active Odyssee backend, created when it has none."""
+    Backend = env["construction.odyssee.backend"]
+    return Backend.search([("company_id", "=", company.id)], limit=1) or Backend.create(
+        {
+            "name": f"Odyssee of {company.name}",
+            "url": "http://127.0.0.1:9/api",
+            "domain": "TEST",
+            "username": "api",
+            "password": "secret",
+            "company_id": company.id,
+        }
+    )

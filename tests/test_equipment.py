@@ -1,8 +1,6 @@
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import mute_logger
-from psycopg2 import IntegrityError
 
-from .common import ConstructionAssetSyncCase
+from .common import ConstructionAssetSyncCase, odyssee_backend
 
 GUID = "9d1c2b3a-4e5f-4a6b-8c7d-0e1f2a3b4c5d"
 
@@ -45,19 +43,40 @@ class TestEquipment(ConstructionAssetSyncCase):
         self.assertEqual(self.equipment.currency_id, self.company.currency_id)
 
     def test_odyssee_guid_is_validated(self):
+        odyssee_backend(self.env, self.company)
         with self.assertRaisesRegex(ValidationError, "not an Odyssee GUID"):
             self.equipment.odyssee_installation_guid = "not-a-guid"
         self.equipment.odyssee_installation_guid = GUID
         self.assertEqual(self.equipment.odyssee_installation_guid, GUID)
 
-    @mute_logger("odoo.sql_db")
+    def test_odyssee_guid_is_one_id_in_either_case(self):
+        backend = odyssee_backend(self.env, self.company)
+        self.equipment.odyssee_installation_guid = GUID.upper()
+        self.equipment.invalidate_recordset()
+        self.assertEqual(self.equipment.odyssee_installation_guid, GUID)
+        Equipment = self.env["maintenance.equipment"]
+        for typed in (GUID, GUID.upper()):
+            self.assertEqual(
+                Equipment.search([("odyssee_installation_guid", "=", typed)]), self.equipment
+            )
+        binder = self.env["construction.external.id"]
+        found = binder._to_internal(
+            backend.external_system_id, "maintenance.equipment", [GUID.upper()]
+        )
+        self.assertEqual(found, {GUID: self.equipment})
+
     def test_odyssee_guid_is_unique_per_company(self):
+        odyssee_backend(self.env, self.company)
+        odyssee_backend(self.env, self.other_company)
         self.equipment.odyssee_installation_guid = GUID
         self.other_equipment.odyssee_installation_guid = GUID  # other company: allowed
         twin = self.env["maintenance.equipment"].create({"name": "Twin"})
-        with self.assertRaises(IntegrityError), self.env.cr.savepoint():
+        with self.assertRaisesRegex(ValidationError, "already belongs to Excavator under test"):
             twin.odyssee_installation_guid = GUID
-            twin.flush_recordset()
+
+    def test_odyssee_guid_needs_a_backend(self):
+        with self.assertRaisesRegex(UserError, "without an Odyssee backend"):
+            self.other_equipment.odyssee_installation_guid = GUID
 
     def test_job_site_must_belong_to_the_machine_company(self):
         foreign_site = self.env["project.project"].create(

@@ -12,16 +12,16 @@ class TestExternalId(ConstructionAssetSyncCase):
         self.assertEqual(found, self.equipment)
 
     def test_same_device_id_in_two_systems_resolves_separately(self):
-        odyssee = self.env["construction.external.system"].create(
-            {"name": "Odyssee", "kind": "odyssee", "code": "odyssee-under-test"}
+        erp = self.env["construction.external.system"].create(
+            {"name": "Former ERP", "kind": "other_erp", "code": "erp-under-test"}
         )
         second = self.env["maintenance.equipment"].create({"name": "Second machine"})
         self.env["construction.external.id"].create(
-            {"system_id": odyssee.id, "external_id": "DEV-1", "equipment_id": second.id}
+            {"system_id": erp.id, "external_id": "DEV-1", "equipment_id": second.id}
         )
         lookup = self.env["construction.external.id"]._lookup_equipment
         self.assertEqual(lookup(self.telematics, "DEV-1"), self.equipment)
-        self.assertEqual(lookup(odyssee, "DEV-1"), second)
+        self.assertEqual(lookup(erp, "DEV-1"), second)
 
     def test_unknown_id_raises_a_typed_error_naming_it(self):
         with self.assertRaises(UnknownExternalIdError) as caught:

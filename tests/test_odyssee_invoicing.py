@@ -113,7 +113,7 @@ def import_job(fixture, name, approval_guid):
         [
             dict(
                 common,
-                odyssee_guid=f"{approval_guid}-p1",
+                odyssee_guid=str(uuid.uuid4()),
                 kind="part",
                 name="Oil filter",
                 code="FLT",
@@ -123,7 +123,7 @@ def import_job(fixture, name, approval_guid):
             ),
             dict(
                 common,
-                odyssee_guid=f"{approval_guid}-p2",
+                odyssee_guid=str(uuid.uuid4()),
                 kind="part",
                 name="Seal kit",
                 code="SEAL",
@@ -134,7 +134,7 @@ def import_job(fixture, name, approval_guid):
             ),
             dict(
                 common,
-                odyssee_guid=f"{approval_guid}-t1",
+                odyssee_guid=str(uuid.uuid4()),
                 kind="time",
                 name="Labour",
                 code="NORMAL",
@@ -144,7 +144,7 @@ def import_job(fixture, name, approval_guid):
             ),
             dict(
                 common,
-                odyssee_guid=f"{approval_guid}-t2",
+                odyssee_guid=str(uuid.uuid4()),
                 kind="time",
                 name="Labour",
                 code="NORMAL",
@@ -154,7 +154,7 @@ def import_job(fixture, name, approval_guid):
             ),
             dict(
                 common,
-                odyssee_guid=f"{approval_guid}-t3",
+                odyssee_guid=str(uuid.uuid4()),
                 kind="time",
                 name="Travel",
                 code="TRAVEL",

@@ -49,6 +49,18 @@ class TestAccessRights(ConstructionAssetSyncCase):
         mapping.unlink()
         self.assertFalse(mapping.exists())
 
+    def test_dispatcher_cannot_rebind_what_integrations_bound(self):
+        from odoo.exceptions import AccessError
+
+        employee = self.env["hr.employee"].create({"name": "Bound technician"})
+        binding = self.env["construction.external.id"]._bind(self.telematics, [(employee, "T-1")])
+        as_dispatcher = binding.with_user(self.dispatcher)
+        self.assertEqual(as_dispatcher.external_id, "T-1", "dispatchers still see it")
+        with self.assertRaises(AccessError):
+            as_dispatcher.external_id = "T-2"
+        binding.with_user(self.integration_admin).external_id = "T-3"
+        self.assertEqual(binding.external_id, "T-3")
+
     def test_dispatcher_cannot_configure_systems(self):
         systems = self.env["construction.external.system"].with_user(self.dispatcher)
         visible = systems.search([])
