@@ -108,14 +108,24 @@ class ConstructionOdysseeBackend(models.Model):
                 if not backend.stream_ids.filtered(lambda s, k=kind: s.kind == k):
                     Stream.create({"backend_id": backend.id, "kind": kind})
 
-    def _client(self, log_calls=True):
-        """An ``OdysseeClient`` whose calls are written to the exchange log."""
+    @api.model
+    def _systems_of(self, records):
+        """``{record id: external system}``: the id space of each record's company backend."""
+        backends = self.sudo().search([("company_id", "in", records.company_id.ids)])
+        systems = {backend.company_id.id: backend.external_system_id for backend in backends}
+        return {record.id: systems.get(record.company_id.id) for record in records}
+
+    def _stream(self, kind):
+        self.ensure_one()
+        return self.stream_ids.filtered(lambda stream: stream.kind == kind)
+
+    def _client(self, call_log=None):
+        """An ``OdysseeClient``; each call it makes is appended to ``call_log``."""
         self.ensure_one()
         backend = self.sudo()
         if not backend.password:
             raise UserError(self.env._("Set the API password of %(name)s first.", name=self.name))
-        records = []
-        client = odyssee_client.OdysseeClient(
+        return odyssee_client.OdysseeClient(
             base_url=backend.url,
             domain=backend.domain,
             username=backend.username,
@@ -123,13 +133,12 @@ class ConstructionOdysseeBackend(models.Model):
             timeout=backend.timeout,
             max_retries=backend.max_retries,
             max_requests_per_second=backend.rate_limit,
-            on_call=records.append if log_calls else None,
+            on_call=call_log.append if call_log is not None else None,
         )
-        client.pending_log = records
-        return client
 
-    def _flush_call_log(self, client):
-        records, client.pending_log[:] = list(client.pending_log), []
+    def _write_call_log(self, call_log):
+        """Store the calls of ``call_log`` in the exchange log and empty it."""
+        records, call_log[:] = list(call_log), []
         if records:
             self.env["construction.odyssee.call.log"].sudo().create(
                 [
@@ -151,16 +160,16 @@ class ConstructionOdysseeBackend(models.Model):
     def action_test_connection(self):
         """One cheap call; the answer is shown, and the call stays in the log either way."""
         self.ensure_one()
-        client = self._client()
+        call_log = []
+        client = self._client(call_log)
         try:
             client.get("JobType", query="$top=1")
         except odyssee_client.OdysseeError as exc:
-            self._flush_call_log(client)
             message = self.env._("Odyssee refused the connection: %(error)s", error=str(exc))
             kind = "danger"
         else:
-            self._flush_call_log(client)
             message, kind = self.env._("Connected to Odyssee."), "success"
+        self._write_call_log(call_log)
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -192,10 +201,9 @@ class ConstructionOdysseeBackend(models.Model):
         Returns None when the deadline cut the approvals pull short.
         """
         self.ensure_one()
-        self.env["construction.odyssee.exporter"]._push_pending(self, auto_commit=auto_commit)
-        importer = self.env["construction.odyssee.importer"]
-        done = importer._pull_approvals(self, auto_commit=auto_commit, deadline=deadline)
-        importer._pull_pdfs(self, auto_commit=auto_commit)
+        self._stream("push")._run(auto_commit=auto_commit)
+        done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
+        self._stream("pdfs")._run(auto_commit=auto_commit)
         return done
 
     @api.model

@@ -1,18 +1,15 @@
 """Push work orders and the master data they need to Odyssee.
 
-Each pushed record keeps its Odyssee GUID and a fingerprint of the fields sent
-(``construction.odyssee.sync.state``): an unchanged record costs no call, a
-changed one is updated in place (PUT), a new one is created (POST).
+Each pushed record is bound to its Odyssee GUID with a fingerprint of the
+fields sent (``construction.external.id``): an unchanged record costs no call,
+a changed one is updated in place (PUT), a new one is created (POST).
 """
-
-import logging
 
 from odoo import api, fields, models
 from odoo.tools import html2plaintext
 
 from ..protocols import odyssee_client
-
-_logger = logging.getLogger(__name__)
+from ..protocols.external_ids import normalize
 
 
 class ConstructionOdysseeExporter(models.AbstractModel):
@@ -20,8 +17,13 @@ class ConstructionOdysseeExporter(models.AbstractModel):
     _description = "Odyssee exporter"
 
     @api.model
-    def _push_pending(self, backend, auto_commit=False):
-        stream = backend.stream_ids.filtered(lambda s: s.kind == "push")
+    def _push_pending(self, stream, client, call_log, auto_commit=False, deadline=None):
+        """Send the requests queued for Odyssee; returns ``(sent, True)``.
+
+        A request that fails is marked in error and the others go on; the run
+        then raises, so the stream shows the failures.
+        """
+        backend = stream.backend_id
         requests = (
             self.env["maintenance.request"]
             .sudo()
@@ -29,7 +31,6 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 [("company_id", "=", backend.company_id.id), ("odyssee_push_state", "=", "pending")]
             )
         )
-        client = backend._client()
         pushed, failures = 0, []
         try:
             self._push_products(backend, client)
@@ -41,46 +42,30 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                     self._push_request(backend, client, request)
                 pushed += 1
             except odyssee_client.OdysseeError as exc:
-                request.write(
-                    {
-                        "odyssee_push_state": "error",
-                        "odyssee_push_error": f"{exc} {exc.body}".strip(),
-                    }
-                )
+                request._set_odyssee_push_state("error", error=f"{exc} {exc.body}".strip())
                 failures.append(f"{request.display_name}: {exc}")
-            backend._flush_call_log(client)
+            backend._write_call_log(call_log)
             if auto_commit:
                 self.env.cr.commit()
-        backend._flush_call_log(client)
         if failures:
-            stream._record_failure("\n".join(failures), client.calls)
-        else:
-            stream._record_success(pushed, client.calls)
-        return pushed
+            raise odyssee_client.OdysseeError("\n".join(failures))
+        return pushed, True
 
     def _upsert(self, backend, client, record, controller, values):
         """POST or PUT ``values`` for ``record`` unless they are what was last sent."""
-        State = self.env["construction.odyssee.sync.state"].sudo()
-        state = State._get(backend, record)
-        fingerprint = State._fingerprint(values)
-        if state and state.fingerprint == fingerprint:
-            return state.odyssee_guid
-        if state:
-            client.update(controller, state.odyssee_guid, values)
-            state.write({"fingerprint": fingerprint, "synced_at": fields.Datetime.now()})
-            return state.odyssee_guid
-        guid = client.create(controller, values)["id"].lower()
-        State.create(
-            {
-                "backend_id": backend.id,
-                "res_model": record._name,
-                "res_id": record.id,
-                "controller": controller,
-                "odyssee_guid": guid,
-                "fingerprint": fingerprint,
-                "synced_at": fields.Datetime.now(),
-            }
-        )
+        Binder = self.env["construction.external.id"]
+        system = backend.external_system_id
+        binding = Binder._binding(system, record)
+        fingerprint = Binder._fingerprint(values)
+        if binding and binding.fingerprint == fingerprint:
+            return binding.external_id
+        sent = {"fingerprint": fingerprint, "synced_at": fields.Datetime.now()}
+        if binding:
+            client.update(controller, binding.external_id, values)
+            binding.write(sent)
+            return binding.external_id
+        guid = normalize(client.create(controller, values)["id"])
+        Binder._bind(system, [(record, guid)], **sent)
         return guid
 
     def _push_company(self, backend, client, partner):
@@ -106,7 +91,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
 
     def _push_machine(self, backend, client, equipment, customer):
         company_guid = self._push_company(backend, client, customer)
-        guid = self._upsert(
+        return self._upsert(
             backend,
             client,
             equipment,
@@ -118,12 +103,9 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 "company_id": company_guid,
             },
         )
-        if equipment.odyssee_installation_guid != guid:
-            equipment.sudo().odyssee_installation_guid = guid
-        return guid
 
     def _push_technician(self, backend, client, employee):
-        guid = self._upsert(
+        return self._upsert(
             backend,
             client,
             employee,
@@ -136,9 +118,6 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 "email": employee.work_email or "",
             },
         )
-        if (employee.odyssee_user_guid or "").lower() != guid:
-            employee.sudo().odyssee_user_guid = guid
-        return guid
 
     def _push_products(self, backend, client):
         products = (
@@ -189,11 +168,9 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         if employee:
             self._push_technician(backend, client, employee)
         guid = self._upsert(backend, client, request, "Jobs", values)
+        request._set_odyssee_push_state("sent")
         request.write(
             {
-                "odyssee_job_guid": guid,
-                "odyssee_push_state": "sent",
-                "odyssee_push_error": False,
                 "odyssee_last_synced_at": fields.Datetime.now(),
                 "odyssee_status": request.odyssee_status or "Open",
             }

@@ -660,7 +660,7 @@ class Emulator:
                 index = self._index(controller, hint[0])
                 candidates = [e for value in hint[1] for e in index.get(value, ())]
                 position = self._positions(controller)
-                candidates.sort(key=lambda e: position[e["id"]])  # insertion order (Q5)
+                candidates.sort(key=lambda e: position[e["id"].lower()])  # insertion order (Q5)
             else:
                 candidates = self.tables[controller].values()
             rows = [e for e in candidates if not predicate or predicate(e)]

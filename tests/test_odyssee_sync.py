@@ -74,8 +74,7 @@ class OdysseeCase(TransactionCase):
         return self.backend.stream_ids.filtered(lambda s: s.kind == kind)
 
     def pull(self):
-        importer = self.env["construction.odyssee.importer"]
-        return importer._pull_approvals(self.backend), importer._pull_pdfs(self.backend)
+        return self.stream("approvals")._run(), self.stream("pdfs")._run()
 
 
 class TestOdysseePull(OdysseeCase):
@@ -123,6 +122,32 @@ class TestOdysseePull(OdysseeCase):
         sheet = on_machine.timesheet_id[0]
         self.assertEqual(sheet.unit_amount, sheet.odyssee_usage_line_id.quantity)
         self.assertTrue(parts.filtered("is_under_warranty"))
+
+    def test_upper_case_guids_are_the_same_ids(self):
+        """Odyssee writes GUIDs in either case, per table and in foreign keys."""
+        for table, keys in (
+            ("JobApproval", ("id", "jobs_id")),
+            ("Jobs", ("project_id",)),
+            ("JobPartUsage", ("jobs_id", "job_approval_id", "user_id")),
+            ("JobNonPartUsage", ("jobs_id", "job_approval_id", "user_id")),
+        ):
+            for row in self.emulator.tables[table].values():
+                row.update({key: row[key].upper() for key in keys})
+        self.assertEqual(self.pull(), (True, True))
+        self.pull()  # a second pull finds every record again: nothing doubles
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        times = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", "time")])
+        booked = times.filtered("timesheet_id")
+        self.assertTrue(booked, "upper-case user GUIDs still find the technician")
+        self.assertEqual(set(booked.employee_id.ids), {self.technician.id})
+        self.assertTrue(approvals.request_id.filtered(lambda r: r.equipment_id == self.machine))
+        final = set(approvals.mapped("odyssee_guid"))
+        signed = times.filtered(lambda line: line.approval_guid in final)
+        self.assertTrue(signed)
+        self.assertFalse(
+            signed.filtered(lambda line: line.approval_id.odyssee_guid != line.approval_guid)
+        )
 
     def test_second_pull_changes_nothing(self):
         self.pull()
@@ -212,21 +237,21 @@ class TestOdysseePull(OdysseeCase):
 
     def test_failure_on_the_second_page_keeps_the_first(self):
         importer_class = type(self.env["construction.odyssee.importer"])
-        original = importer_class._import_approvals
+        original = importer_class._import_approval_page
         pages = []
 
-        def crash_on_second_page(importer, backend, client, approvals):
-            pages.append(len(approvals))
+        def crash_on_second_page(importer, backend, adapter, rows):
+            pages.append(len(rows))
             if len(pages) == 2:
                 raise SimulatedCrash
-            return original(importer, backend, client, approvals)
+            return original(importer, backend, adapter, rows)
 
         # Not assertRaises: Odoo's rolls back a savepoint around its block, which
         # would hide what the crashed run left behind.
         crashed = False
-        with patch.object(importer_class, "_import_approvals", crash_on_second_page):
+        with patch.object(importer_class, "_import_approval_page", crash_on_second_page):
             try:
-                self.env["construction.odyssee.importer"]._pull_approvals(self.backend)
+                self.stream("approvals")._run()
             except SimulatedCrash:
                 crashed = True
         self.assertTrue(crashed)
@@ -286,7 +311,7 @@ class TestOdysseePush(OdysseeCase):
         )
         request.with_user(dispatcher).action_send_to_odyssee()
         self.assertEqual(request.odyssee_push_state, "pending")
-        self.env["construction.odyssee.exporter"]._push_pending(self.backend)
+        self.stream("push")._run()
         self.assertEqual(request.odyssee_push_state, "sent")
         job = self.emulator.tables["Jobs"][request.odyssee_job_guid]
         self.assertEqual(job["reference_back_office"], request.reference_back_office)
@@ -296,14 +321,14 @@ class TestOdysseePush(OdysseeCase):
         self.assertEqual(company["code"], "C-42")
 
         calls = self.emulator.calls
-        request.write({"odyssee_push_state": "pending"})
-        self.env["construction.odyssee.exporter"]._push_pending(self.backend)
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
         self.assertEqual(self.emulator.calls_by_controller.get("Jobs"), 1, "unchanged: no call")
         self.assertLessEqual(self.emulator.calls - calls, 0)
 
         request.name = "Hydraulic leak, boom cylinder"
         self.assertEqual(request.odyssee_push_state, "pending")
-        self.env["construction.odyssee.exporter"]._push_pending(self.backend)
+        self.stream("push")._run()
         self.assertEqual(
             self.emulator.tables["Jobs"][request.odyssee_job_guid]["name"], request.name
         )

@@ -1,0 +1,76 @@
+"""The adapter: what the importer reads from Odyssee, in as few calls as the API allows.
+
+It knows Odyssee's controllers and OData queries, nothing of Odoo. A page of
+approvals costs one call, and the jobs, parts and time lines of all its jobs
+three more (``id eq a or id eq b …``), never a call per approval.
+"""
+
+from dataclasses import dataclass, field
+
+from . import odata
+from .external_ids import normalize
+
+APPROVAL_FILE_FIELDS = ["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"]
+
+
+@dataclass
+class ApprovalWork:
+    """The jobs (by normalised GUID), part lines and time lines of some approvals."""
+
+    jobs: dict = field(default_factory=dict)
+    parts: list = field(default_factory=list)
+    times: list = field(default_factory=list)
+
+
+class OdysseeAdapter:
+    def __init__(self, client, page_size):
+        self.client = client
+        self.page_size = page_size
+
+    def final_approval_pages(self, since):
+        """Pages of final (not daily) approvals changed since ``since``, oldest first."""
+        query = odata.Query(
+            filter=odata.all_of(
+                odata.cond("modified_dateutc", "ge", since),
+                odata.cond("is_daily_approval", "eq", False),
+            ),
+            orderby="modified_dateutc asc",
+            top=self.page_size,
+        )
+        return self.client.iter_pages("JobApproval", query)
+
+    def work_of(self, approvals):
+        """The jobs and lines of ``approvals``: three calls (or pages) for all of them."""
+        job_guids = sorted({normalize(a["jobs_id"]) for a in approvals})
+        if not job_guids:
+            return ApprovalWork()
+        guids = [odata.Guid(g) for g in job_guids]
+        jobs = self.client.iter_all(
+            "Jobs", odata.Query(filter=odata.any_of("id", guids), top=self.page_size)
+        )
+        by_job = odata.Query(
+            filter=odata.any_of("jobs_id", guids), orderby="id", top=self.page_size
+        )
+        return ApprovalWork(
+            jobs={normalize(job["id"]): job for job in jobs},
+            parts=list(self.client.iter_all("JobPartUsage", by_job)),
+            times=list(self.client.iter_all("JobNonPartUsage", by_job)),
+        )
+
+    def approval_file_pages(self, since):
+        """Pages of signed approval PDFs (metadata only) changed since ``since``."""
+        query = odata.Query(
+            filter=odata.all_of(
+                odata.cond("modified_dateutc", "ge", since),
+                odata.cond("file_type_name", "eq", "JOB_APPROVAL"),
+                odata.cond("db_table_name", "eq", "job_approval"),
+            ),
+            orderby="modified_dateutc asc",
+            select=APPROVAL_FILE_FIELDS,
+            top=self.page_size,
+        )
+        return self.client.iter_pages("DbFile", query)
+
+    def file_content(self, file_id):
+        """The base64 content of one file (one call: lists do not carry it)."""
+        return self.client.get("DbFile", file_id)["file_content"]
