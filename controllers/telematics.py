@@ -173,7 +173,9 @@ class TelematicsController(http.Controller):
                 "Send the body as application/json.",
                 [{"field": "Content-Type", "message": "must be application/json"}],
             )
-        megabytes = request.env["construction.telematics.event"]._setting("telematics_max_body_mb")
+        megabytes = request.env["res.config.settings"]._construction_setting(
+            "telematics_max_body_mb"
+        )
         limit = int(megabytes * 1024 * 1024)
         too_large = IngestError(
             413,

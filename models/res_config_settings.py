@@ -1,7 +1,20 @@
-from odoo import fields, models
+import logging
 
-from .construction_telematics_event import DEFAULTS
-from .construction_telematics_event import PARAM_PREFIX as PREFIX
+from odoo import api, fields, models
+
+_logger = logging.getLogger(__name__)
+
+PREFIX = "construction_asset_sync."
+# Every setting of the addon with its default; read with ``_construction_setting``.
+DEFAULTS = {
+    "telematics_max_body_mb": 5.0,
+    "telematics_max_attempts": 5,
+    "telematics_retention_days": 30,
+    "telematics_batch_size": 500,
+    "telematics_batch_items": 20000,
+    "telematics_max_engine_hours_per_day": 24.0,
+    "telematics_max_km_per_day": 2000.0,
+}
 
 
 class ResConfigSettings(models.TransientModel):
@@ -34,3 +47,14 @@ class ResConfigSettings(models.TransientModel):
         config_parameter=PREFIX + "telematics_max_km_per_day",
         default=DEFAULTS["telematics_max_km_per_day"],
     )
+
+    @api.model
+    def _construction_setting(self, name):
+        """The value of setting ``name`` (a key of ``DEFAULTS``), or its default."""
+        default = DEFAULTS[name]
+        raw = self.env["ir.config_parameter"].sudo().get_param(PREFIX + name)
+        try:
+            return type(default)(raw) if raw not in (None, "", False) else default
+        except ValueError:
+            _logger.warning("ignoring invalid setting %s=%r", PREFIX + name, raw)
+            return default
