@@ -116,3 +116,5 @@ class TestBinder(ConstructionAssetSyncCase):
             "WHERE table_name = 'hr_employee' AND column_name = 'odyssee_user_guid'"
         )
         self.assertFalse(cr.fetchone(), "the old column is dropped once its ids are bound")
+        cr.execute("SELECT to_regclass('construction_odyssee_sync_state')")
+        self.assertIsNone(cr.fetchone()[0])

@@ -77,6 +77,8 @@ def bind_legacy_ids(cr):
                 SET fingerprint = EXCLUDED.fingerprint, synced_at = EXCLUDED.synced_at"""
         )
         made += cr.rowcount
+        # The model is gone; Odoo drops the tables of removed models only on uninstall.
+        cr.execute("DROP TABLE construction_odyssee_sync_state")
     return made
 
 
