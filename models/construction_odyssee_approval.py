@@ -6,6 +6,8 @@ class ConstructionOdysseeApproval(models.Model):
 
     _name = "construction.odyssee.approval"
     _description = "Odyssee job approval"
+    _inherit = ["construction.odyssee.bound.mixin"]
+    _odyssee_id_field = "odyssee_guid"
     _order = "modified_dateutc desc, id desc"
     _rec_names_search = ["odyssee_guid", "job_guid", "request_id"]
 
@@ -16,9 +18,9 @@ class ConstructionOdysseeApproval(models.Model):
     # A view of the record's binding in the backend's external system.
     odyssee_guid = fields.Char(
         string="Approval GUID",
-        compute="_compute_odyssee_guid",
-        inverse="_inverse_odyssee_guid",
-        search="_search_odyssee_guid",
+        compute="_compute_odyssee_id",
+        inverse="_inverse_odyssee_id",
+        search="_search_odyssee_id",
     )
     job_guid = fields.Char(string="Job GUID", required=True, index=True)
     request_id = fields.Many2one("maintenance.request", index="btree_not_null", ondelete="set null")
@@ -46,14 +48,5 @@ class ConstructionOdysseeApproval(models.Model):
         for approval in self:
             approval.issue_count = len(approval.line_ids.filtered("issue"))
 
-    def _compute_odyssee_guid(self):
-        self.env["construction.external.id"]._read_into(self, "odyssee_guid", self._systems_of())
-
-    def _inverse_odyssee_guid(self):
-        self.env["construction.external.id"]._write_from(self, "odyssee_guid", self._systems_of())
-
-    def _search_odyssee_guid(self, operator, value):
-        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
-
-    def _systems_of(self):
+    def _odyssee_systems(self):
         return {record.id: record.backend_id.external_system_id for record in self}

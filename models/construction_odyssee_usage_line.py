@@ -11,6 +11,8 @@ class ConstructionOdysseeUsageLine(models.Model):
 
     _name = "construction.odyssee.usage.line"
     _description = "Odyssee usage line"
+    _inherit = ["construction.odyssee.bound.mixin"]
+    _odyssee_id_field = "odyssee_guid"
     _order = "working_date desc, id"
     _rec_name = "name"
 
@@ -21,9 +23,9 @@ class ConstructionOdysseeUsageLine(models.Model):
     # A view of the record's binding in the backend's external system.
     odyssee_guid = fields.Char(
         string="Line GUID",
-        compute="_compute_odyssee_guid",
-        inverse="_inverse_odyssee_guid",
-        search="_search_odyssee_guid",
+        compute="_compute_odyssee_id",
+        inverse="_inverse_odyssee_id",
+        search="_search_odyssee_id",
     )
     kind = fields.Selection([("part", "Part"), ("time", "Time")], required=True)
     approval_id = fields.Many2one("construction.odyssee.approval", index=True, ondelete="set null")
@@ -89,14 +91,5 @@ class ConstructionOdysseeUsageLine(models.Model):
         for line in self:
             line.invoiceable = line.quantity > 0
 
-    def _compute_odyssee_guid(self):
-        self.env["construction.external.id"]._read_into(self, "odyssee_guid", self._systems_of())
-
-    def _inverse_odyssee_guid(self):
-        self.env["construction.external.id"]._write_from(self, "odyssee_guid", self._systems_of())
-
-    def _search_odyssee_guid(self, operator, value):
-        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
-
-    def _systems_of(self):
+    def _odyssee_systems(self):
         return {record.id: record.backend_id.external_system_id for record in self}

@@ -2,27 +2,16 @@ from odoo import fields, models
 
 
 class HrEmployee(models.Model):
-    _inherit = "hr.employee"
+    _name = "hr.employee"
+    _inherit = ["hr.employee", "construction.odyssee.bound.mixin"]
+    _odyssee_id_field = "odyssee_user_guid"
 
     # A view of the employee's binding in its company's Odyssee backend.
     odyssee_user_guid = fields.Char(
         string="Odyssee user GUID",
-        compute="_compute_odyssee_user_guid",
-        inverse="_inverse_odyssee_user_guid",
-        search="_search_odyssee_user_guid",
+        compute="_compute_odyssee_id",
+        inverse="_inverse_odyssee_id",
+        search="_search_odyssee_id",
         groups="hr.group_hr_user",
         help="The technician's user in Odyssee; imported timesheets are booked on this employee.",
     )
-
-    def _compute_odyssee_user_guid(self):
-        self.env["construction.external.id"]._read_into(
-            self, "odyssee_user_guid", self.env["construction.odyssee.backend"]._systems_of(self)
-        )
-
-    def _inverse_odyssee_user_guid(self):
-        self.env["construction.external.id"]._write_from(
-            self, "odyssee_user_guid", self.env["construction.odyssee.backend"]._systems_of(self)
-        )
-
-    def _search_odyssee_user_guid(self, operator, value):
-        return self.env["construction.external.id"]._search_bound(self._name, operator, value)

@@ -3,7 +3,9 @@ from odoo.exceptions import ValidationError
 
 
 class MaintenanceEquipment(models.Model):
-    _inherit = "maintenance.equipment"
+    _name = "maintenance.equipment"
+    _inherit = ["maintenance.equipment", "construction.odyssee.bound.mixin"]
+    _odyssee_id_field = "odyssee_installation_guid"
 
     external_id_ids = fields.One2many(
         "construction.external.id", "equipment_id", string="External IDs"
@@ -63,9 +65,9 @@ class MaintenanceEquipment(models.Model):
     # A view of the machine's binding in its company's Odyssee backend.
     odyssee_installation_guid = fields.Char(
         string="Odyssee installation GUID",
-        compute="_compute_odyssee_installation_guid",
-        inverse="_inverse_odyssee_installation_guid",
-        search="_search_odyssee_installation_guid",
+        compute="_compute_odyssee_id",
+        inverse="_inverse_odyssee_id",
+        search="_search_odyssee_id",
         help="ID of the matching installation (Project) in Odyssee.",
     )
 
@@ -100,23 +102,6 @@ class MaintenanceEquipment(models.Model):
         action["domain"] = [("equipment_id", "=", self.id)]
         action["context"] = {"search_default_not_suspect": 1}
         return action
-
-    def _compute_odyssee_installation_guid(self):
-        self.env["construction.external.id"]._read_into(
-            self,
-            "odyssee_installation_guid",
-            self.env["construction.odyssee.backend"]._systems_of(self),
-        )
-
-    def _inverse_odyssee_installation_guid(self):
-        self.env["construction.external.id"]._write_from(
-            self,
-            "odyssee_installation_guid",
-            self.env["construction.odyssee.backend"]._systems_of(self),
-        )
-
-    def _search_odyssee_installation_guid(self, operator, value):
-        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
 
     @api.constrains("ownership_type", "rental_vendor_id", "rental_start_date", "rental_end_date")
     def _check_rental(self):

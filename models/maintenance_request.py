@@ -15,7 +15,9 @@ ALERT_SEVERITIES = [("info", "Info"), ("warning", "Warning"), ("critical", "Crit
 
 
 class MaintenanceRequest(models.Model):
-    _inherit = "maintenance.request"
+    _name = "maintenance.request"
+    _inherit = ["maintenance.request", "construction.odyssee.bound.mixin"]
+    _odyssee_id_field = "odyssee_job_guid"
 
     request_origin = fields.Selection(
         REQUEST_ORIGINS,
@@ -49,9 +51,9 @@ class MaintenanceRequest(models.Model):
     # A view of the request's binding to its job in the company's Odyssee backend.
     odyssee_job_guid = fields.Char(
         string="Odyssee job GUID",
-        compute="_compute_odyssee_job_guid",
-        inverse="_inverse_odyssee_job_guid",
-        search="_search_odyssee_job_guid",
+        compute="_compute_odyssee_id",
+        inverse="_inverse_odyssee_id",
+        search="_search_odyssee_id",
     )
     reference_back_office = fields.Char(
         readonly=True,
@@ -107,19 +109,6 @@ class MaintenanceRequest(models.Model):
             request.alert_sensor_snapshot_text = (
                 json.dumps(snapshot, indent=2, sort_keys=True) if snapshot else False
             )
-
-    def _compute_odyssee_job_guid(self):
-        self.env["construction.external.id"]._read_into(
-            self, "odyssee_job_guid", self.env["construction.odyssee.backend"]._systems_of(self)
-        )
-
-    def _inverse_odyssee_job_guid(self):
-        self.env["construction.external.id"]._write_from(
-            self, "odyssee_job_guid", self.env["construction.odyssee.backend"]._systems_of(self)
-        )
-
-    def _search_odyssee_job_guid(self, operator, value):
-        return self.env["construction.external.id"]._search_bound(self._name, operator, value)
 
     def _odyssee_reference(self):
         """Our key for the request in Odyssee (its reference_back_office), set once."""
