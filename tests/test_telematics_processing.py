@@ -2,9 +2,10 @@ import threading
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
+from .common import committed_env
 from .telematics_common import alert, make_fleet
 
 
@@ -187,8 +188,7 @@ class TestTelematicsWorkers(TransactionCase):
 
     def setUp(self):
         super().setUp()
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with committed_env(self.registry) as env:
             source, _key, equipment = make_fleet(env, suffix=f" workers {id(self)}")
             env["construction.telematics.event"]._receive_alerts(
                 source,
@@ -199,8 +199,7 @@ class TestTelematicsWorkers(TransactionCase):
         self.addCleanup(self._drop_committed_data)
 
     def _drop_committed_data(self):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with committed_env(self.registry) as env:
             env["maintenance.request"].search([("equipment_id", "=", self.equipment_id)]).unlink()
             Event = env["construction.telematics.event"].with_context(active_test=False)
             Event.search([("source_id", "=", self.source_id)]).unlink()
@@ -209,8 +208,7 @@ class TestTelematicsWorkers(TransactionCase):
             env["construction.external.system"].browse(self.system_id).unlink()
 
     def _committed_outcome(self):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with committed_env(self.registry) as env:
             events = env["construction.telematics.event"].search(
                 [("source_id", "=", self.source_id)]
             )
@@ -225,8 +223,7 @@ class TestTelematicsWorkers(TransactionCase):
     def _worker(self, batch_size, taken, errors):
         try:
             while True:
-                with self.registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
+                with committed_env(self.registry) as env:
                     count = env["construction.telematics.event"]._process_batch(limit=batch_size)
                     taken.append(count)
                 if not count:
@@ -260,18 +257,16 @@ class TestTelematicsWorkers(TransactionCase):
         with (
             patch.object(model_class, "_process", crash_after_the_work),
             self.assertRaises(SimulatedCrash),
-            self.registry.cursor() as cr,
+            committed_env(self.registry) as env,
         ):
-            env = api.Environment(cr, SUPERUSER_ID, {})
             env["construction.telematics.event"]._process_batch(limit=10)
         states, attempts, request_count, _repeats = self._committed_outcome()
         self.assertEqual(states, ["pending"] * self.ALERTS, "the crashed batch rolled back")
         self.assertEqual(request_count, 0)
 
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with committed_env(self.registry) as env:
             while env["construction.telematics.event"]._process_batch(limit=10):
-                cr.commit()
+                env.cr.commit()
         states, attempts, request_count, repeats = self._committed_outcome()
         self.assertEqual(states, ["processed"] * self.ALERTS)
         self.assertEqual(set(attempts), {1})
