@@ -4,6 +4,7 @@
 #   tools/dev.sh run     create/update the demo database and serve it on :8069
 #   tools/dev.sh test    fresh test database, ruff, then the pytest-odoo suite
 #   tools/dev.sh setup   only the bootstrap (venv, Odoo source, PostgreSQL, config)
+#   tools/dev.sh config  only write the Odoo configuration (no venv, no PostgreSQL)
 #   tools/dev.sh odoo …  odoo-bin with the project's config, e.g. `odoo shell -d DB`
 #   tools/dev.sh telematics-key [SOURCE]  print a new API key of a telematics source
 #                   of the run database (default: the demo source)
@@ -17,6 +18,7 @@
 #   CAS_TEST_DB     test database name (default: construction_asset_sync_test)
 #   CAS_HTTP_PORT   port of `run` (default: 8069)
 #   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts (default: 8765)
+#   CAS_STATE_DIR   where the config, addons link and logs go (default: <repo>/.dev)
 #   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
 #   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
 set -euo pipefail
@@ -30,7 +32,7 @@ CAS_DB=${CAS_DB:-construction_asset_sync}
 CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
 CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
 CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
-STATE_DIR=$REPO_ROOT/.dev
+STATE_DIR=${CAS_STATE_DIR:-$REPO_ROOT/.dev}
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
 PRIVATE_PG=$CAS_CACHE/postgresql
@@ -161,9 +163,17 @@ write_config() {
     mkdir -p "$ADDONS_LINK_DIR" "$CAS_CACHE/filestore"
     # Odoo names a module after its folder; the checkout may be called anything.
     ln -sfn "$REPO_ROOT" "$ADDONS_LINK_DIR/$ADDON"
+    # A git checkout holds addons in addons/ and odoo/addons/; the source tarball
+    # and the Debian package only in odoo/addons/. Odoo keeps an entry that does
+    # not exist, and then every HTTP request answers 500: list existing folders only.
+    local addons_path=$ADDONS_LINK_DIR dir
+    for dir in "$ODOO_SRC/addons" "$ODOO_SRC/odoo/addons"; do
+        if [ -d "$dir" ]; then addons_path=$addons_path,$dir; fi
+    done
+    [ -d "$ODOO_SRC/odoo/addons/base" ] || die "$ODOO_SRC has no odoo/addons/base: not an Odoo source tree"
     cat > "$ODOO_CONF.tmp" <<EOF
 [options]
-addons_path = $ADDONS_LINK_DIR,$ODOO_SRC/addons,$ODOO_SRC/odoo/addons
+addons_path = $addons_path
 data_dir = $CAS_CACHE/filestore
 db_host = ${PGHOST:-False}
 db_port = ${PGPORT:-False}
@@ -280,6 +290,13 @@ case ${1:-} in
     run) shift; cmd_run "$@" ;;
     test) shift; cmd_test "$@" ;;
     setup) bootstrap; say "ready: ODOO_SRC=$ODOO_SRC venv=$VENV config=$ODOO_CONF" ;;
+    config)
+        ensure_odoo_source
+        # The socket of the private cluster, should setup have made one; not started here.
+        if [ -z "${PGHOST:-}${PGPORT:-}" ] && [ -f "$PRIVATE_PG/data/PG_VERSION" ]; then
+            export PGHOST=$PRIVATE_PG/run PGPORT=5432
+        fi
+        write_config; say "wrote $ODOO_CONF" ;;
     odoo) shift; bootstrap; odoo_bin "$@" ;;
     telematics-key)
         shift; bootstrap
