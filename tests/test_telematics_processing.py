@@ -132,7 +132,9 @@ class TestTelematicsProcessing(TransactionCase):
             self.assertGreater(event.next_attempt_at, fields.Datetime.now())
             self.assertEqual(self.Event._process_batch(), 0, "not due before its backoff")
             for _attempt in range(4):
-                event.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+                # Due by the clock of the query (the transaction's start, which the
+                # whole test class shares), not by the wall clock.
+                event.next_attempt_at = self.env.cr.now() - timedelta(seconds=1)
                 self.Event._process_batch()
         self.assertEqual(event.state, "dead")
         self.assertEqual(event.attempts, 5)
