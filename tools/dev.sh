@@ -19,7 +19,8 @@
 #   CAS_TEST_DB     test database name (default: construction_asset_sync_test); Odoo's
 #                   runner uses ${CAS_TEST_DB}_odoo_runner
 #   CAS_HTTP_PORT   port of `run` (default: 8069)
-#   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts (default: 8765)
+#   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts and the demo backend
+#                   is pointed at (default: 8765)
 #   CAS_STATE_DIR   where the config, addons link and logs go (default: <repo>/.dev)
 #   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
 #   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
@@ -242,9 +243,38 @@ cmd_run() {
         install_checked "$CAS_DB" -u
         echo "$fingerprint" > "$stamp_file"
     fi
+    point_demo_at_emulator
     start_emulator
     say "Odoo is starting on http://localhost:$CAS_HTTP_PORT  (database $CAS_DB, login admin / password admin)"
     "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
+}
+
+point_demo_at_emulator() {
+    # The demo data say http://127.0.0.1:8765, the emulator's default port; the
+    # emulator of `run` listens on CAS_EMULATOR_PORT. One psql call, changing the
+    # demo backend and the demo Odyssee system only while they still point at a
+    # local port and at another one than that.
+    local url=http://127.0.0.1:$CAS_EMULATOR_PORT changed
+    changed=$(psql -d "$CAS_DB" -Atq -v ON_ERROR_STOP=1 <<SQL
+WITH backend AS (
+    UPDATE construction_odyssee_backend b
+       SET url = '$url/api', write_date = now() AT TIME ZONE 'UTC'
+      FROM ir_model_data d
+     WHERE d.module = '$ADDON' AND d.name = 'demo_odyssee_backend' AND b.id = d.res_id
+       AND b.url ~ '^http://127\.0\.0\.1:[0-9]+/api$' AND b.url <> '$url/api'
+ RETURNING b.id
+), system AS (
+    UPDATE construction_external_system s
+       SET base_url = '$url', write_date = now() AT TIME ZONE 'UTC'
+      FROM ir_model_data d
+     WHERE d.module = '$ADDON' AND d.name = 'demo_system_odyssee' AND s.id = d.res_id
+       AND s.base_url ~ '^http://127\.0\.0\.1:[0-9]+$' AND s.base_url <> '$url'
+ RETURNING s.id
+)
+SELECT (SELECT count(*) FROM backend) + (SELECT count(*) FROM system);
+SQL
+    )
+    [ "$changed" = 0 ] || say "demo Odyssee backend now points at the emulator on $url/api"
 }
 
 start_emulator() {
