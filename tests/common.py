@@ -1,5 +1,25 @@
-from odoo import Command
+from contextlib import contextmanager
+
+from odoo import SUPERUSER_ID, Command, api
 from odoo.tests import TransactionCase, new_test_user
+
+
+@contextmanager
+def committed_env(registry, uid=SUPERUSER_ID, context=None):
+    """An environment on a cursor of its own, committed on exit (rolled back on error).
+
+    For tests that need really committed data or real concurrency (threads,
+    each with its own transaction). Building the environment the usual way,
+    ``api.Environment(registry.cursor(), ...)``, looks the registry up by name
+    (``Transaction(Registry(cr.dbname))``), which takes ``Registry._lock``.
+    Odoo's own runner (``odoo-bin --test-enable --stop-after-init``) holds that
+    lock while it runs the post_install tests, so a worker thread doing so
+    waits forever. The transaction is therefore built from the registry we
+    already have: no lookup, no lock, under any runner.
+    """
+    with registry.cursor() as cr:
+        cr.transaction = api.Transaction(registry)
+        yield api.Environment(cr, uid, context or {})
 
 
 class ConstructionAssetSyncCase(TransactionCase):

@@ -2,8 +2,10 @@
 # Developer entry point: bootstrap Odoo 18.0 beside this addon, run it, test it.
 #
 #   tools/dev.sh run     create/update the demo database and serve it on :8069
-#   tools/dev.sh test    fresh test database, ruff, then the pytest-odoo suite
+#   tools/dev.sh test    ruff, plain tests, then the suite under pytest-odoo and
+#                        under Odoo's own runner, each on a fresh database
 #   tools/dev.sh setup   only the bootstrap (venv, Odoo source, PostgreSQL, config)
+#   tools/dev.sh config  only write the Odoo configuration (no venv, no PostgreSQL)
 #   tools/dev.sh odoo …  odoo-bin with the project's config, e.g. `odoo shell -d DB`
 #   tools/dev.sh telematics-key [SOURCE]  print a new API key of a telematics source
 #                   of the run database (default: the demo source)
@@ -14,9 +16,12 @@
 #   ODOO_GIT_URL    where to clone Odoo from (default: upstream odoo/odoo)
 #   CAS_CACHE       cache folder (default: ${XDG_CACHE_HOME:-~/.cache}/construction_asset_sync)
 #   CAS_DB          demo database name (default: construction_asset_sync)
-#   CAS_TEST_DB     test database name (default: construction_asset_sync_test)
+#   CAS_TEST_DB     test database name (default: construction_asset_sync_test); Odoo's
+#                   runner uses ${CAS_TEST_DB}_odoo_runner
 #   CAS_HTTP_PORT   port of `run` (default: 8069)
-#   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts (default: 8765)
+#   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts and the demo backend
+#                   is pointed at (default: 8765)
+#   CAS_STATE_DIR   where the config, addons link and logs go (default: <repo>/.dev)
 #   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
 #   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
 set -euo pipefail
@@ -30,7 +35,7 @@ CAS_DB=${CAS_DB:-construction_asset_sync}
 CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
 CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
 CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
-STATE_DIR=$REPO_ROOT/.dev
+STATE_DIR=${CAS_STATE_DIR:-$REPO_ROOT/.dev}
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
 PRIVATE_PG=$CAS_CACHE/postgresql
@@ -161,9 +166,17 @@ write_config() {
     mkdir -p "$ADDONS_LINK_DIR" "$CAS_CACHE/filestore"
     # Odoo names a module after its folder; the checkout may be called anything.
     ln -sfn "$REPO_ROOT" "$ADDONS_LINK_DIR/$ADDON"
+    # A git checkout holds addons in addons/ and odoo/addons/; the source tarball
+    # and the Debian package only in odoo/addons/. Odoo keeps an entry that does
+    # not exist, and then every HTTP request answers 500: list existing folders only.
+    local addons_path=$ADDONS_LINK_DIR dir
+    for dir in "$ODOO_SRC/addons" "$ODOO_SRC/odoo/addons"; do
+        if [ -d "$dir" ]; then addons_path=$addons_path,$dir; fi
+    done
+    [ -d "$ODOO_SRC/odoo/addons/base" ] || die "$ODOO_SRC has no odoo/addons/base: not an Odoo source tree"
     cat > "$ODOO_CONF.tmp" <<EOF
 [options]
-addons_path = $ADDONS_LINK_DIR,$ODOO_SRC/addons,$ODOO_SRC/odoo/addons
+addons_path = $addons_path
 data_dir = $CAS_CACHE/filestore
 db_host = ${PGHOST:-False}
 db_port = ${PGPORT:-False}
@@ -230,9 +243,38 @@ cmd_run() {
         install_checked "$CAS_DB" -u
         echo "$fingerprint" > "$stamp_file"
     fi
+    point_demo_at_emulator
     start_emulator
     say "Odoo is starting on http://localhost:$CAS_HTTP_PORT  (database $CAS_DB, login admin / password admin)"
     "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
+}
+
+point_demo_at_emulator() {
+    # The demo data say http://127.0.0.1:8765, the emulator's default port; the
+    # emulator of `run` listens on CAS_EMULATOR_PORT. One psql call, changing the
+    # demo backend and the demo Odyssee system only while they still point at a
+    # local port and at another one than that.
+    local url=http://127.0.0.1:$CAS_EMULATOR_PORT changed
+    changed=$(psql -d "$CAS_DB" -Atq -v ON_ERROR_STOP=1 <<SQL
+WITH backend AS (
+    UPDATE construction_odyssee_backend b
+       SET url = '$url/api', write_date = now() AT TIME ZONE 'UTC'
+      FROM ir_model_data d
+     WHERE d.module = '$ADDON' AND d.name = 'demo_odyssee_backend' AND b.id = d.res_id
+       AND b.url ~ '^http://127\.0\.0\.1:[0-9]+/api$' AND b.url <> '$url/api'
+ RETURNING b.id
+), system AS (
+    UPDATE construction_external_system s
+       SET base_url = '$url', write_date = now() AT TIME ZONE 'UTC'
+      FROM ir_model_data d
+     WHERE d.module = '$ADDON' AND d.name = 'demo_system_odyssee' AND s.id = d.res_id
+       AND s.base_url ~ '^http://127\.0\.0\.1:[0-9]+$' AND s.base_url <> '$url'
+ RETURNING s.id
+)
+SELECT (SELECT count(*) FROM backend) + (SELECT count(*) FROM system);
+SQL
+    )
+    [ "$changed" = 0 ] || say "demo Odyssee backend now points at the emulator on $url/api"
 }
 
 start_emulator() {
@@ -249,6 +291,37 @@ start_emulator() {
     say "Odyssee emulator on http://127.0.0.1:$CAS_EMULATOR_PORT/api (domain DEMO, user api, password secret; log $STATE_DIR/emulator.log)"
 }
 
+fresh_database() {
+    # Drops a database and its filestore; --force ends stray sessions (PostgreSQL 13+).
+    if db_exists "$1"; then dropdb --force "$1"; fi
+    rm -rf "$CAS_CACHE/filestore/filestore/$1"
+}
+
+run_odoo_runner() {
+    # The suite the way OCA CI and Odoo.sh run it: install into a fresh database
+    # with --test-enable; at_install tests run during the install, post_install
+    # ones after it. Sets RUNNER_PASSED and RUNNER_FAILED (failures and errors).
+    local db=$1 log=$2 report
+    fresh_database "$db"
+    say "Odoo's own runner (odoo-bin -i $ADDON --test-enable --test-tags /$ADDON, database $db, log $log)"
+    odoo_bin -d "$db" -i "$ADDON" --test-enable --test-tags "/$ADDON" --stop-after-init \
+        --log-level=test >"$log" 2>&1 || true
+    # At the end of such a run Odoo logs, for each database:
+    #   ... odoo.tests.result: F failed, E error(s) of N tests when loading database 'db'
+    report=$(sed -n "s/.* odoo\.tests\.result: \([0-9]*\) failed, \([0-9]*\) error(s) of \([0-9]*\) tests when loading database '$db'.*/\1 \2 \3/p" "$log" | tail -n1)
+    if [ -n "$report" ]; then
+        local f e n
+        read -r f e n <<<"$report"
+        RUNNER_FAILED=$((f + e))
+        RUNNER_PASSED=$((n > f + e ? n - f - e : 0))
+    else
+        # No report: Odoo stopped before the end of the run.
+        RUNNER_PASSED=0
+        RUNNER_FAILED=$(grep -cE ' (ERROR|CRITICAL) ' "$log" || true)
+        [ "$RUNNER_FAILED" -gt 0 ] || RUNNER_FAILED=1
+    fi
+}
+
 cmd_test() {
     bootstrap
     say "ruff"
@@ -259,27 +332,57 @@ cmd_test() {
         -t "$REPO_ROOT/tools/tests"
     # The protocol modules and the emulator import no odoo: tested from the repository root.
     (cd "$REPO_ROOT" && "$VENV/bin/python" -m unittest discover -q -s protocols/tests -t .)
-    if db_exists "$CAS_TEST_DB"; then dropdb "$CAS_TEST_DB"; fi
-    rm -rf "$CAS_CACHE/filestore/filestore/$CAS_TEST_DB"
+    fresh_database "$CAS_TEST_DB"
     install_checked "$CAS_TEST_DB" -i
     say "Odoo test suite (pytest-odoo against database $CAS_TEST_DB)"
-    local status=0
+    local pytest_status=0 pytest_problem=
     # The path goes through the addons symlink: pytest-odoo derives the module
     # name (odoo.addons.construction_asset_sync) from the folder name.
     "$VENV/bin/python" -m pytest -p no:cacheprovider \
         --odoo-config="$ODOO_CONF" --odoo-database="$CAS_TEST_DB" --odoo-http \
-        "$@" "$ADDONS_LINK_DIR/$ADDON/tests" || status=$?
-    case $status in
-        0) say "all tests passed" ;;
-        5) die "pytest collected no test: the suite did not run" ;;
-        *) die "the test suite failed (pytest exit $status)" ;;
+        "$@" "$ADDONS_LINK_DIR/$ADDON/tests" || pytest_status=$?
+    case $pytest_status in
+        0) say "pytest-odoo: all tests passed" ;;
+        5) pytest_problem="pytest collected no test: the suite did not run" ;;
+        *) pytest_problem="the test suite failed under pytest-odoo (pytest exit $pytest_status)" ;;
     esac
+    [ -z "$pytest_problem" ] || say "$pytest_problem"
+
+    # The same suite again under Odoo's own runner, which runs it differently:
+    # one process holding the registry lock, at_install tests inside the install.
+    local runner_log=$STATE_DIR/odoo-runner.log problems=()
+    run_odoo_runner "${CAS_TEST_DB}_odoo_runner" "$runner_log"
+    [ -z "$pytest_problem" ] || problems+=("$pytest_problem")
+    [ "$RUNNER_FAILED" -eq 0 ] || problems+=("$RUNNER_FAILED test(s) failed or errored under Odoo's runner")
+    [ $((RUNNER_PASSED + RUNNER_FAILED)) -gt 0 ] || problems+=("Odoo's runner ran no test")
+    if grep -qE ' (ERROR|CRITICAL) ' "$runner_log"; then
+        problems+=("Odoo's runner logged errors:")
+        problems+=("$(grep -E ' (ERROR|CRITICAL) ' "$runner_log" | cut -c1-300)")
+    fi
+    if [ ${#problems[@]} -gt 0 ]; then
+        if [ "${problems[*]}" != "$pytest_problem" ]; then
+            say "end of $runner_log:"
+            tail -n 60 "$runner_log" >&2
+        fi
+        printf '\033[1;31m[dev] error:\033[0m %s\n' "${problems[@]}" >&2
+        echo "odoo-runner: $RUNNER_PASSED passed, $RUNNER_FAILED failed"
+        exit 1
+    fi
+    say "Odoo's runner: all tests passed"
+    echo "odoo-runner: $RUNNER_PASSED passed, $RUNNER_FAILED failed"
 }
 
 case ${1:-} in
     run) shift; cmd_run "$@" ;;
     test) shift; cmd_test "$@" ;;
     setup) bootstrap; say "ready: ODOO_SRC=$ODOO_SRC venv=$VENV config=$ODOO_CONF" ;;
+    config)
+        ensure_odoo_source
+        # The socket of the private cluster, should setup have made one; not started here.
+        if [ -z "${PGHOST:-}${PGPORT:-}" ] && [ -f "$PRIVATE_PG/data/PG_VERSION" ]; then
+            export PGHOST=$PRIVATE_PG/run PGPORT=5432
+        fi
+        write_config; say "wrote $ODOO_CONF" ;;
     odoo) shift; bootstrap; odoo_bin "$@" ;;
     telematics-key)
         shift; bootstrap
