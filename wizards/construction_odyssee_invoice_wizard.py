@@ -94,11 +94,13 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
         self.ensure_one()
         if not self.env.user.has_group("account.group_account_invoice"):
             raise AccessError(self.env._("Only invoicing users create invoices from Odyssee work."))
-        # Lock the lines: a concurrent wizard waits here, then finds them billed.
+        # Lock the lines, in id order so that two wizards never deadlock: a
+        # concurrent one waits here, then finds them billed.
         lines = self.line_ids
         if lines:
             self.env.cr.execute(
-                "SELECT id FROM construction_odyssee_usage_line WHERE id IN %s FOR UPDATE",
+                """SELECT id FROM construction_odyssee_usage_line
+                   WHERE id IN %s ORDER BY id FOR UPDATE""",
                 [tuple(lines.ids)],
             )
             lines.invalidate_recordset()
