@@ -448,6 +448,8 @@ class ConstructionTelematicsEvent(models.Model):
     @api.model
     def _cron_archive_processed(self):
         """Archive processed events older than the retention period (they stay searchable)."""
+        # Idempotency keys expire on their own lifetime, whatever the ledger's retention.
+        self.env["construction.telematics.idempotency"]._purge_expired()
         days = self._setting("telematics_retention_days")
         if days <= 0:
             return 0
@@ -461,5 +463,4 @@ class ConstructionTelematicsEvent(models.Model):
         )
         count = self.env.cr.rowcount
         self.invalidate_model(["active"])
-        self.env["construction.telematics.idempotency"]._purge_expired()
         return count
