@@ -8,3 +8,5 @@ from . import test_telematics_processing
 from . import test_odyssee_sync
 from . import test_odyssee_invoicing
 from . import test_security_coverage
+from . import test_telematics_hardening
+from . import test_telematics_fuzz
