@@ -10,6 +10,7 @@ user in the source's company, never as the superuser.
 import hashlib
 import json
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 from odoo import http
@@ -284,8 +285,9 @@ class TelematicsController(http.Controller):
                 store=document,
             )
         readings, rejected = [], []
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
         for index, item in enumerate(items):
-            reading, errors = telematics_payloads.parse_reading(item)
+            reading, errors = telematics_payloads.parse_reading(item, now=now)
             if errors:
                 rejected.append((index, item, errors))
             else:

@@ -119,10 +119,12 @@ def parse_reading(obj, path="", now=None):
     at = _timestamp(obj["at"], f"{path}at", errors, now)
     if errors:
         return None, errors
-    reading = {"device_id": obj["device_id"], "at": at}
-    for key, value in obj.items():
-        if value is not None and key != "device_id" and key != "at":
-            reading[key] = float(value)
+    reading = {
+        key: float(value)
+        for key, value in obj.items()
+        if value is not None and key != "device_id" and key != "at"
+    }
+    reading["device_id"], reading["at"] = obj["device_id"], at
     return reading, []
 
 

@@ -154,37 +154,111 @@ def _string_check(schema):
     return check_string
 
 
+def _keywords(schema):
+    return {key for key in schema if not key.startswith("x-")} - _ANNOTATIONS
+
+
+def _leaf(schema):
+    """The schema of a number or a string (maybe null) with plain bounds, else None."""
+    while "$ref" in schema and not _keywords(schema) - {"$ref"}:
+        schema = resolve(schema["$ref"])
+    keys = _keywords(schema)
+    declared = schema.get("type")
+    types = {declared} if isinstance(declared, str) else set(declared or ())
+    if types - {"null"} == {"number"} and keys <= {"type", "minimum", "maximum"}:
+        return schema
+    if types - {"null"} == {"string"} and keys <= {"type", "minLength", "maxLength", "pattern"}:
+        return schema
+    return None
+
+
+def _leaf_expression(schema, name, namespace):
+    """Python source testing ``x`` against a leaf schema (see ``_leaf``)."""
+    declared = schema["type"]
+    types = {declared} if isinstance(declared, str) else set(declared)
+    if "number" in types:
+        test = "(type(x) is float or type(x) is int)"
+        for keyword, operator in (("minimum", ">="), ("maximum", "<=")):
+            if keyword in schema:
+                namespace[f"{name}_{keyword}"] = schema[keyword]
+                test += f" and x {operator} {name}_{keyword}"
+    else:
+        test = "type(x) is str"
+        if schema.get("minLength"):
+            test += f" and len(x) >= {int(schema['minLength'])}"
+        if "maxLength" in schema:
+            test += f" and len(x) <= {int(schema['maxLength'])}"
+        if "pattern" in schema:
+            namespace[f"{name}_search"] = re.compile(schema["pattern"]).search
+            test += f" and {name}_search(x) is not None"
+    return f"(({test}) or x is None)" if "null" in types else f"({test})"
+
+
 def _object_check(schema, compile_):
-    required = tuple(schema.get("required", ()))
-    properties = {key: compile_(sub) for key, sub in schema.get("properties", {}).items()}
+    """One generated function per object schema: the common leaves are tested inline.
+
+    Function calls dominate the cost of a closure per keyword; the Reading
+    schema's check is about three times faster generated than composed.
+    """
+    required = list(schema.get("required", ()))
+    properties = schema.get("properties", {})
     additional = schema.get("additionalProperties", True)
-    additional = (
-        None if additional is True else (False if additional is False else compile_(additional))
-    )
-    dependent = tuple(schema.get("dependentRequired", {}).items())
+    dependent = schema.get("dependentRequired", {})
     low, high = schema.get("minProperties", 0), schema.get("maxProperties")
-    if not (required or properties or additional is not None or dependent or low) and high is None:
+    if not (required or properties or additional is not True or dependent or low) and high is None:
         return _true
-
-    def check_object(value):
-        for key in required:
-            if key not in value:
-                return False
-        for key, item in value.items():
-            check = properties.get(key)
-            if check is not None:
-                if not check(item):
-                    return False
-            elif additional is False or (additional is not None and not additional(item)):
-                return False
-        for key, needed in dependent:
-            if key in value:
-                for other in needed:
-                    if other not in value:
-                        return False
-        return len(value) >= low and (high is None or len(value) <= high)
-
-    return check_object
+    namespace = {"MISSING": object(), "KNOWN": frozenset(properties)}
+    lines = ["def check_object(value):"]
+    if additional is False or any(key not in properties for key in required):
+        lines.append("    present = 0")
+    counting = additional is False
+    for index, (key, sub) in enumerate(properties.items()):
+        name = f"p{index}"
+        leaf = _leaf(sub) if isinstance(sub, dict) else None
+        if leaf is not None:
+            test = _leaf_expression(leaf, name, namespace)
+        else:
+            namespace[name] = compile_(sub)
+            test = f"{name}(x)"
+        lines.append(f"    x = value.get({key!r}, MISSING)")
+        if key in required:
+            lines.append("    if x is MISSING:")
+            lines.append("        return False")
+            lines.append(f"    if not {test}:")
+            lines.append("        return False")
+            if counting:
+                lines.append("    present += 1")
+        else:
+            lines.append("    if x is not MISSING:")
+            lines.append(f"        if not {test}:")
+            lines.append("            return False")
+            if counting:
+                lines.append("        present += 1")
+    for key in required:
+        if key not in properties:
+            lines.append(f"    if {key!r} not in value:")
+            lines.append("        return False")
+    if counting:
+        lines.append("    if present != len(value):")
+        lines.append("        return False")
+    elif additional is not True:
+        namespace["additional"] = compile_(additional)
+        lines.append("    for key, x in value.items():")
+        lines.append("        if key not in KNOWN and not additional(x):")
+        lines.append("            return False")
+    for key, needed in dependent.items():
+        for other in needed:
+            lines.append(f"    if {key!r} in value and {other!r} not in value:")
+            lines.append("        return False")
+    if low:
+        lines.append(f"    if len(value) < {int(low)}:")
+        lines.append("        return False")
+    if high is not None:
+        lines.append(f"    if len(value) > {int(high)}:")
+        lines.append("        return False")
+    lines.append("    return True")
+    exec("\n".join(lines), namespace)  # source built from the schema only
+    return namespace["check_object"]
 
 
 def _array_check(schema, compile_):
@@ -203,6 +277,27 @@ def _array_check(schema, compile_):
         return True
 
     return check_array
+
+
+def _specialised(by_type):
+    """One closure for the common leaves (a number, a string, either or null): no lookup."""
+    kinds = set(by_type) - {_NONE}
+    nullable = _NONE in by_type
+    if kinds == {int, float} and by_type[int] is by_type[float]:
+        number = by_type[int]
+        if number is _true:
+            return lambda value: (
+                (type(value) is float or type(value) is int) or (nullable and value is None)
+            )
+        return lambda value: (
+            number(value)
+            if type(value) is float or type(value) is int
+            else nullable and value is None
+        )
+    if kinds == {str}:
+        string = by_type[str]
+        return lambda value: string(value) if type(value) is str else nullable and value is None
+    return None
 
 
 class _Compiler:
@@ -236,7 +331,14 @@ class _Compiler:
             checks.extend(self.compile(sub) for sub in schema["allOf"])
         if "anyOf" in schema:
             options = [self.compile(sub) for sub in schema["anyOf"]]
-            checks.append(lambda value: any(option(value) for option in options))
+
+            def check_any(value):
+                for option in options:  # noqa: SIM110 (no generator on the hot path)
+                    if option(value):
+                        return True
+                return False
+
+            checks.append(check_any)
         if "oneOf" in schema:
             options = [self.compile(sub) for sub in schema["oneOf"]]
             checks.append(lambda value: sum(1 for option in options if option(value)) == 1)
@@ -270,6 +372,9 @@ class _Compiler:
                     by_type[python_type] = _array_check(schema, self.compile)
         if declared is None and all(check is _true for check in by_type.values()):
             return _true
+        specialised = _specialised(by_type)
+        if specialised:
+            return specialised
         lookup = by_type.get
 
         def check_type(value):
