@@ -109,10 +109,12 @@ class MachineState:
     def __init__(self, row):
         self.values = dict(zip(STATE_COLUMNS, row, strict=True))
         self.original = dict(self.values)
+        # Engine and idle hours share their stamp: a machine that only ever reported
+        # idle hours has a stamp but no engine hours, which is no last value.
         self.last = {
             counter: (self.values[counter], self.values[stamp])
             for counter, stamp in COUNTERS.items()
-            if self.values[stamp]
+            if self.values[stamp] and self.values[counter] is not None
         }
 
     def accept(self, values, at, limits, position_and_fuel=True):

@@ -287,6 +287,21 @@ class TestTelematicsHardeningProcessing(TransactionCase):
         self.assertIn("DEF", notes)
         self.assertIn("no request was open", notes)
 
+    def test_idle_hours_alone_then_engine_hours_in_a_later_batch(self):
+        # Found by the fuzzer: both counters share their stamp on the machine.
+        def receive(at, **values):
+            reading = dict(
+                device_id="DEV-1", at=fields.Datetime.to_datetime(at), _index=0, **values
+            )
+            self.Event._receive_readings(self.source, [reading], [])
+            self.Event._process_batch()
+
+        receive("2026-11-20 08:00:00", idle_hours=10.0)
+        receive("2026-11-20 09:00:00", engine_hours=100.0)
+        events = self.Event.search([("source_id", "=", self.source.id)])
+        self.assertEqual(set(events.mapped("state")), {"processed"})
+        self.assertEqual((self.equipment.idle_hours, self.equipment.engine_hours), (10.0, 100.0))
+
     def test_idempotency_keys_expire_even_without_ledger_retention(self):
         Keys = self.env["construction.telematics.idempotency"]
         Keys._remember(self.source, "old", "0" * 64, 202, {"accepted": 1})
