@@ -7,11 +7,12 @@ document naming its fields, every 202 a Receipt, every accepted item processed
 (none failed or dead) and no out-of-range value on the machine the run maps.
 
 Usage: python bench/telematics_fuzz.py [--url http://127.0.0.1:8069] [--db DB]
-           [--requests 10000] [--seed 1]
+           [--requests 10000] [--seed 1] [--workers 4]
 Needs the development requirements (hypothesis, hypothesis-jsonschema, jsonschema).
 """
 
 import json
+import multiprocessing
 import sys
 import time
 import urllib.error
@@ -113,21 +114,18 @@ def check(status, content_type, raw, schemas):
     return None
 
 
-def main():
-    parser = odoo_argument_parser(__doc__)
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+def fuzz(job):
+    """One worker: its own source and machine, ``count`` requests from ``seed``."""
+    args, worker_seed, count = job
     url = args.url.rstrip("/")
     call = OdooRPC(url, args.db, args.user, args.password)
-    tag = uuid.uuid4().hex[:6]
-    source_id, key, machine_id = setup(call, tag)
+    source_id, key, machine_id = setup(call, uuid.uuid4().hex[:6])
     schemas = validators(url)
     statuses, problems, samples = Counter(), Counter(), {}
 
-    @seed(args.seed)
+    @seed(worker_seed)
     @settings(
-        max_examples=args.requests,
+        max_examples=count,
         database=None,
         deadline=None,
         suppress_health_check=list(HealthCheck),
@@ -143,31 +141,54 @@ def main():
             problems[problem] += 1
             samples.setdefault(problem, (path, body[:300].decode("utf-8", "replace")))
 
-    started = time.perf_counter()
     run()
+    return statuses, problems, samples, source_id, machine_id
+
+
+def main():
+    parser = odoo_argument_parser(__doc__)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=4, help="parallel senders")
+    args = parser.parse_args()
+    call = OdooRPC(args.url.rstrip("/"), args.db, args.user, args.password)
+    share = -(-args.requests // args.workers)
+    jobs = [(args, args.seed + index, share) for index in range(args.workers)]
+    started = time.perf_counter()
+    with multiprocessing.Pool(args.workers) as pool:
+        outcomes = pool.map(fuzz, jobs)
     sent_s = time.perf_counter() - started
-    deadline = time.time() + 600
-    queued = [("source_id", "=", source_id), ("state", "in", ["pending"])]
+    statuses, problems, samples = Counter(), Counter(), {}
+    for worker_statuses, worker_problems, worker_samples, _source, _machine in outcomes:
+        statuses.update(worker_statuses)
+        problems.update(worker_problems)
+        for problem, sample in worker_samples.items():
+            samples.setdefault(problem, sample)
+    source_ids = [outcome[3] for outcome in outcomes]
+    machine_ids = [outcome[4] for outcome in outcomes]
+    deadline = time.time() + 900
+    queued = [("source_id", "in", source_ids), ("state", "=", "pending")]
     while call("construction.telematics.event", "search_count", queued) and time.time() < deadline:
-        time.sleep(1)
+        time.sleep(2)
     failed = call(
         "construction.telematics.event",
         "search_count",
-        [("source_id", "=", source_id), ("state", "in", ["failed", "dead"])],
+        [("source_id", "in", source_ids), ("state", "in", ["failed", "dead"])],
     )
-    machine = call("maintenance.equipment", "read", [machine_id], list(BOUNDS))[0]
-    out_of_range = {
-        field: machine[field]
-        for field, (low, high) in BOUNDS.items()
-        if not low <= (machine[field] or 0) <= high
-    }
+    out_of_range = {}
+    for machine in call("maintenance.equipment", "read", machine_ids, list(BOUNDS)):
+        for field, (low, high) in BOUNDS.items():
+            if not low <= (machine[field] or 0) <= high:
+                out_of_range[f"{machine['id']}.{field}"] = machine[field]
     results = {
         "requests": sum(statuses.values()),
+        "workers": args.workers,
         "seconds": round(sent_s),
-        "statuses": dict(sorted(statuses.items())),
+        "statuses": {str(status): n for status, n in sorted(statuses.items())},
         "responses_5xx": sum(n for status, n in statuses.items() if status >= 500),
         "contract_violations": dict(problems),
         "violation_samples": samples,
+        "events_pending_after_wait": call("construction.telematics.event", "search_count", queued),
         "events_failed_or_dead": failed,
         "machine_out_of_range": out_of_range,
     }
