@@ -1,25 +1,30 @@
 """The telematics ingestion API (``/telematics/v1``).
 
 Every answer is JSON; errors are RFC 9457 problem documents naming the failing
-fields. Accepted items are in the ledger before the 202 leaves, and the whole
-handler is idempotent, because Odoo re-runs it on serialization conflicts.
+fields, whatever the input: no body makes it answer 500. Accepted items are in
+the ledger before the 202 leaves, and the whole handler is idempotent, because
+Odoo re-runs it on serialization conflicts. It runs as the technical ingestion
+user in the source's company, never as the superuser.
 """
 
 import hashlib
 import json
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
-from odoo import SUPERUSER_ID, http
+from odoo import http
 from odoo.http import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..protocols import iso15143, telematics_auth, telematics_payloads
+from ..protocols import iso15143, safe_json, telematics_auth, telematics_payloads
 
 _logger = logging.getLogger(__name__)
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi" / "telematics-v1.json"
 JSON_TYPES = ("application/json",)
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
 ROUTE_OPTIONS = {
     "type": "http",
     "auth": "none",
@@ -39,20 +44,22 @@ class IngestError(Exception):
         self.store = store
 
 
-def problem(status, title, detail, errors=None):
+def problem(status, title, detail, errors=None, headers=None):
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     return request.make_response(
         json.dumps(body),
-        headers=[("Content-Type", "application/problem+json")],
+        headers=[("Content-Type", "application/problem+json"), *(headers or [])],
         status=status,
     )
 
 
 def json_response(body, status):
+    # An error answered again (a replayed Idempotency-Key) keeps its problem type.
+    content_type = "application/problem+json" if status >= 400 else "application/json"
     return request.make_response(
-        json.dumps(body), headers=[("Content-Type", "application/json")], status=status
+        json.dumps(body), headers=[("Content-Type", content_type)], status=status
     )
 
 
@@ -79,23 +86,51 @@ class TelematicsController(http.Controller):
     def iso15143_fleet(self):
         return self._ingest(self._iso_fleet, "readings")
 
+    @http.route(
+        ["/telematics/v1/alerts", "/telematics/v1/readings", "/telematics/v1/iso15143/fleet"],
+        methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        **ROUTE_OPTIONS,
+    )
+    def not_post(self):
+        return problem(
+            405,
+            "Method Not Allowed",
+            "Send data with POST.",
+            [{"field": "$method", "message": "must be POST"}],
+            headers=[("Allow", "POST")],
+        )
+
     # ------------------------------------------------------------------
     def _ingest(self, handler, kind):
-        request.update_env(user=SUPERUSER_ID)
         httprequest = request.httprequest
+        ingestion_uid = request.env["ir.model.data"].sudo()._xmlid_to_res_id(INGESTION_USER)
+        request.update_env(user=ingestion_uid)
         source = request.env["construction.telematics.source"]._authenticate(
             telematics_auth.bearer_token(httprequest.headers.get("Authorization"))
         )
         if not source:
             # Unauthenticated: nothing is written, and nothing tells which part was wrong.
             return problem(
-                401, "Unauthorized", "A valid 'Authorization: Bearer <key>' is required."
+                401,
+                "Unauthorized",
+                "A valid 'Authorization: Bearer <key>' is required.",
+                [{"field": "Authorization", "message": "must be a valid Bearer key"}],
             )
-        env = request.env(
-            context=dict(request.env.context, allowed_company_ids=source.company_id.ids)
-        )
-        source = source.with_env(env)
+        source = source._as_ingestion_user()
+        wait = source._rate_limit_wait()
+        if wait:
+            return problem(
+                429,
+                "Too Many Requests",
+                f"This source sends more than its {source.rate_limit} requests per minute; "
+                f"retry in {wait} s.",
+                [{"field": "$", "message": f"over {source.rate_limit} requests per minute"}],
+                headers=[("Retry-After", str(wait))],
+            )
+        env = source.env
         Event = env["construction.telematics.event"]
+        # The ledger is written with plain SQL: check what the ORM would have.
+        Event.check_access("create")
         try:
             body = self._read_body(source)
             try:
@@ -105,8 +140,15 @@ class TelematicsController(http.Controller):
                     body,
                 )
             except telematics_auth.SignatureError as exc:
-                return problem(401, "Unauthorized", str(exc))
-            idempotency_key = (httprequest.headers.get("Idempotency-Key") or "").strip().strip('"')
+                field = (
+                    "X-Telematics-Timestamp"
+                    if "Timestamp" in str(exc)
+                    else "X-Telematics-Signature"
+                )
+                return problem(
+                    401, "Unauthorized", str(exc), [{"field": field, "message": str(exc)}]
+                )
+            idempotency_key = self._idempotency_key()
             body_sha256 = hashlib.sha256(body).hexdigest()
             if idempotency_key:
                 known = env["construction.telematics.idempotency"]._find(source, idempotency_key)
@@ -119,16 +161,7 @@ class TelematicsController(http.Controller):
                     )
                 if known:
                     return json_response(known.response, known.status)
-            try:
-                document = json.loads(body)
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise IngestError(
-                    400,
-                    "Malformed JSON",
-                    f"The body is not valid JSON: {exc}",
-                    [{"field": "$", "message": "is not valid JSON"}],
-                    store={"raw_body": body.decode("utf-8", "replace")},
-                ) from None
+            document = self._parse(body)
             answer = handler(Event, source, document)
         except IngestError as exc:
             if exc.store is not None:
@@ -149,11 +182,7 @@ class TelematicsController(http.Controller):
                     for error in item["errors"]
                 ],
             } | answer
-            response = request.make_response(
-                json.dumps(body_out),
-                headers=[("Content-Type", "application/problem+json")],
-                status=422,
-            )
+            response = json_response(body_out, 422)
         else:
             status, body_out = 202, answer
             response = json_response(answer, 202)
@@ -162,6 +191,48 @@ class TelematicsController(http.Controller):
                 source, idempotency_key, body_sha256, status, body_out
             )
         return response
+
+    def _idempotency_key(self):
+        key = (request.httprequest.headers.get("Idempotency-Key") or "").strip().strip('"')
+        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+            raise IngestError(
+                400,
+                "Invalid Idempotency-Key",
+                f"The Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} printable "
+                "characters.",
+                [
+                    {
+                        "field": "Idempotency-Key",
+                        "message": f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} printable "
+                        "characters",
+                    }
+                ],
+            )
+        return key
+
+    def _parse(self, body):
+        """The JSON document of ``body``, refused when no later step may see it."""
+        try:
+            document = safe_json.loads(body)
+        except safe_json.MalformedJSON as exc:
+            raise IngestError(
+                400,
+                "Malformed JSON",
+                f"The body is not valid JSON: {exc}",
+                [{"field": "$", "message": "is not valid JSON"}],
+                store=safe_json.storable_raw_body(body),
+            ) from None
+        hostile = safe_json.find_hostile(body, document)
+        if hostile:
+            field, message = hostile
+            raise IngestError(
+                422,
+                "Invalid request",
+                f"{field} {message}",
+                [{"field": field, "message": message}],
+                store=safe_json.storable_raw_body(body),
+            )
+        return document
 
     def _read_body(self, source):
         httprequest = request.httprequest
@@ -216,8 +287,9 @@ class TelematicsController(http.Controller):
                 store=document,
             )
         readings, rejected = [], []
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
         for index, item in enumerate(items):
-            reading, errors = telematics_payloads.parse_reading(item)
+            reading, errors = telematics_payloads.parse_reading(item, now=now)
             if errors:
                 rejected.append((index, item, errors))
             else:

@@ -510,7 +510,11 @@ class ConstructionTelematicsEvent(models.Model):
     @api.model
     def _cron_archive_processed(self):
         """Archive processed events older than the retention period (they stay searchable)."""
-        days = self.env["res.config.settings"]._construction_setting("telematics_retention_days")
+        # Idempotency keys expire on their own lifetime, whatever the ledger's retention.
+        self.env["construction.telematics.idempotency"]._purge_expired()
+        days = self.env["res.config.settings"]._construction_setting(
+            "telematics_retention_days"
+        )
         if days <= 0:
             return 0
         self.flush_model()
@@ -523,5 +527,4 @@ class ConstructionTelematicsEvent(models.Model):
         )
         count = self.env.cr.rowcount
         self.invalidate_model(["active"])
-        self.env["construction.telematics.idempotency"]._purge_expired()
         return count

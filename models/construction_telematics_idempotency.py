@@ -27,10 +27,12 @@ class ConstructionTelematicsIdempotency(models.Model):
 
     @api.model
     def _find(self, source, key):
-        return self.sudo().search([("source_id", "=", source.id), ("key", "=", key)], limit=1)
+        return self.search([("source_id", "=", source.id), ("key", "=", key)], limit=1)
 
     @api.model
     def _remember(self, source, key, body_sha256, status, response):
+        # Plain SQL (ON CONFLICT): check what the ORM would have.
+        self.check_access("create")
         self.env.cr.execute(
             """INSERT INTO construction_telematics_idempotency
                    (source_id, company_id, key, body_sha256, status, response,

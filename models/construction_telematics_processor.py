@@ -118,10 +118,12 @@ class MachineState:
     def __init__(self, row):
         self.values = dict(zip(STATE_COLUMNS, row, strict=True))
         self.original = dict(self.values)
+        # Engine and idle hours share their stamp: a machine that only ever reported
+        # idle hours has a stamp but no engine hours, which is no last value.
         self.last = {
             counter: (self.values[counter], self.values[stamp])
             for counter, stamp in COUNTERS.items()
-            if self.values[stamp]
+            if self.values[stamp] and self.values[counter] is not None
         }
 
     def accept(self, values, at, limits, position_and_fuel=True):
@@ -355,7 +357,11 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             for (key, (_values, _events)), request in zip(to_create.items(), created, strict=True):
                 open_requests[key] = request
         for key, items in alerts_by_key.items():
-            request = open_requests[key]
+            request = open_requests.get(key)
+            if not request:
+                # Only "cleared" alerts and no open request: a note on the machine says so.
+                self._post_cleared_without_request(key, items, outcomes)
+                continue
             for event, _alert in items:
                 if event.id in outcomes:
                     outcomes[event.id]["request_id"] = request.id
@@ -373,6 +379,21 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 request.write(values)
             if notes[key]:
                 self._post_note(request, key[1], notes[key])
+
+    def _post_cleared_without_request(self, key, items, outcomes):
+        equipment_id, code = key
+        lines = [
+            self.env._(
+                "Cleared at %(when)s UTC; no request was open for it.",
+                when=fields.Datetime.to_string(alert["occurred_at"]),
+            )
+            for _event, alert in items
+        ]
+        self._post_note(self.env["maintenance.equipment"].browse(equipment_id), code, lines)
+        for event, _alert in items:
+            outcomes[event.id]["result"] = self.env._(
+                "Alert cleared; no open request (note on the machine)"
+            )
 
     def _request_values(self, equipment_id, event, alert):
         code, message = alert["code"], alert["message"]

@@ -1,11 +1,13 @@
+import math
 import time
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 
 from ..protocols import telematics_auth
 
 ATTENTION_STATES = ("unmapped", "dead", "rejected")
+INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
 PAYLOAD_FORMATS = [
     ("canonical", "Canonical JSON (alerts and readings)"),
     ("iso15143_3", "ISO 15143-3 fleet snapshot (JSON)"),
@@ -64,6 +66,13 @@ class ConstructionTelematicsSource(models.Model):
         "downtime: set it here, switch the sender, then promote it.",
     )
     requires_signature = fields.Boolean(compute="_compute_requires_signature", store=True)
+    rate_limit = fields.Integer(
+        string="Rate limit (requests/min)",
+        default=0,
+        tracking=True,
+        help="Requests per minute this source may send, in bursts of up to as many; "
+        "beyond that it is answered 429 with Retry-After. 0 means unlimited.",
+    )
     event_ids = fields.One2many("construction.telematics.event", "source_id", string="Events")
     event_count = fields.Integer(compute="_compute_event_stats")
     attention_event_count = fields.Integer(
@@ -73,7 +82,21 @@ class ConstructionTelematicsSource(models.Model):
 
     _sql_constraints = [
         ("api_key_prefix_uniq", "unique(api_key_prefix)", "API key prefixes must be unique."),
+        ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
     ]
+
+    def init(self):
+        # One token bucket per source, shared by every Odoo worker: a plain table
+        # updated by one UPSERT per request, outside the request's transaction.
+        self.env.cr.execute(
+            """CREATE TABLE IF NOT EXISTS construction_telematics_rate_bucket (
+                   source_id integer PRIMARY KEY
+                       REFERENCES construction_telematics_source (id) ON DELETE CASCADE,
+                   tokens double precision NOT NULL,
+                   allowed boolean NOT NULL,
+                   updated_at timestamp NOT NULL
+               )"""
+        )
 
     @api.depends("hmac_secret", "hmac_secret_next")
     def _compute_requires_signature(self):
@@ -180,6 +203,60 @@ class ConstructionTelematicsSource(models.Model):
         if source and telematics_auth.key_matches(api_key, source.api_key_hash):
             return source
         return self.browse()
+
+    def _as_ingestion_user(self):
+        """This source as the technical ingestion user, in the source's company only.
+
+        The user may only read sources and write ledger rows and idempotency keys
+        (``group_telematics_ingestion``); it is given the source's company the
+        first time that company's source sends.
+        """
+        self.ensure_one()
+        user = self.env.ref(INGESTION_USER).sudo()
+        company = self.sudo().company_id
+        if company not in user.company_ids:
+            user.write({"company_ids": [Command.link(company.id)]})
+        return self.with_user(user).with_company(company)
+
+    def _rate_limit_wait(self):
+        """Seconds this source must wait before its next request, 0 when it may send now.
+
+        A token bucket of ``rate_limit`` tokens refilled at ``rate_limit`` per
+        minute, kept in PostgreSQL so that every worker process shares it. The
+        UPSERT runs in its own short transaction: the request's own (repeatable
+        read, retried on conflicts) must neither hold the bucket's row lock
+        while it works nor fail because another request of the source took a token.
+        """
+        self.ensure_one()
+        rate = self.rate_limit
+        if rate <= 0:
+            return 0
+        per_second = rate / 60.0
+        refill = (
+            "LEAST(%(capacity)s, b.tokens"
+            " + %(per_second)s * EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at))"
+        )
+        registry = self.env.registry
+        with registry.cursor() as cr:
+            if not registry.in_test_mode():
+                cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                # Losing the last bucket updates in a crash is harmless.
+                cr.execute("SET LOCAL synchronous_commit TO OFF")
+            cr.execute(
+                f"""INSERT INTO construction_telematics_rate_bucket AS b
+                        (source_id, tokens, allowed, updated_at)
+                    VALUES (%(source)s, %(capacity)s - 1, true, clock_timestamp())
+                    ON CONFLICT (source_id) DO UPDATE SET
+                        tokens = CASE WHEN {refill} >= 1 THEN {refill} - 1 ELSE {refill} END,
+                        allowed = {refill} >= 1,
+                        updated_at = clock_timestamp()
+                    RETURNING tokens, allowed""",
+                {"source": self.id, "capacity": float(rate), "per_second": per_second},
+            )
+            tokens, allowed = cr.fetchone()
+        if allowed:
+            return 0
+        return max(1, math.ceil((1 - tokens) / per_second))
 
     def _verify_signature(self, timestamp_header, signature_header, body):
         """Raise ``SignatureError`` unless the request is signed, when it must be."""

@@ -5,11 +5,22 @@ timestamp become one reading and the others their own. Keys are matched
 case-insensitively and the Bosch variant (the page wrapped in a one-item
 array) is accepted. The machine is named by its PIN, else its serial number,
 else its EquipmentID, the identity the sender's external IDs must use.
+
+Every mapped value goes through the bounds of the canonical Reading schema
+(the same ones as ``/readings``), and a failure names the ISO field it came
+from, e.g. ``Equipment[0].Location.Latitude``.
 """
 
+import math
 import re
 
-from .telematics_payloads import error, parse_timestamp
+from . import telematics_schema
+from .telematics_payloads import READING_METRICS, error, parse_timestamp
+
+FLEET = telematics_schema.schema("IsoFleet")
+IDENTIFIER = telematics_schema.schema("Identifier")
+TIMESTAMP = telematics_schema.schema("Timestamp")
+METRIC = {name: telematics_schema.property_schema("Reading", name) for name in READING_METRICS}
 
 PLACEHOLDERS = {"", "missing", "n/a", "na", "unknown", "none", "null"}
 
@@ -37,13 +48,27 @@ def _ci(mapping, *names):
     return None
 
 
+def _ci_key(mapping, *names):
+    """Case-insensitive lookup: ``(key as sent, value)`` of the first present name."""
+    if not isinstance(mapping, dict):
+        return None, None
+    lowered = {str(key).lower(): key for key in mapping}
+    for name in names:
+        if name.lower() in lowered:
+            key = lowered[name.lower()]
+            return key, mapping[key]
+    return None, None
+
+
 def parse_hours(value):
     """Decimal hours, an ISO 8601 duration (AEMP 1.2) or ``h:mm``."""
     if isinstance(value, bool):
         raise ValueError("must be hours")
     if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
+        return _finite(value)
+    if not isinstance(value, str):
+        raise ValueError("must be hours")
+    text = value.strip()
     match = _DURATION.match(text)
     if match and text != "P":
         parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
@@ -51,21 +76,50 @@ def parse_hours(value):
     match = _HOURS_MINUTES.match(text)
     if match:
         return int(match.group(1)) + int(match.group(2)) / 60
-    return float(text)
+    return _finite(text)
+
+
+def _finite(value):
+    """``float(value)``, refusing what is not a finite number (``"nan"``, ``"inf"``, 1e400)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("must be a finite number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
 
 
 def _number(value):
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a number")
-    return float(value)
+    if not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number")
+    return _finite(value)
 
 
 def _identity(header):
-    for key in ("PIN", "SerialNumber", "EquipmentID"):
-        value = _ci(header, key)
-        if value is not None and str(value).strip().lower() not in PLACEHOLDERS:
-            return str(value).strip()
-    return None
+    """``(header key, device id)`` of the machine, else ``(None, None)``."""
+    for name in ("PIN", "SerialNumber", "EquipmentID"):
+        key, value = _ci_key(header, name)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            continue
+        if str(value).strip().lower() not in PLACEHOLDERS:
+            return key, str(value).strip()
+    return None, None
+
+
+# canonical field -> the ISO child holding it, to name failures
+SOURCE_FIELD = {
+    "lat": "Latitude",
+    "lon": "Longitude",
+    "engine_hours": "Hour",
+    "idle_hours": "Hour",
+    "odometer_km": "Odometer",
+    "fuel_level_pct": "Percent",
+    "def_level_pct": "Percent",
+    "fuel_used_l": "FuelConsumed",
+}
 
 
 def _element_values(name, element):
@@ -79,7 +133,7 @@ def _element_values(name, element):
     if name == "distance":
         unit = str(_ci(element, "OdometerUnits") or "kilometre").strip().lower()
         if unit not in DISTANCE_TO_KM:
-            raise ValueError(f"unknown OdometerUnits {unit!r}")
+            raise ValueError(f"unknown OdometerUnits {unit[:40]!r}")
         return {"odometer_km": _number(_ci(element, "Odometer")) * DISTANCE_TO_KM[unit]}
     if name == "fuelremaining":
         return {"fuel_level_pct": _number(_ci(element, "Percent"))}
@@ -88,7 +142,7 @@ def _element_values(name, element):
     if name == "fuelused":
         unit = str(_ci(element, "FuelUnits") or "litre").strip().lower()
         if unit not in FUEL_TO_LITRE:
-            raise ValueError(f"unknown FuelUnits {unit!r}")
+            raise ValueError(f"unknown FuelUnits {unit[:40]!r}")
         return {"fuel_used_l": _number(_ci(element, "FuelConsumed")) * FUEL_TO_LITRE[unit]}
     return None
 
@@ -114,6 +168,8 @@ def fleet_to_readings(document, now=None):
     index None for the document itself. Elements this mapping does not know
     (load counts, PTO hours, ...) are ignored.
     """
+    if not FLEET.is_valid(document):
+        return [], [(None, failure) for failure in FLEET.errors(document)]
     equipment_list = equipment_list_of(document)
     if equipment_list is None:
         return [], [(None, error("Equipment", "must be an array of equipment in a Fleet object"))]
@@ -124,7 +180,8 @@ def fleet_to_readings(document, now=None):
         if not isinstance(equipment, dict):
             errors.append((index, error(path, "must be an object")))
             continue
-        device_id = _identity(_ci(equipment, "EquipmentHeader"))
+        header_key, header = _ci_key(equipment, "EquipmentHeader")
+        id_key, device_id = _identity(header)
         if not device_id:
             errors.append(
                 (
@@ -133,19 +190,43 @@ def fleet_to_readings(document, now=None):
                 )
             )
             continue
+        if not IDENTIFIER.is_valid(device_id):
+            for failure in IDENTIFIER.errors(device_id, f"{path}.{header_key}.{id_key}"):
+                errors.append((index, failure))
+            continue
         by_time = {}
         for key, element in equipment.items():
             name = str(key).lower()
             if name == "equipmentheader" or not isinstance(element, dict):
                 continue
-            stamp = _ci(element, "datetime")
+            stamp_key, stamp = _ci_key(element, "datetime")
             try:
                 values = _element_values(name, element)
                 if values is None:
                     continue
-                at = parse_timestamp(stamp, now)
             except (TypeError, ValueError) as exc:
                 errors.append((index, error(f"{path}.{key}", str(exc))))
+                continue
+            failures = [
+                failure
+                for field, value in values.items()
+                if not METRIC[field].is_valid(value)
+                for failure in METRIC[field].errors(
+                    value, f"{path}.{key}.{_ci_key(element, SOURCE_FIELD[field])[0]}"
+                )
+            ]
+            stamp_field = f"{path}.{key}.{stamp_key or 'datetime'}"
+            if stamp is None:
+                failures.append(error(stamp_field, "is required"))
+            elif not TIMESTAMP.is_valid(stamp):
+                failures.extend(TIMESTAMP.errors(stamp, stamp_field))
+            else:
+                try:
+                    at = parse_timestamp(stamp, now)
+                except ValueError as exc:
+                    failures.append(error(stamp_field, str(exc)))
+            if failures:
+                errors.extend((index, failure) for failure in failures)
                 continue
             by_time.setdefault(at, {}).update(values)
         for at in sorted(by_time):

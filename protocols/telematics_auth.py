@@ -26,7 +26,7 @@ def generate_api_key():
 
 
 def hash_api_key(key):
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(_bytes(key)).hexdigest()
 
 
 def key_prefix(key):
@@ -49,6 +49,11 @@ def bearer_token(authorization_header):
 
 def key_matches(key, stored_hash):
     return bool(stored_hash) and hmac.compare_digest(hash_api_key(key), stored_hash)
+
+
+def _bytes(text):
+    # compare_digest refuses str with non-ASCII characters; headers may hold any.
+    return text.encode("utf-8", "surrogateescape")
 
 
 def sign(secret, timestamp, body):
@@ -84,12 +89,12 @@ def verify_signature(
         raise SignatureError("X-Telematics-Timestamp must be unix seconds") from None
     if abs(now - timestamp) > tolerance:
         raise SignatureError(f"X-Telematics-Timestamp is more than {tolerance} s away")
-    offered = [part.strip() for part in signature_header.split(",") if part.strip()]
+    offered = [_bytes(part.strip()) for part in signature_header.split(",") if part.strip()]
     matched = False
     for secret in secrets_in_use:
         if not secret:
             continue
-        expected = sign(secret, timestamp, body)
+        expected = _bytes(sign(secret, timestamp, body))
         for candidate in offered:
             # Evaluate every pair so timing does not tell which secret matched.
             matched |= hmac.compare_digest(expected, candidate)

@@ -10,3 +10,5 @@ from . import test_odyssee_invoicing
 from . import test_security_coverage
 from . import test_binder
 from . import test_state_machines
+from . import test_telematics_hardening
+from . import test_telematics_fuzz
