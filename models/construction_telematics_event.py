@@ -512,9 +512,7 @@ class ConstructionTelematicsEvent(models.Model):
         """Archive processed events older than the retention period (they stay searchable)."""
         # Idempotency keys expire on their own lifetime, whatever the ledger's retention.
         self.env["construction.telematics.idempotency"]._purge_expired()
-        days = self.env["res.config.settings"]._construction_setting(
-            "telematics_retention_days"
-        )
+        days = self.env["res.config.settings"]._construction_setting("telematics_retention_days")
         if days <= 0:
             return 0
         self.flush_model()
