@@ -1,6 +1,7 @@
 from datetime import timedelta
 from unittest.mock import patch
 
+from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.odyssee_emulator import Emulator, Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.tests import TransactionCase, tagged
@@ -321,9 +322,11 @@ class TestOdysseePush(OdysseeCase):
         self.assertEqual(company["code"], "C-42")
 
         calls = self.emulator.calls
+        jobs_calls = self.emulator.calls_by_controller.get("Jobs")
+        self.assertEqual(jobs_calls, 2, "a lookup by reference_back_office, then the POST")
         request._set_odyssee_push_state("pending")
         self.stream("push")._run()
-        self.assertEqual(self.emulator.calls_by_controller.get("Jobs"), 1, "unchanged: no call")
+        self.assertEqual(self.emulator.calls_by_controller.get("Jobs"), 2, "unchanged: no call")
         self.assertLessEqual(self.emulator.calls - calls, 0)
 
         request.name = "Hydraulic leak, boom cylinder"
@@ -359,6 +362,262 @@ class TestOdysseePush(OdysseeCase):
         request = self.env["maintenance.request"].create({"name": "X", "owner_user_id": user.id})
         with self.assertRaises(AccessError):
             request.with_user(user).action_send_to_odyssee()
+
+
+class TestOdysseeRealTenant(OdysseeCase):
+    """A tenant shaped as the reference documents Odyssee: what issue 9 found on one."""
+
+    APPROVALS = 22  # 20 per page: ties and daily approvals across a page edge
+
+    def messages(self, request):
+        return " | ".join(str(body) for body in request.message_ids.mapped("body"))
+
+    def count_by_code(self, controller, key="code"):
+        counts = {}
+        for row in self.emulator.tables[controller].values():
+            if row[key]:
+                counts[row[key]] = counts.get(row[key], 0) + 1
+        return counts
+
+    def test_daily_approval_pdfs_never_stall_the_pdf_pull(self):
+        self.assertEqual(self.pull(), (True, True))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        pdfs = self.stream("pdfs")
+        self.assertGreater(pdfs.watermark, "1980")
+        self.assertEqual((pdfs.state, pdfs.waiting_count), ("ok", 0))
+        self.assertEqual(pdfs.last_count, self.APPROVALS)
+        self.pull()
+        self.assertEqual(
+            (self.stream("pdfs").last_count, self.stream("approvals").last_count), (0, 0)
+        )
+        self.assertGreater(self.stream("approvals").last_reread_count, 0)
+
+    def test_pdfs_that_come_before_their_approval_wait_without_blocking(self):
+        jobs = list(self.emulator.tables["Jobs"])
+        never = self.emulator.complete_job(jobs[0], parts=1, timesheets=0, pdf_delay="never")
+        self.stream("pdfs")._run()  # before any approval is imported: every final PDF waits
+        pdfs = self.stream("pdfs")
+        self.assertEqual(pdfs.waiting_count, self.APPROVALS)
+        self.assertGreater(pdfs.watermark, "1980")
+        self.emulator.set_faults(Faults(tie_timestamps=True))
+        late = self.emulator.complete_job(jobs[1], parts=1, timesheets=1, pdf_delay="never")
+        self.pull()
+        self.assertEqual(self.stream("pdfs").waiting_count, 0)
+        with_pdf = self.Approval.search(
+            [("backend_id", "=", self.backend.id), ("pdf_attachment_id", "!=", False)]
+        )
+        self.assertEqual(len(with_pdf), self.APPROVALS)
+        self.emulator.add_pdf_later(late, 0)  # its PDF appears after its approval came in
+        self.pull()
+        guids = set(
+            self.Approval.search(
+                [("backend_id", "=", self.backend.id), ("pdf_attachment_id", "!=", False)]
+            ).mapped("odyssee_guid")
+        )
+        self.assertIn(late["id"], guids, "attached in the first run after it appeared")
+        self.assertNotIn(never["id"], guids)
+
+    def test_mixed_guid_case_in_every_table_and_foreign_key(self):
+        self.emulator.upper_case = {
+            "Jobs",
+            "JobApproval.jobs_id",
+            "JobPartUsage.job_approval_id",
+            "JobNonPartUsage",
+            "DbFile.id_in_table",
+            "JobStatus",
+        }
+        self.assertEqual(self.pull(), (True, True))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        times = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", "time")])
+        self.assertEqual(len(times), len(times.timesheet_id))
+        self.assertEqual(times.timesheet_id.employee_id, self.technician)
+        self.assertEqual(set(approvals.request_id.mapped("odyssee_status")), {"Completed"})
+
+    def test_a_completed_job_completes_its_request_with_the_story_in_the_chatter(self):
+        customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0000"})
+        self.job_site.partner_id = customer
+        request = self.env["maintenance.request"].create(
+            {"name": "Track tension", "equipment_id": self.machine.id}
+        )
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
+        self.assertEqual(self.count_by_code("Company")["CUST0000"], 1, "adopted, not created")
+        job_guid = request.odyssee_job_guid
+        self.emulator.complete_job(job_guid, daily=True, parts=1, timesheets=1)
+        self.emulator.complete_job(job_guid, parts=1, timesheets=2)
+        self.pull()
+        self.assertTrue(request.stage_id.done)
+        self.assertEqual(request.odyssee_status, "Completed")
+        self.assertAlmostEqual(request.duration, 2.5 + 2.5 + 0.75)
+        story = self.messages(request)
+        for expected in ("Sent to Odyssee", "Completed in Odyssee", "PDF"):
+            self.assertIn(expected, story)
+        self.assertEqual(request.odyssee_push_state, "sent", "the stage change is not sent back")
+
+    def test_status_mapping_is_configured_per_backend(self):
+        self.backend.action_refresh_job_statuses()
+        statuses = self.backend.job_status_ids
+        self.assertEqual(len(statuses), len(self.emulator.tables["JobStatus"]))
+        completed = statuses.filtered("is_completed")
+        self.assertEqual(completed.name, "Completed")
+        self.assertTrue(completed.stage_id.done, "default: Completed -> a done stage")
+        stage = self.env["maintenance.stage"].create({"name": "Signed off"})
+        completed.stage_id = stage
+        self.emulator.calls_by_controller.clear()
+        self.pull()
+        self.assertNotIn("JobStatus", self.emulator.calls_by_controller, "the catalogue is cached")
+        requests = self.Approval.search([("backend_id", "=", self.backend.id)]).request_id
+        self.assertEqual(requests.stage_id, stage)
+
+    def test_master_data_is_looked_up_and_adopted_never_duplicated(self):
+        self.pull()  # products ART-0000 and ART-0001 are now used on requests
+        before = self.count_by_code("Article")
+        unused = self.env["product.product"].create(
+            {"name": "Office coffee", "default_code": "COFFEE", "sale_ok": True}
+        )
+        customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0001"})
+        self.job_site.partner_id = customer
+        requests = self.env["maintenance.request"].create(
+            [{"name": f"Job {n}", "equipment_id": self.machine.id} for n in range(4)]
+        )
+        requests._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults(every_nth_lost_answer=3, every_nth_truncate=4))
+        for _attempt in range(4):  # errors are retried by later runs
+            self.stream("push")._run()
+            failed = requests.filtered(lambda r: r.odyssee_push_state == "error")
+            failed._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults())
+        self.stream("push")._run()
+        self.assertEqual(set(requests.mapped("odyssee_push_state")), {"sent"})
+        for controller, key in (
+            ("Article", "code"),
+            ("ArticleCategory", "code"),
+            ("Company", "code"),
+            ("Project", "reference_back_office"),
+            ("Jobs", "reference_back_office"),
+            ("User", "code"),
+        ):
+            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
+            self.assertEqual(doubles, {}, f"{controller} created twice")
+        self.assertEqual(self.count_by_code("Article"), before, "existing articles adopted")
+        self.assertNotIn("COFFEE", self.count_by_code("Article"), "not in the product domain")
+        Binder = self.env["construction.external.id"]
+        system = self.backend.external_system_id
+        article = next(
+            r for r in self.emulator.tables["Article"].values() if r["code"] == "ART-0000"
+        )
+        product = self.env["product.product"].search([("default_code", "=", "ART-0000")])
+        self.assertEqual(Binder._to_external(system, product), {product.id: article["id"]})
+        self.backend.product_domain = "[('default_code', '=', 'COFFEE')]"
+        self.stream("push")._run()
+        self.assertEqual(self.count_by_code("Article").get("COFFEE"), 1)
+        self.assertFalse(Binder._binding(system, unused).pending)
+
+    def test_a_create_interrupted_after_its_post_is_adopted_on_the_next_run(self):
+        request = self.env["maintenance.request"].create(
+            {"name": "Crashed", "equipment_id": self.machine.id}
+        )
+        self.env["construction.external.id"]._bind(
+            self.backend.external_system_id,
+            [(request, "0dd0dd00-1111-4222-8333-444455556666")],
+            pending=True,
+        )
+        # The crashed run's POST went through: Odyssee has the job under our GUID.
+        project = next(iter(self.emulator.tables["Project"]))
+        self.emulator.add(
+            "Jobs",
+            id="0dd0dd00-1111-4222-8333-444455556666",
+            name="Crashed",
+            project_id=project,
+            reference_back_office=request._odyssee_reference(),
+        )
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
+        self.assertEqual(request.odyssee_push_state, "sent")
+        self.assertEqual(
+            self.count_by_code("Jobs", "reference_back_office")[request.reference_back_office], 1
+        )
+        self.assertEqual(request.odyssee_job_guid, "0dd0dd00-1111-4222-8333-444455556666")
+
+    def test_a_poisoned_page_does_not_stop_the_others(self):
+        self.backend.max_attempts = 2
+        rows = [
+            r for r in self.emulator.tables["JobApproval"].values() if not r["is_daily_approval"]
+        ]
+        poisoned = rows[3]
+        poisoned["jobs_id"] = "n/a"  # a row the connector cannot read
+        self.assertEqual(self.pull(), (True, True))
+        stream = self.stream("approvals")
+        self.assertEqual(stream.state, "attention")
+        self.assertEqual(stream.failed_count, 1)
+        self.assertIn(poisoned["id"], stream.last_error)
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS - 1
+        )
+        mine = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(mine.pdf_attachment_id), self.APPROVALS - 1)
+        self.pull()
+        self.assertGreaterEqual(stream.attention_ids.attempts, 2)
+        poisoned["jobs_id"] = rows[2]["jobs_id"]  # someone repaired it; after 2 attempts: manual
+        self.pull()
+        self.assertEqual(stream.failed_count, 1)
+        stream.attention_ids.attempts = 0
+        self.pull()
+        self.assertEqual((stream.state, stream.failed_count), ("ok", 0))
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+
+    def test_any_failure_is_recorded_on_its_stream_and_the_others_go_on(self):
+        other_company = self.env["res.company"].create({"name": "Unreachable Ltd"})
+        other = self.env["construction.odyssee.backend"].create(
+            {
+                "name": "Down",
+                "company_id": other_company.id,
+                "url": "http://127.0.0.1:9/api",
+                "domain": "X",
+                "username": "u",
+                "password": "p",
+                "max_retries": 0,
+                "timeout": 2,
+            }
+        )
+        importer = type(self.env["construction.odyssee.importer"])
+        with patch.object(importer, "_pull_pdfs", side_effect=KeyError("file_name")):
+            self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+        pdfs = self.stream("pdfs")
+        self.assertEqual((pdfs.state, pdfs.error_kind), ("error", "internal"))
+        self.assertIn("KeyError", pdfs.last_error)
+        down = other.stream_ids.filtered(lambda s: s.kind == "approvals")
+        self.assertEqual((down.state, down.error_kind), ("error", "unreachable"))
+
+    def test_sync_now_runs_and_says_what_it_did_or_why_not(self):
+        result = self.backend.action_sync_now()["params"]
+        self.assertEqual(result["type"], "success")
+        self.assertIn(f"{self.APPROVALS} new approval", result["message"])
+        # Another worker syncing the backend holds its lock: no second run at once.
+        other = self.env.registry.cursor()
+        self.addCleanup(other.close)
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [SYNC_LOCK, self.backend.id])
+        result = self.backend.action_sync_now()["params"]
+        self.assertIn("already running", result["message"])
+        other.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.backend.id])
+        self.backend.password = "wrong"
+        result = self.backend.action_sync_now()["params"]
+        self.assertEqual(result["type"], "danger")
+        self.assertIn("refused the credentials", result["message"])
+        self.backend.write(
+            {"password": "s3cret", "url": "http://127.0.0.1:9/api", "max_retries": 0}
+        )
+        result = self.backend.action_sync_now()["params"]
+        self.assertIn("could not be reached", result["message"])
 
 
 class TestOdysseeBackendAccess(TransactionCase):
