@@ -218,15 +218,14 @@ class ConstructionOdysseeBackend(models.Model):
     def _products_to_push(self):
         """The products sent as articles: ``product_domain``, with an internal reference."""
         self.ensure_one()
-        used = (
-            self.env["construction.odyssee.usage.line"]
-            .sudo()
-            .search([("backend_id", "=", self.id), ("product_id", "!=", False)])
-            .product_id
+        Line = self.env["construction.odyssee.usage.line"].sudo()
+        groups = Line._read_group(
+            [("backend_id", "=", self.id), ("product_id", "!=", False)], ["product_id"]
         )
+        used = [product.id for (product,) in groups]
         domain = safe_eval(
             self.product_domain or "[]",
-            {"request_product_ids": used.ids, "category_ids": self.product_category_ids.ids},
+            {"request_product_ids": used, "category_ids": self.product_category_ids.ids},
         )
         return (
             self.env["product.product"]

@@ -379,6 +379,78 @@ class TestOdysseeRealTenant(OdysseeCase):
                 counts[row[key]] = counts.get(row[key], 0) + 1
         return counts
 
+    def test_a_whole_tenant_under_faults_comes_in_exactly_once(self):
+        """Done when: mixed case, daily and final approvals with ties at page edges, PDFs
+        late and never, pre-existing master data, and every transport fault at once."""
+        self.emulator.upper_case = {
+            "JobApproval",
+            "JobPartUsage.jobs_id",
+            "JobNonPartUsage.user_id",
+            "DbFile.id_in_table",
+            "Jobs.job_status_id",
+        }
+        customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0001"})
+        self.job_site.partner_id = customer
+        requests = self.env["maintenance.request"].create(
+            [{"name": f"Sent {n}", "equipment_id": self.machine.id} for n in range(3)]
+        )
+        requests._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults(tie_timestamps=True))
+        jobs = list(self.emulator.tables["Jobs"])
+        for index, job in enumerate(jobs[:21]):  # 21 more tied approvals: past a page edge
+            self.emulator.complete_job(job, parts=1, timesheets=1, daily=index % 2 == 0)
+        self.emulator.complete_job(jobs[21], parts=1, timesheets=1, pdf_delay="never")
+        faults = (
+            Faults(every_nth_429=5, retry_after_seconds=0),
+            Faults(every_nth_500=4),
+            Faults(every_nth_truncate=6),
+            Faults(every_nth_drop=7),
+            Faults(every_nth_lost_answer=5),
+        )
+        for faults_of_run in faults:
+            self.emulator.set_faults(faults_of_run)
+            self.backend._sync()
+            for request in requests.filtered(lambda r: r.odyssee_push_state == "error"):
+                request._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults())
+        for request in requests:
+            self.emulator.complete_job(request.odyssee_job_guid, parts=1, timesheets=1)
+        self.backend._sync()
+        self.backend._sync()
+
+        finals = {
+            row["id"].lower()
+            for row in self.emulator.tables["JobApproval"].values()
+            if not row["is_daily_approval"]
+        }
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(sorted(approvals.mapped("odyssee_guid")), sorted(finals))
+        for table, kind in (("JobPartUsage", "part"), ("JobNonPartUsage", "time")):
+            expected = sorted(row["id"].lower() for row in self.emulator.tables[table].values())
+            lines = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", kind)])
+            self.assertEqual(sorted(lines.mapped("odyssee_guid")), expected, table)
+        times = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", "time")])
+        self.assertEqual(len(times.timesheet_id), len(times))
+        self.assertEqual(times.timesheet_id.employee_id, self.technician)
+        with_file = {
+            row["id_in_table"].lower()
+            for row in self.emulator.tables["DbFile"].values()
+            if row["file_type_name"] == "JOB_APPROVAL"
+        }
+        attached = set(approvals.filtered("pdf_attachment_id").mapped("odyssee_guid"))
+        self.assertEqual(attached, finals & with_file)
+        self.assertTrue(finals - with_file, "some PDFs never came")
+        for controller, key in (
+            ("Company", "code"),
+            ("Project", "reference_back_office"),
+            ("Jobs", "reference_back_office"),
+            ("User", "code"),
+        ):
+            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
+            self.assertEqual(doubles, {}, f"{controller} created twice")
+        self.assertTrue(all(request.stage_id.done for request in requests))
+        self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
+
     def test_daily_approval_pdfs_never_stall_the_pdf_pull(self):
         self.assertEqual(self.pull(), (True, True))
         approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
