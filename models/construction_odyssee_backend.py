@@ -358,7 +358,8 @@ class ConstructionOdysseeBackend(models.Model):
         try:
             self._stream("push")._run(auto_commit=auto_commit)
             done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
-            self._stream("pdfs")._run(auto_commit=auto_commit)
+            pdfs = self._stream("pdfs").with_context(odyssee_approvals_behind=done is None)
+            pdfs._run(auto_commit=auto_commit)
         finally:
             self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
         return done

@@ -48,7 +48,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 lambda item: item.kind == "failed" and item.attempts >= backend.max_attempts
             ).mapped("approval_guid")
         )
-        for page in adapter.final_approval_pages(self._since(stream)):
+        if stream.resume_after_id:  # the last run was cut short: go on right after it
+            pages = adapter.final_approval_pages(
+                odata.parse_timestamp(stream.watermark), stream.resume_after_id
+            )
+        else:
+            pages = adapter.final_approval_pages(self._since(stream))
+        stream.resume_after_id = False
+        for page in pages:
             rows = [row for row in page if normalize(row.get("id")) not in parked]
             try:
                 with self.env.cr.savepoint():
@@ -60,9 +67,13 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 self._import_one_by_one(stream, adapter, rows, counts)
             if page:
                 stream.watermark = max(stream.watermark, odyssee_mapper.newest_timestamp(page))
-            self._commit_page(backend, call_log, auto_commit)
             if deadline and time.monotonic() > deadline:
+                last = odyssee_mapper.approval(page[-1]) if page else None
+                if last and last["modified_dateutc"] == stream.watermark:
+                    stream.resume_after_id = last["odyssee_guid"]
+                self._commit_page(backend, call_log, auto_commit)
                 return counts, False
+            self._commit_page(backend, call_log, auto_commit)
         return counts, True
 
     @staticmethod
@@ -129,10 +140,19 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         with self.env.cr.savepoint():
             counts["new"] += self._attach_waiting(stream, adapter)
         self._commit_page(backend, call_log, auto_commit)
+        # When the approvals pull stopped short of a backlog, a file newer than its
+        # watermark most likely belongs to an approval it has still to read: the
+        # pull stops there (no call) and resumes after the approvals caught up.
+        behind = self.env.context.get("odyssee_approvals_behind") and (
+            backend._stream("approvals").watermark
+        )
         for page in adapter.approval_file_pages(self._since(stream)):
             with self.env.cr.savepoint():
-                self._add(counts, self._attach_pdf_page(stream, adapter, page))
+                page_counts = self._attach_pdf_page(stream, adapter, page, behind)
+                self._add(counts, page_counts)
             self._commit_page(backend, call_log, auto_commit)
+            if page_counts.get("paused"):
+                break
         return counts, True
 
     def _since(self, stream):
@@ -153,13 +173,27 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _import_approval_page(self, backend, adapter, rows):
         """Import a page of approvals; returns ``{"new": n, "reread": m}``."""
         final = [row for row in rows if odyssee_mapper.is_final_approval(row)]
-        if not final:
-            return {}
-        work = adapter.work_of(final)
         approvals = [odyssee_mapper.approval(row) for row in final]
         known = self.env["construction.external.id"]._to_internal(
             backend.external_system_id, APPROVAL, [a["odyssee_guid"] for a in approvals]
         )
+        # Re-read and unchanged since imported (overlap window): nothing to fetch.
+        unchanged = {
+            a["odyssee_guid"]
+            for a in approvals
+            if a["odyssee_guid"] in known
+            and known[a["odyssee_guid"]].modified_dateutc == a["modified_dateutc"]
+        }
+        if unchanged:
+            final = [
+                r
+                for r, a in zip(final, approvals, strict=True)
+                if a["odyssee_guid"] not in unchanged
+            ]
+            approvals = [a for a in approvals if a["odyssee_guid"] not in unchanged]
+        if not final:
+            return {"reread": len(unchanged)}
+        work = adapter.work_of(final)
         requests = self._requests_for_jobs(
             backend, adapter, {a["job_guid"] for a in approvals}, work.jobs
         )
@@ -175,7 +209,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         lines += [odyssee_mapper.usage_line("time", row) for row in work.times]
         self._import_lines(backend, lines, approval_records, requests)
         new = len({a["odyssee_guid"] for a in approvals} - set(known))
-        return {"new": new, "reread": len(approvals) - new}
+        return {"new": new, "reread": len(approvals) - new + len(unchanged)}
 
     def _upsert_bound(self, backend, res_model, values_list):
         """Create or update one record per ``odyssee_guid``; returns ``{guid: record}``."""
@@ -392,19 +426,27 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             line.timesheet_id = self.env["account.analytic.line"].sudo().create(values)
 
     # -- one page of PDFs ---------------------------------------------------------
-    def _attach_pdf_page(self, stream, adapter, rows):
+    def _attach_pdf_page(self, stream, adapter, rows, behind=False):
         """Attach the page's PDFs; returns ``{"new": attached, "reread": already there}``.
 
         A file whose approval is not imported is looked up (one call for the
-        page): a daily approval's file is skipped, any other waits.
+        page): a daily approval's file is skipped, any other waits. With
+        ``behind`` (the approvals watermark of an unfinished approvals pull),
+        the page stops at the first unknown file newer than it (``"paused"``).
         """
         files = [odyssee_mapper.approval_file(row) for row in rows]
         approvals = self.env["construction.external.id"]._to_internal(
             stream.backend_id.external_system_id, APPROVAL, [f["approval_guid"] for f in files]
         )
+        paused = False
+        if behind:
+            for index, file in enumerate(files):
+                if file["approval_guid"] not in approvals and file["modified_dateutc"] > behind:
+                    files, paused = files[:index], True
+                    break
         unknown = {f["approval_guid"] for f in files} - set(approvals)
         remote = adapter.approvals_by_id(unknown) if unknown else {}
-        counts = {"new": 0, "reread": 0, "skipped": 0}
+        counts = {"new": 0, "reread": 0, "skipped": 0, "paused": int(paused)}
         for file in files:
             approval = approvals.get(file["approval_guid"])
             row = remote.get(file["approval_guid"])

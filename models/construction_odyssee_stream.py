@@ -51,6 +51,11 @@ class ConstructionOdysseeStream(models.Model):
     )
     # Odyssee stamps rows with milliseconds; an Odoo Datetime keeps seconds only.
     watermark = fields.Char(default=NO_DATE, help="Highest modified_dateutc fully imported.")
+    resume_after_id = fields.Char(
+        readonly=True,
+        help="Set when a run was cut short: the id of the last row it imported, at the "
+        "watermark; the next run goes on right after it instead of re-reading.",
+    )
     state = fields.Selection(
         [("ok", "OK"), ("attention", "Needs attention"), ("error", "Error")],
         default="ok",

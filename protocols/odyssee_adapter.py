@@ -28,14 +28,23 @@ class OdysseeAdapter:
         self.client = client
         self.page_size = page_size
 
-    def final_approval_pages(self, since):
-        """Pages of final (not daily) approvals changed since ``since``, oldest first."""
+    def final_approval_pages(self, since, after_id=None):
+        """Pages of final (not daily) approvals changed since ``since``, oldest first.
+
+        Ordered by stamp, then id (a stable order under tied stamps). With
+        ``after_id`` the pages resume right after that row of stamp ``since``
+        (a run cut short continues where it stopped, nothing read twice).
+        """
+        when = odata.cond("modified_dateutc", "ge", since)
+        if after_id:
+            same_stamp = odata.all_of(
+                odata.cond("modified_dateutc", "eq", since),
+                odata.cond("id", "gt", odata.Guid(after_id)),
+            )
+            when = f"({odata.cond('modified_dateutc', 'gt', since)} or ({same_stamp}))"
         query = odata.Query(
-            filter=odata.all_of(
-                odata.cond("modified_dateutc", "ge", since),
-                odata.cond("is_daily_approval", "eq", False),
-            ),
-            orderby="modified_dateutc asc",
+            filter=odata.all_of(when, odata.cond("is_daily_approval", "eq", False)),
+            orderby=["modified_dateutc asc", "id asc"],
             top=self.page_size,
         )
         return self.client.iter_pages("JobApproval", query)

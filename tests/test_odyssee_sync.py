@@ -451,6 +451,27 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertTrue(all(request.stage_id.done for request in requests))
         self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
 
+    def test_pdfs_of_a_backlog_wait_for_the_approvals_without_calls(self):
+        import time
+
+        approvals = self.stream("approvals")
+        self.assertIsNone(approvals._run(deadline=time.monotonic() - 1), "one page, then stop")
+        self.emulator.calls_by_controller.clear()
+        pdfs = self.stream("pdfs").with_context(odyssee_approvals_behind=True)
+        pdfs._run()
+        # Only the daily approvals' files older than the approvals read are looked up.
+        self.assertEqual(self.emulator.calls_by_controller.get("JobApproval"), 1)
+        self.assertEqual(pdfs.waiting_count, 0)
+        imported = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(imported.pdf_attachment_id), len(imported))
+        self.assertTrue(approvals.resume_after_id)
+        self.backend._sync()
+        self.assertEqual(approvals.last_reread_count, 0, "resumed right after the last row")
+        self.assertFalse(approvals.resume_after_id)
+        imported = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(imported), self.APPROVALS)
+        self.assertEqual(len(imported.pdf_attachment_id), self.APPROVALS)
+
     def test_daily_approval_pdfs_never_stall_the_pdf_pull(self):
         self.assertEqual(self.pull(), (True, True))
         approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
