@@ -210,13 +210,12 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             self._push_technician(backend, client, employee)
         guid, done = self._upsert(backend, client, request, "Jobs", values)
         if done:
-            request.message_post(
+            request._message_log(
                 body={
                     "created": self.env._("Sent to Odyssee: job created."),
                     "adopted": self.env._("Sent to Odyssee: linked to its existing job."),
                     "updated": self.env._("Sent to Odyssee: job updated."),
-                }[done],
-                subtype_xmlid="mail.mt_note",
+                }[done]
             )
         request._set_odyssee_push_state("sent")
         request.write(

@@ -305,6 +305,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         if guids - set(statuses) and stale:
             Status._refresh(backend, adapter)
             statuses = Binder._to_internal(system, Status._name, guids)
+        notes = {}
         for guid, job in jobs.items():
             request, status = requests[guid], statuses.get(job["status_guid"])
             if not status or request.odyssee_status == status.name:
@@ -324,7 +325,9 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 values["stage_id"] = status.stage_id.id
             if values:
                 request.with_context(odyssee_no_push=True).write(values)
-            request.message_post(body=body, subtype_xmlid="mail.mt_note")
+            notes[request.id] = body
+        if notes:  # notes without notifications: cheap enough for a backlog of thousands
+            self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
 
     def _import_lines(self, backend, lines, approvals, requests):
         """Parts and time lines, kept whatever Odoo does not know (with the issue written)."""
@@ -498,11 +501,10 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         content = adapter.file_content(file["file_guid"])
         approval.pdf_attachment_id = self._attach_pdf(stream.backend_id, approval, file, content)
         if approval.request_id:
-            approval.request_id.message_post(
+            approval.request_id.sudo()._message_log(
                 body=self.env._(
                     "Signed approval PDF %(name)s attached from Odyssee.", name=file["file_name"]
-                ),
-                subtype_xmlid="mail.mt_note",
+                )
             )
 
     def _attach_pdf(self, backend, approval, file, content):
