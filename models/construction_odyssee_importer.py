@@ -10,6 +10,7 @@ a failure leaves the watermark where the last committed page put it.
 
 import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -305,27 +306,32 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         if guids - set(statuses) and stale:
             Status._refresh(backend, adapter)
             statuses = Binder._to_internal(system, Status._name, guids)
-        notes = {}
+        notes, moves = {}, defaultdict(lambda: self.env["maintenance.request"].sudo())
         for guid, job in jobs.items():
             request, status = requests[guid], statuses.get(job["status_guid"])
             if not status or request.odyssee_status == status.name:
                 continue
-            previous = request.odyssee_status
-            request.odyssee_status = status.name
+            moves[(status, "odyssee_status", status.name)] |= request
             if status.is_completed:
                 body = self.env._("Completed in Odyssee.")
             else:
                 body = self.env._(
                     "Odyssee status: %(old)s → %(new)s",
-                    old=previous or self.env._("none"),
+                    old=request.odyssee_status or self.env._("none"),
                     new=status.name,
                 )
-            values = {}
             if status.stage_id and request.stage_id != status.stage_id:
-                values["stage_id"] = status.stage_id.id
-            if values:
-                request.with_context(odyssee_no_push=True).write(values)
+                moves[(status, "stage_id", status.stage_id.id)] |= request
+                body = self.env._(
+                    "%(note)s Stage: %(stage)s.", note=body, stage=status.stage_id.name
+                )
             notes[request.id] = body
+        # One write per status and stage; our note tells the story, so no tracking
+        # message and follower mail per request.
+        for (_status, field_name, value), group in moves.items():
+            group.with_context(odyssee_no_push=True, tracking_disable=True).write(
+                {field_name: value}
+            )
         if notes:  # notes without notifications: cheap enough for a backlog of thousands
             self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
 
