@@ -84,7 +84,10 @@ ODYSSEE_STREAM = StateMachine(
     "Odyssee stream",
     initial={"ok"},
     transitions={
-        "ok": {"ok", "error"},
-        "error": {"ok", "error"},
+        # "attention": the run went through, but set records aside that a person
+        # should look at (construction.odyssee.attention).
+        "ok": {"ok", "attention", "error"},
+        "attention": {"ok", "attention", "error"},
+        "error": {"ok", "attention", "error"},
     },
 )

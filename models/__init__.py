@@ -11,6 +11,8 @@ from . import maintenance_request
 from . import res_config_settings
 from . import construction_odyssee_backend
 from . import construction_odyssee_stream
+from . import construction_odyssee_job_status
+from . import construction_odyssee_attention
 from . import construction_odyssee_call_log
 from . import construction_odyssee_approval
 from . import construction_odyssee_usage_line

@@ -69,6 +69,13 @@ class ConstructionExternalId(models.Model):
     )
     fingerprint = fields.Char(readonly=True, copy=False, help="SHA-256 of the values last sent.")
     synced_at = fields.Datetime(string="Last sent at", readonly=True, copy=False)
+    pending = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="The external id was chosen and stored before the record was created in the "
+        "external system, and the creation is not confirmed yet; the next push confirms "
+        "or adopts it.",
+    )
     note = fields.Char()
 
     _sql_constraints = [

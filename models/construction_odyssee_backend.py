@@ -5,10 +5,17 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.osv import expression
+from odoo.tools.safe_eval import safe_eval
 
 from ..protocols import odyssee_client
+from ..protocols.odyssee_adapter import OdysseeAdapter
 
 _logger = logging.getLogger(__name__)
+SYNC_LOCK = 0x0D55EE  # advisory lock namespace of a backend's synchronisation
+DEFAULT_PRODUCT_DOMAIN = (
+    "['|', ('id', 'in', request_product_ids), ('categ_id', 'child_of', category_ids)]"
+)
 
 
 class ConstructionOdysseeBackend(models.Model):
@@ -73,7 +80,33 @@ class ConstructionOdysseeBackend(models.Model):
     hour_product_ids = fields.One2many(
         "construction.odyssee.hour.product", "backend_id", string="Service products per hour type"
     )
+    product_category_ids = fields.Many2many(
+        "product.category",
+        string="Article categories sent",
+        help="Products of these categories (and their subcategories) are sent to Odyssee as "
+        "articles, with the products used on requests.",
+    )
+    product_domain = fields.Char(
+        string="Articles sent",
+        default=DEFAULT_PRODUCT_DOMAIN,
+        help="Which products (with an internal reference) are sent to Odyssee as articles. "
+        "The domain may use request_product_ids (products of the work imported on this "
+        "backend's requests) and category_ids (the categories above).",
+    )
+    max_attempts = fields.Integer(
+        string="Attempts before setting aside",
+        default=3,
+        help="A record that fails is tried again on this many runs, then left for a person "
+        "(streams: Needs attention); the stream goes on without it.",
+    )
+    job_status_ids = fields.One2many(
+        "construction.odyssee.job.status", "backend_id", string="Odyssee job statuses"
+    )
+    job_statuses_read_at = fields.Datetime(readonly=True)
     stream_ids = fields.One2many("construction.odyssee.stream", "backend_id", string="Streams")
+    attention_ids = fields.One2many(
+        "construction.odyssee.attention", "backend_id", string="Set aside"
+    )
     call_log_ids = fields.One2many("construction.odyssee.call.log", "backend_id")
 
     def init(self):
@@ -164,6 +197,12 @@ class ConstructionOdysseeBackend(models.Model):
         client = self._client(call_log)
         try:
             client.get("JobType", query="$top=1")
+        except odyssee_client.OdysseeAuthError as exc:
+            message = self.env._("Odyssee refused the credentials: %(error)s", error=str(exc))
+            kind = "danger"
+        except odyssee_client.OdysseeConnectionError as exc:
+            message = self.env._("Odyssee could not be reached: %(error)s", error=str(exc))
+            kind = "danger"
         except odyssee_client.OdysseeError as exc:
             message = self.env._("Odyssee refused the connection: %(error)s", error=str(exc))
             kind = "danger"
@@ -176,12 +215,117 @@ class ConstructionOdysseeBackend(models.Model):
             "params": {"type": kind, "message": message, "sticky": kind == "danger"},
         }
 
-    def action_sync_now(self):
-        self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
+    def _products_to_push(self):
+        """The products sent as articles: ``product_domain``, with an internal reference."""
+        self.ensure_one()
+        Line = self.env["construction.odyssee.usage.line"].sudo()
+        groups = Line._read_group(
+            [("backend_id", "=", self.id), ("product_id", "!=", False)], ["product_id"]
+        )
+        used = [product.id for (product,) in groups]
+        domain = safe_eval(
+            self.product_domain or "[]",
+            {"request_product_ids": used, "category_ids": self.product_category_ids.ids},
+        )
+        return (
+            self.env["product.product"]
+            .sudo()
+            .search(
+                expression.AND(
+                    [
+                        [
+                            ("default_code", "!=", False),
+                            ("company_id", "in", [self.company_id.id, False]),
+                        ],
+                        domain,
+                    ]
+                )
+            )
+        )
+
+    def action_refresh_job_statuses(self):
+        """Read Odyssee's job status catalogue again (new statuses get the default stage)."""
+        self.ensure_one()
+        call_log = []
+        adapter = OdysseeAdapter(self._client(call_log), self.page_size)
+        try:
+            self.env["construction.odyssee.job.status"]._refresh(self, adapter)
+        finally:
+            self._write_call_log(call_log)
+        return True
+
+    def action_sync_now(self, time_budget=20.0):
+        """Run the sync now, in this request, and say what it did or why it failed.
+
+        A long backlog continues in the scheduled action, triggered at once.
+        """
+        self.ensure_one()
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        done = self._sync(auto_commit=auto_commit, deadline=deadline)
+        if done == "busy":
+            return {
+                "type": "ir.actions.client",
+                "tag": "display_notification",
+                "params": {
+                    "type": "info",
+                    "message": self.env._("A synchronisation of this backend is already running."),
+                },
+            }
+        if done is None:
+            self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"type": "info", "message": self.env._("Synchronisation queued.")},
+            "params": self._sync_report(done),
+        }
+
+    def _sync_report(self, done):
+        streams = self.stream_ids
+        failed = streams.filtered(lambda s: s.state == "error")
+        kinds = dict(self.env["construction.odyssee.stream"]._fields["error_kind"].selection)
+        if failed:
+            stream = failed[0]
+            reason = {
+                "unreachable": self.env._("Odyssee could not be reached"),
+                "auth": self.env._("Odyssee refused the credentials"),
+            }.get(stream.error_kind, kinds.get(stream.error_kind, ""))
+            return {
+                "type": "danger",
+                "sticky": True,
+                "message": self.env._(
+                    "%(reason)s (%(streams)s): %(error)s",
+                    reason=reason,
+                    streams=", ".join(
+                        failed.mapped(lambda s: dict(s._fields["kind"].selection)[s.kind])
+                    ),
+                    error=(stream.last_error or "")[:300],
+                ),
+            }
+        by_kind = {stream.kind: stream for stream in streams}
+        parts = [
+            self.env._("%(n)s request(s) sent", n=by_kind["push"].last_count),
+            self.env._(
+                "%(n)s new approval(s), %(m)s re-read",
+                n=by_kind["approvals"].last_count,
+                m=by_kind["approvals"].last_reread_count,
+            ),
+            self.env._(
+                "%(n)s PDF(s) attached, %(w)s waiting",
+                n=by_kind["pdfs"].last_count,
+                w=by_kind["pdfs"].waiting_count,
+            ),
+        ]
+        attention = streams.filtered(lambda s: s.state == "attention")
+        if attention:
+            parts.append(
+                self.env._("%(n)s record(s) set aside", n=sum(attention.mapped("failed_count")))
+            )
+        if done is None:
+            parts.append(self.env._("the rest continues in the background"))
+        return {
+            "type": "warning" if attention else "success",
+            "message": self.env._("Synchronised: %(what)s.", what="; ".join(parts)),
         }
 
     @api.model
@@ -190,7 +334,12 @@ class ConstructionOdysseeBackend(models.Model):
         deadline = time.monotonic() + time_budget
         unfinished = False
         for backend in self.search([]):
-            unfinished |= backend._sync(auto_commit=auto_commit, deadline=deadline) is None
+            try:
+                unfinished |= backend._sync(auto_commit=auto_commit, deadline=deadline) is None
+            except Exception:
+                _logger.exception("Odyssee sync of backend %s failed", backend.name)
+                if auto_commit:
+                    self.env.cr.rollback()
         if unfinished:
             # A long backlog continues in the next run, right away.
             self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
@@ -198,12 +347,21 @@ class ConstructionOdysseeBackend(models.Model):
     def _sync(self, auto_commit=False, deadline=None):
         """Push pending work, then pull approvals and PDFs; each stream records its outcome.
 
-        Returns None when the deadline cut the approvals pull short.
+        Returns None when the deadline cut the approvals pull short, "busy" when
+        another worker is synchronising this backend (a session lock, kept
+        across the page commits, lets only one run at a time).
         """
         self.ensure_one()
-        self._stream("push")._run(auto_commit=auto_commit)
-        done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
-        self._stream("pdfs")._run(auto_commit=auto_commit)
+        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
+        if not self.env.cr.fetchone()[0]:
+            return "busy"
+        try:
+            self._stream("push")._run(auto_commit=auto_commit)
+            done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
+            pdfs = self._stream("pdfs").with_context(odyssee_approvals_behind=done is None)
+            pdfs._run(auto_commit=auto_commit)
+        finally:
+            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
         return done
 
     @api.model

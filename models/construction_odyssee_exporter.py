@@ -2,14 +2,31 @@
 
 Each pushed record is bound to its Odyssee GUID with a fingerprint of the
 fields sent (``construction.external.id``): an unchanged record costs no call,
-a changed one is updated in place (PUT), a new one is created (POST).
+a changed one is updated in place (PUT). A record without a binding is first
+looked up by its ERP key (``code`` or ``reference_back_office``, reference §3:
+the API has no upsert), and adopted when the tenant has it. Otherwise it is
+created with a GUID we choose, bound (*pending*) and committed before the POST:
+a lost answer, a retry or a crash ends in a 409 that adopts the record, never
+in a second one.
 """
+
+import uuid
 
 from odoo import api, fields, models
 from odoo.tools import html2plaintext
 
-from ..protocols import odyssee_client
 from ..protocols.external_ids import normalize
+from ..protocols.odyssee_adapter import find_by_key
+
+# The ERP key of each controller the connector writes.
+ERP_KEYS = {
+    "Company": "code",
+    "Project": "reference_back_office",
+    "User": "code",
+    "ArticleCategory": "code",
+    "Article": "code",
+    "Jobs": "reference_back_office",
+}
 
 
 class ConstructionOdysseeExporter(models.AbstractModel):
@@ -18,11 +35,12 @@ class ConstructionOdysseeExporter(models.AbstractModel):
 
     @api.model
     def _push_pending(self, stream, client, call_log, auto_commit=False, deadline=None):
-        """Send the requests queued for Odyssee; returns ``(sent, True)``.
+        """Send the products in the backend's domain and the queued requests.
 
-        A request that fails is marked in error and the others go on; the run
-        then raises, so the stream shows the failures.
+        Returns ``({"new": sent, "error": …}, True)``: a request or product that
+        fails is marked (the request in error) and the others go on.
         """
+        self = self.with_context(odyssee_auto_commit=auto_commit)
         backend = stream.backend_id
         requests = (
             self.env["maintenance.request"]
@@ -32,41 +50,76 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             )
         )
         pushed, failures = 0, []
-        try:
-            self._push_products(backend, client)
-        except odyssee_client.OdysseeError as exc:
-            failures.append(f"products: {exc} {exc.body}")
+        for product in backend._products_to_push():
+            error = self._isolated(
+                backend, call_log, auto_commit, self._push_product, client, product
+            )
+            if error:
+                failures.append(f"{product.display_name}: {error}")
         for request in requests:
-            try:
-                with self.env.cr.savepoint():
-                    self._push_request(backend, client, request)
+            error = self._isolated(
+                backend, call_log, auto_commit, self._push_request, client, request
+            )
+            if error:
+                request._set_odyssee_push_state("error", error=error)
+                failures.append(f"{request.display_name}: {error}")
+            else:
                 pushed += 1
-            except odyssee_client.OdysseeError as exc:
-                request._set_odyssee_push_state("error", error=f"{exc} {exc.body}".strip())
-                failures.append(f"{request.display_name}: {exc}")
-            backend._write_call_log(call_log)
             if auto_commit:
                 self.env.cr.commit()
-        if failures:
-            raise odyssee_client.OdysseeError("\n".join(failures))
-        return pushed, True
+        return {"new": pushed, "error": "\n".join(failures) or False}, True
+
+    def _isolated(self, backend, call_log, auto_commit, method, *args):
+        """Run ``method(backend, *args)`` alone: its failure is returned, not raised."""
+        from .construction_odyssee_stream import describe
+
+        try:
+            if auto_commit:
+                method(backend, *args)
+                self.env.cr.commit()
+            else:
+                with self.env.cr.savepoint():
+                    method(backend, *args)
+        except Exception as exc:
+            if auto_commit:
+                self.env.cr.rollback()
+            return describe(exc)
+        finally:
+            backend._write_call_log(call_log)
+        return False
 
     def _upsert(self, backend, client, record, controller, values):
-        """POST or PUT ``values`` for ``record`` unless they are what was last sent."""
+        """Make Odyssee hold ``values`` for ``record``; returns ``(guid, what was done)``.
+
+        What was done: False (unchanged), "updated", "adopted" or "created".
+        """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
         binding = Binder._binding(system, record)
         fingerprint = Binder._fingerprint(values)
-        if binding and binding.fingerprint == fingerprint:
-            return binding.external_id
-        sent = {"fingerprint": fingerprint, "synced_at": fields.Datetime.now()}
-        if binding:
+        if binding and not binding.pending and binding.fingerprint == fingerprint:
+            return binding.external_id, False
+        sent = {"fingerprint": fingerprint, "synced_at": fields.Datetime.now(), "pending": False}
+        if binding and not binding.pending:
             client.update(controller, binding.external_id, values)
             binding.write(sent)
-            return binding.external_id
-        guid = normalize(client.create(controller, values)["id"])
-        Binder._bind(system, [(record, guid)], **sent)
-        return guid
+            return binding.external_id, "updated"
+        if not binding:
+            key_field = ERP_KEYS[controller]
+            found = find_by_key(client, controller, key_field, values[key_field])
+            if found:  # the tenant has it already: adopt it, then send our values
+                guid = normalize(found[0]["id"])
+                client.update(controller, guid, values)
+                Binder._bind(system, [(record, guid)], **sent)
+                return guid, "adopted"
+            binding = Binder._bind(system, [(record, str(uuid.uuid4()))], pending=True)
+            if self.env.context.get("odyssee_auto_commit"):
+                self.env.cr.commit()  # the intent survives a crash during the POST
+        created = client.create(controller, dict(values, id=binding.external_id))
+        if created.get("@adopted"):  # an earlier attempt created it: make sure it is current
+            client.update(controller, binding.external_id, values)
+        binding.write(sent)
+        return binding.external_id, "created"
 
     def _push_company(self, backend, client, partner):
         partner = partner.commercial_partner_id
@@ -87,7 +140,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 "db_country_code": partner.country_id.code or "",
                 "is_client": True,
             },
-        )
+        )[0]
 
     def _push_machine(self, backend, client, equipment, customer):
         company_guid = self._push_company(backend, client, customer)
@@ -102,7 +155,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 "serial_number": equipment.serial_no or "",
                 "company_id": company_guid,
             },
-        )
+        )[0]
 
     def _push_technician(self, backend, client, employee):
         return self._upsert(
@@ -117,41 +170,29 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 "lastname": employee.name,
                 "email": employee.work_email or "",
             },
-        )
+        )[0]
 
-    def _push_products(self, backend, client):
-        products = (
-            self.env["product.product"]
-            .sudo()
-            .search(
-                [
-                    ("default_code", "!=", False),
-                    ("sale_ok", "=", True),
-                    ("company_id", "in", [backend.company_id.id, False]),
-                ]
-            )
+    def _push_product(self, backend, client, product):
+        category = product.categ_id
+        self._upsert(
+            backend,
+            client,
+            category,
+            "ArticleCategory",
+            {"code": f"CAT-{category.id}", "name": (category.name or "")[:50]},
         )
-        for product in products:
-            category = product.categ_id
-            self._upsert(
-                backend,
-                client,
-                category,
-                "ArticleCategory",
-                {"code": f"CAT-{category.id}", "name": (category.name or "")[:50]},
-            )
-            self._upsert(
-                backend,
-                client,
-                product,
-                "Article",
-                {
-                    "code": product.default_code[:50],
-                    "name": (product.name or "")[:50],
-                    "entered_price": product.lst_price,
-                    "article_category_code": f"CAT-{category.id}",
-                },
-            )
+        self._upsert(
+            backend,
+            client,
+            product,
+            "Article",
+            {
+                "code": product.default_code[:50],
+                "name": (product.name or "")[:50],
+                "entered_price": product.lst_price,
+                "article_category_code": f"CAT-{category.id}",
+            },
+        )
 
     def _push_request(self, backend, client, request):
         equipment = request.equipment_id
@@ -167,7 +208,15 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         employee = request.user_id.employee_ids[:1]
         if employee:
             self._push_technician(backend, client, employee)
-        guid = self._upsert(backend, client, request, "Jobs", values)
+        guid, done = self._upsert(backend, client, request, "Jobs", values)
+        if done:
+            request._message_log(
+                body={
+                    "created": self.env._("Sent to Odyssee: job created."),
+                    "adopted": self.env._("Sent to Odyssee: linked to its existing job."),
+                    "updated": self.env._("Sent to Odyssee: job updated."),
+                }[done]
+            )
         request._set_odyssee_push_state("sent")
         request.write(
             {

@@ -8,15 +8,20 @@ Odoo records. Each page commits together with the watermark that covers it, so
 a failure leaves the watermark where the last committed page put it.
 """
 
+import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models
 
-from ..protocols import odata, odyssee_mapper
+from ..protocols import odata, odyssee_client, odyssee_mapper
+from ..protocols.external_ids import normalize
 from ..protocols.odyssee_adapter import OdysseeAdapter
 
+_logger = logging.getLogger(__name__)
 MACHINE = "maintenance.equipment"
+APPROVAL = "construction.odyssee.approval"
 
 
 class ConstructionOdysseeImporter(models.AbstractModel):
@@ -26,37 +31,130 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     # -- the two pulls: one method per stream ---------------------------------------
     @api.model
     def _pull_approvals(self, stream, client, call_log, auto_commit=False, deadline=None):
-        """Import final approvals page by page; returns ``(approvals, finished)``.
+        """Import final approvals page by page; returns ``(counts, finished)``.
 
-        ``finished`` is False when ``deadline`` (monotonic seconds) cut the run short.
+        ``finished`` is False when ``deadline`` (monotonic seconds) cut the run
+        short. A page that fails for another reason than Odyssee itself is
+        imported approval by approval: the good ones come in, the ones at fault
+        are set aside (``construction.odyssee.attention``) and the stream goes on;
+        they are tried again on the next runs, ``backend.max_attempts`` times.
         """
         backend = stream.backend_id
         adapter = OdysseeAdapter(client, backend.page_size)
-        count = 0
-        for page in adapter.final_approval_pages(self._since(stream)):
-            with self.env.cr.savepoint():
-                count += self._import_approval_page(backend, adapter, page)
-                if page:
-                    stream.watermark = max(stream.watermark, odyssee_mapper.newest_timestamp(page))
-            self._commit_page(backend, call_log, auto_commit)
+        counts = {"new": 0, "reread": 0}
+        self._retry_failed_approvals(stream, adapter, counts, auto_commit)
+        # Approvals that failed max_attempts times wait for a person, even when re-read.
+        parked = set(
+            stream.attention_ids.filtered(
+                lambda item: item.kind == "failed" and item.attempts >= backend.max_attempts
+            ).mapped("approval_guid")
+        )
+        if stream.resume_after_id:  # the last run was cut short: go on right after it
+            pages = adapter.final_approval_pages(
+                odata.parse_timestamp(stream.watermark), stream.resume_after_id
+            )
+        else:
+            pages = adapter.final_approval_pages(self._since(stream))
+        stream.resume_after_id = False
+        for page in pages:
+            rows = [row for row in page if normalize(row.get("id")) not in parked]
+            try:
+                with self.env.cr.savepoint():
+                    self._add(counts, self._import_approval_page(backend, adapter, rows))
+            except odyssee_client.OdysseeError:
+                raise
+            except Exception as exc:
+                _logger.warning("Odyssee approval page failed, importing it row by row: %s", exc)
+                self._import_one_by_one(stream, adapter, rows, counts)
+            if page:
+                stream.watermark = max(stream.watermark, odyssee_mapper.newest_timestamp(page))
             if deadline and time.monotonic() > deadline:
-                return count, False
-        return count, True
+                last = odyssee_mapper.approval(page[-1]) if page else None
+                if last and last["modified_dateutc"] == stream.watermark:
+                    stream.resume_after_id = last["odyssee_guid"]
+                self._commit_page(backend, call_log, auto_commit)
+                return counts, False
+            self._commit_page(backend, call_log, auto_commit)
+        return counts, True
+
+    @staticmethod
+    def _add(counts, page_counts):
+        for key, value in page_counts.items():
+            counts[key] = counts.get(key, 0) + value
+
+    def _import_one_by_one(self, stream, adapter, rows, counts):
+        """Import each approval of a failed page alone; set aside the ones that fail."""
+        Attention = self.env["construction.odyssee.attention"].sudo()
+        for row in rows:
+            guid = normalize(row.get("id"))
+            try:
+                with self.env.cr.savepoint():
+                    self._add(counts, self._import_approval_page(stream.backend_id, adapter, [row]))
+            except odyssee_client.OdysseeError:
+                raise
+            except Exception as exc:
+                stream._set_aside(
+                    "failed",
+                    guid or "(no id)",
+                    approval_guid=guid,
+                    modified_dateutc=row.get("modified_dateutc"),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                counts["error"] = self.env._(
+                    "Approval %(guid)s set aside: %(error)s",
+                    guid=guid or "(no id)",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            else:
+                Attention.search(
+                    [
+                        ("stream_id", "=", stream.id),
+                        ("kind", "=", "failed"),
+                        ("external_id", "=", guid),
+                    ]
+                ).unlink()
+
+    def _retry_failed_approvals(self, stream, adapter, counts, auto_commit):
+        """Approvals set aside earlier are tried again, ``max_attempts`` times in all."""
+        failed = stream.attention_ids.filtered(
+            lambda item: item.kind == "failed" and item.attempts < stream.backend_id.max_attempts
+        )
+        if not failed:
+            return
+        rows = adapter.approvals_by_id(failed.mapped("approval_guid"), full=True)
+        self._import_one_by_one(stream, adapter, list(rows.values()), counts)
+        if auto_commit:
+            self.env.cr.commit()
 
     @api.model
     def _pull_pdfs(self, stream, client, call_log, auto_commit=False, deadline=None):
-        """Attach approval PDFs; one whose approval is not imported yet waits for a later run."""
+        """Attach approval PDFs; the pull never stops at a file it cannot attach yet.
+
+        Files of approvals the connector does not import (daily ones) are
+        skipped; a file whose approval is not imported yet waits
+        (``construction.odyssee.attention``) and is attached by the first run
+        after its approval arrives, while the watermark moves on.
+        """
         backend = stream.backend_id
         adapter = OdysseeAdapter(client, backend.page_size)
-        count = 0
+        counts = {"new": 0, "reread": 0}
+        with self.env.cr.savepoint():
+            counts["new"] += self._attach_waiting(stream, adapter)
+        self._commit_page(backend, call_log, auto_commit)
+        # When the approvals pull stopped short of a backlog, a file newer than its
+        # watermark most likely belongs to an approval it has still to read: the
+        # pull stops there (no call) and resumes after the approvals caught up.
+        behind = self.env.context.get("odyssee_approvals_behind") and (
+            backend._stream("approvals").watermark
+        )
         for page in adapter.approval_file_pages(self._since(stream)):
             with self.env.cr.savepoint():
-                attached, blocked = self._attach_pdf_page(stream, adapter, page)
-            count += attached
+                page_counts = self._attach_pdf_page(stream, adapter, page, behind)
+                self._add(counts, page_counts)
             self._commit_page(backend, call_log, auto_commit)
-            if blocked:
+            if page_counts.get("paused"):
                 break
-        return count, True
+        return counts, True
 
     def _since(self, stream):
         moment = odata.parse_timestamp(stream.watermark)
@@ -74,15 +172,35 @@ class ConstructionOdysseeImporter(models.AbstractModel):
 
     # -- one page of approvals ----------------------------------------------------
     def _import_approval_page(self, backend, adapter, rows):
+        """Import a page of approvals; returns ``{"new": n, "reread": m}``."""
         final = [row for row in rows if odyssee_mapper.is_final_approval(row)]
-        if not final:
-            return 0
-        work = adapter.work_of(final)
         approvals = [odyssee_mapper.approval(row) for row in final]
-        requests = self._requests_for_jobs(backend, {a["job_guid"] for a in approvals}, work.jobs)
+        known = self.env["construction.external.id"]._to_internal(
+            backend.external_system_id, APPROVAL, [a["odyssee_guid"] for a in approvals]
+        )
+        # Re-read and unchanged since imported (overlap window): nothing to fetch.
+        unchanged = {
+            a["odyssee_guid"]
+            for a in approvals
+            if a["odyssee_guid"] in known
+            and known[a["odyssee_guid"]].modified_dateutc == a["modified_dateutc"]
+        }
+        if unchanged:
+            final = [
+                r
+                for r, a in zip(final, approvals, strict=True)
+                if a["odyssee_guid"] not in unchanged
+            ]
+            approvals = [a for a in approvals if a["odyssee_guid"] not in unchanged]
+        if not final:
+            return {"reread": len(unchanged)}
+        work = adapter.work_of(final)
+        requests = self._requests_for_jobs(
+            backend, adapter, {a["job_guid"] for a in approvals}, work.jobs
+        )
         approval_records = self._upsert_bound(
             backend,
-            "construction.odyssee.approval",
+            APPROVAL,
             [
                 dict(a, backend_id=backend.id, request_id=requests[a["job_guid"]].id)
                 for a in approvals
@@ -91,7 +209,8 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         lines = [odyssee_mapper.usage_line("part", row) for row in work.parts]
         lines += [odyssee_mapper.usage_line("time", row) for row in work.times]
         self._import_lines(backend, lines, approval_records, requests)
-        return len(final)
+        new = len({a["odyssee_guid"] for a in approvals} - set(known))
+        return {"new": new, "reread": len(approvals) - new + len(unchanged)}
 
     def _upsert_bound(self, backend, res_model, values_list):
         """Create or update one record per ``odyssee_guid``; returns ``{guid: record}``."""
@@ -113,10 +232,12 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _own_values(values):
         return {key: value for key, value in values.items() if key != "odyssee_guid"}
 
-    def _requests_for_jobs(self, backend, job_guids, jobs):
+    def _requests_for_jobs(self, backend, adapter, job_guids, jobs):
         """``{job guid: request}``; a job is linked by its GUID, then by our reference.
 
-        A job born in Odyssee gets a new request, on the machine bound to its installation.
+        A job born in Odyssee gets a new request, on the machine bound to its
+        installation. The job's status comes back on its request (see
+        ``_follow_statuses``).
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -142,7 +263,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         )
         now, new_bindings = fields.Datetime.now(), []
         for guid, job in jobs.items():
-            values = {"odyssee_status": job["status"], "odyssee_last_synced_at": now}
+            values = {"odyssee_last_synced_at": now}
             request = requests.get(guid) or by_reference.get(job["reference_back_office"])
             if request:
                 request.write(values)
@@ -165,7 +286,54 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 new_bindings.append((request, guid))
             requests[guid] = request
         Binder._bind(system, new_bindings)
+        self._follow_statuses(backend, adapter, jobs, requests)
         return requests
+
+    def _follow_statuses(self, backend, adapter, jobs, requests):
+        """Each request takes its job's Odyssee status, and the stage mapped to it.
+
+        Statuses are resolved through the backend's catalogue (read from the
+        API, refreshed when a job carries an unknown status, at most every few
+        minutes); a change is noted in the request's chatter.
+        """
+        Binder = self.env["construction.external.id"]
+        Status = self.env["construction.odyssee.job.status"]
+        system = backend.external_system_id
+        guids = {job["status_guid"] for job in jobs.values()} - {""}
+        statuses = Binder._to_internal(system, Status._name, guids)
+        read_at = backend.job_statuses_read_at
+        stale = not read_at or read_at < fields.Datetime.now() - timedelta(minutes=5)
+        if guids - set(statuses) and stale:
+            Status._refresh(backend, adapter)
+            statuses = Binder._to_internal(system, Status._name, guids)
+        notes, moves = {}, defaultdict(lambda: self.env["maintenance.request"].sudo())
+        for guid, job in jobs.items():
+            request, status = requests[guid], statuses.get(job["status_guid"])
+            if not status or request.odyssee_status == status.name:
+                continue
+            moves[(status, "odyssee_status", status.name)] |= request
+            if status.is_completed:
+                body = self.env._("Completed in Odyssee.")
+            else:
+                body = self.env._(
+                    "Odyssee status: %(old)s → %(new)s",
+                    old=request.odyssee_status or self.env._("none"),
+                    new=status.name,
+                )
+            if status.stage_id and request.stage_id != status.stage_id:
+                moves[(status, "stage_id", status.stage_id.id)] |= request
+                body = self.env._(
+                    "%(note)s Stage: %(stage)s.", note=body, stage=status.stage_id.name
+                )
+            notes[request.id] = body
+        # One write per status and stage; our note tells the story, so no tracking
+        # message and follower mail per request.
+        for (_status, field_name, value), group in moves.items():
+            group.with_context(odyssee_no_push=True, tracking_disable=True).write(
+                {field_name: value}
+            )
+        if notes:  # notes without notifications: cheap enough for a backlog of thousands
+            self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
 
     def _import_lines(self, backend, lines, approvals, requests):
         """Parts and time lines, kept whatever Odoo does not know (with the issue written)."""
@@ -224,6 +392,26 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         for line in records.values():
             if line.kind == "time":
                 self._sync_timesheet(backend, line)
+        self._update_durations(requests.values())
+
+    def _update_durations(self, requests):
+        """A request's duration is the hours imported for it."""
+        ids = list({request.id for request in requests})
+        if not ids:
+            return
+        hours = dict(
+            self.env["construction.odyssee.usage.line"]
+            .sudo()
+            ._read_group(
+                [("request_id", "in", ids), ("kind", "=", "time")],
+                ["request_id"],
+                ["quantity:sum"],
+            )
+        )
+        for request in self.env["maintenance.request"].sudo().browse(ids):
+            duration = hours.get(request, 0.0)
+            if request.duration != duration:
+                request.with_context(odyssee_no_push=True).duration = duration
 
     def _sync_timesheet(self, backend, line):
         """The timesheet of a time line, on the machine's job site (or the default project)."""
@@ -247,31 +435,83 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             line.timesheet_id = self.env["account.analytic.line"].sudo().create(values)
 
     # -- one page of PDFs ---------------------------------------------------------
-    def _attach_pdf_page(self, stream, adapter, rows):
-        """Attach the page's PDFs; returns ``(attached, blocked)``.
+    def _attach_pdf_page(self, stream, adapter, rows, behind=False):
+        """Attach the page's PDFs; returns ``{"new": attached, "reread": already there}``.
 
-        ``blocked``: a file's approval is not imported yet, so the watermark
-        stays before it and the next run tries again.
+        A file whose approval is not imported is looked up (one call for the
+        page): a daily approval's file is skipped, any other waits. With
+        ``behind`` (the approvals watermark of an unfinished approvals pull),
+        the page stops at the first unknown file newer than it (``"paused"``).
         """
         files = [odyssee_mapper.approval_file(row) for row in rows]
         approvals = self.env["construction.external.id"]._to_internal(
-            stream.backend_id.external_system_id,
-            "construction.odyssee.approval",
-            [f["approval_guid"] for f in files],
+            stream.backend_id.external_system_id, APPROVAL, [f["approval_guid"] for f in files]
         )
-        attached = 0
+        paused = False
+        if behind:
+            for index, file in enumerate(files):
+                if file["approval_guid"] not in approvals and file["modified_dateutc"] > behind:
+                    files, paused = files[:index], True
+                    break
+        unknown = {f["approval_guid"] for f in files} - set(approvals)
+        remote = adapter.approvals_by_id(unknown) if unknown else {}
+        counts = {"new": 0, "reread": 0, "skipped": 0, "paused": int(paused)}
         for file in files:
             approval = approvals.get(file["approval_guid"])
-            if not approval:
-                return attached, True
-            if not approval.pdf_attachment_id:
-                content = adapter.file_content(file["file_guid"])
-                approval.pdf_attachment_id = self._attach_pdf(
-                    stream.backend_id, approval, file, content
+            row = remote.get(file["approval_guid"])
+            if approval and approval.pdf_attachment_id:
+                counts["reread"] += 1
+            elif approval:
+                self._attach_file(stream, adapter, approval, file)
+                counts["new"] += 1
+            elif row and not odyssee_mapper.is_final_approval(row):
+                counts["skipped"] += 1  # a daily approval: its work comes with the final one
+            else:
+                stream._set_aside(
+                    "waiting_pdf",
+                    file["file_guid"],
+                    approval_guid=file["approval_guid"],
+                    file_name=file["file_name"],
+                    mimetype=file["mimetype"],
+                    modified_dateutc=file["modified_dateutc"],
+                    error=self.env._("Its approval is not imported yet."),
                 )
-                attached += 1
             stream.watermark = max(stream.watermark, file["modified_dateutc"])
-        return attached, False
+        return counts
+
+    def _attach_waiting(self, stream, adapter):
+        """Attach the waiting PDFs whose approval has come in since; returns how many."""
+        waiting = stream.attention_ids.filtered(lambda item: item.kind == "waiting_pdf")
+        if not waiting:
+            return 0
+        approvals = self.env["construction.external.id"]._to_internal(
+            stream.backend_id.external_system_id, APPROVAL, waiting.mapped("approval_guid")
+        )
+        attached = 0
+        for item in waiting:
+            approval = approvals.get(item.approval_guid)
+            if not approval:
+                continue
+            if not approval.pdf_attachment_id:
+                file = {
+                    "file_guid": item.external_id,
+                    "file_name": item.file_name,
+                    "mimetype": item.mimetype or "application/pdf",
+                }
+                self._attach_file(stream, adapter, approval, file)
+                attached += 1
+            item.unlink()
+        return attached
+
+    def _attach_file(self, stream, adapter, approval, file):
+        content = adapter.file_content(file["file_guid"])
+        approval.pdf_attachment_id = self._attach_pdf(stream.backend_id, approval, file, content)
+        if approval.request_id:
+            approval.request_id.sudo()._message_log(
+                body=self.env._(
+                    "Signed approval PDF %(name)s attached from Odyssee.", name=file["file_name"]
+                )
+            )
 
     def _attach_pdf(self, backend, approval, file, content):
         request = approval.request_id

@@ -1,12 +1,39 @@
 import logging
 
-from odoo import fields, models
+from odoo import api, fields, models
 
 from ..protocols import odyssee_client
 from ..state_machine import ODYSSEE_STREAM
 
 _logger = logging.getLogger(__name__)
 NO_DATE = "1980-01-01T00:00:00.000Z"
+ERROR_KINDS = [
+    ("unreachable", "Odyssee unreachable"),
+    ("auth", "Credentials refused"),
+    ("refused", "Refused by Odyssee"),
+    ("internal", "Error in Odoo"),
+]
+
+
+def error_kind(exc):
+    """Which of ``ERROR_KINDS`` an exception of a run is."""
+    if isinstance(exc, odyssee_client.OdysseeAuthError):
+        return "auth"
+    if isinstance(exc, odyssee_client.OdysseeConnectionError):
+        return "unreachable"
+    if isinstance(exc, odyssee_client.OdysseeHTTPError) and (exc.status or 0) in (
+        odyssee_client.RETRYABLE_STATUSES
+    ):
+        return "unreachable"
+    if isinstance(exc, odyssee_client.OdysseeError):
+        return "refused"
+    return "internal"
+
+
+def describe(exc):
+    if isinstance(exc, odyssee_client.OdysseeError):
+        return f"{exc} {exc.body or ''}".strip()
+    return f"{type(exc).__name__}: {exc}"
 
 
 class ConstructionOdysseeStream(models.Model):
@@ -24,17 +51,45 @@ class ConstructionOdysseeStream(models.Model):
     )
     # Odyssee stamps rows with milliseconds; an Odoo Datetime keeps seconds only.
     watermark = fields.Char(default=NO_DATE, help="Highest modified_dateutc fully imported.")
-    state = fields.Selection([("ok", "OK"), ("error", "Error")], default="ok", readonly=True)
+    resume_after_id = fields.Char(
+        readonly=True,
+        help="Set when a run was cut short: the id of the last row it imported, at the "
+        "watermark; the next run goes on right after it instead of re-reading.",
+    )
+    state = fields.Selection(
+        [("ok", "OK"), ("attention", "Needs attention"), ("error", "Error")],
+        default="ok",
+        readonly=True,
+    )
     last_run_at = fields.Datetime()
     last_success_at = fields.Datetime()
     last_error = fields.Text()
-    last_count = fields.Integer(string="Rows last run")
-    total_count = fields.Integer(string="Rows in total")
+    error_kind = fields.Selection(ERROR_KINDS, readonly=True)
+    last_count = fields.Integer(string="New rows last run")
+    last_reread_count = fields.Integer(
+        string="Re-read rows last run",
+        help="Rows read again (overlap window, PDFs already attached): nothing new in them.",
+    )
+    total_count = fields.Integer(string="New rows in total")
     last_calls = fields.Integer(string="API calls last run")
+    attention_ids = fields.One2many("construction.odyssee.attention", "stream_id")
+    waiting_count = fields.Integer(
+        compute="_compute_attention_counts", help="PDFs whose approval is not imported yet."
+    )
+    failed_count = fields.Integer(
+        compute="_compute_attention_counts", help="Records set aside after failing."
+    )
 
     _sql_constraints = [
         ("backend_kind_uniq", "unique(backend_id, kind)", "One stream of each kind per backend."),
     ]
+
+    @api.depends("attention_ids.kind")
+    def _compute_attention_counts(self):
+        for stream in self:
+            kinds = stream.attention_ids.mapped("kind")
+            stream.waiting_count = kinds.count("waiting_pdf")
+            stream.failed_count = kinds.count("failed")
 
     def _runner(self):
         """The method that moves this stream's data: ``(stream, client, call_log, …)``."""
@@ -48,33 +103,80 @@ class ConstructionOdysseeStream(models.Model):
         """Run the stream once and record how it ended.
 
         Returns True when done, False on failure, None when ``deadline``
-        (monotonic seconds) cut the run short.
+        (monotonic seconds) cut the run short. Any exception is recorded on the
+        stream (what failed and, when known, the record at fault); it never
+        reaches the caller, so the other streams and backends go on.
         """
         self.ensure_one()
         backend = self.backend_id
         call_log = []
-        client = backend._client(call_log)
+        client = None
         try:
-            count, finished = self._runner()(
+            client = backend._client(call_log)
+            counts, finished = self._runner()(
                 self, client, call_log, auto_commit=auto_commit, deadline=deadline
             )
-        except odyssee_client.OdysseeError as exc:
+        except Exception as exc:
+            if auto_commit:
+                self.env.cr.rollback()
             backend._write_call_log(call_log)
-            self._set_state("error", calls=client.calls, error=f"{exc} {exc.body or ''}".strip())
-            _logger.warning("Odyssee %s stream of %s failed: %s", self.kind, backend.name, exc)
+            self._set_state(
+                "error",
+                calls=client.calls if client else 0,
+                error=describe(exc),
+                error_kind=error_kind(exc),
+            )
+            if auto_commit:
+                self.env.cr.commit()
+            log = (
+                _logger.warning
+                if isinstance(exc, odyssee_client.OdysseeError)
+                else _logger.exception
+            )
+            log("Odyssee %s stream of %s failed: %s", self.kind, backend.name, exc)
             return False
         backend._write_call_log(call_log)
-        self._set_state("ok", count=count, calls=client.calls)
+        if isinstance(counts, int):
+            counts = {"new": counts}
+        self._set_state(
+            "attention" if self.failed_count else "ok",
+            count=counts.get("new", 0),
+            reread=counts.get("reread", 0),
+            calls=client.calls,
+            error=counts.get("error") or False,
+        )
         return True if finished else None
 
-    def _set_state(self, state, count=0, calls=0, error=False):
+    def _set_state(self, state, count=0, calls=0, error=False, reread=0, error_kind=False):
         """The one way a stream's state changes, with what the run did."""
         ODYSSEE_STREAM.check([(stream.state, state) for stream in self])
         now = fields.Datetime.now()
         for stream in self:
-            values = {"state": state, "last_run_at": now, "last_calls": calls, "last_error": error}
-            if state == "ok":
+            values = {
+                "state": state,
+                "last_run_at": now,
+                "last_calls": calls,
+                "last_error": error,
+                "error_kind": error_kind,
+            }
+            if state != "error":
                 values.update(
-                    last_success_at=now, last_count=count, total_count=stream.total_count + count
+                    last_success_at=now,
+                    last_count=count,
+                    last_reread_count=reread,
+                    total_count=stream.total_count + count,
                 )
             stream.write(values)
+
+    def _set_aside(self, kind, external_id, **values):
+        """Record (or count again) an item this stream set aside; returns it."""
+        self.ensure_one()
+        Attention = self.env["construction.odyssee.attention"].sudo()
+        item = Attention.search(
+            [("stream_id", "=", self.id), ("kind", "=", kind), ("external_id", "=", external_id)],
+            limit=1,
+        )
+        if item:
+            item.write(dict(values, attempts=item.attempts + 1))
+            return item
+        return Attention.create(dict(values, stream_id=self.id, kind=kind, external_id=external_id))

@@ -135,6 +135,8 @@ class MaintenanceRequest(models.Model):
 
     def write(self, vals):
         result = super().write(vals)
+        if self.env.context.get("odyssee_no_push"):
+            return result  # a change that came from Odyssee does not go back to it
         if "stage_id" in vals or {"name", "description", "equipment_id", "user_id"} & set(vals):
             self._queue_odyssee_push(stage_changed="stage_id" in vals)
         return result

@@ -35,12 +35,25 @@ PAGE_SIZE = 20
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-JOB_STATUS = {
-    "OPEN": "8BA9DA71-EF32-423A-BB50-AE767315F55C".lower(),
-    "PLANNED": "10F456D2-000E-48EA-93D7-E016107B7A98".lower(),
-    # Not published; fixed here so the emulator is deterministic.
-    "COMPLETED": "c0a1e7ed-0000-4000-8000-00000000c0de",
-}
+# The job status catalogue (reference section 5.14): (code, name, published GUID). The
+# GUIDs the reference could not read are drawn per tenant, so a client must read
+# the catalogue (``GET JobStatus``) and match statuses by code or name.
+JOB_STATUSES = [
+    ("WAITING", "Waiting", "69268600-D3E0-4222-859F-06E47CF4041E"),
+    ("OPEN", "Open", "8BA9DA71-EF32-423A-BB50-AE767315F55C"),
+    ("TOBEPLANNED", "To be Planned", "497ACFF2-9FF6-4C94-85DD-DAA0689553E2"),
+    ("POOLING", "Pooling", "8ADBC894-D612-DE11-BD84-0030488C6C36"),
+    ("SUGGESTED", "Suggested", "143CF9CD-C3C1-406A-A19A-58D766D9DDA9"),
+    ("DISPATCHED", "Dispatched", "A60BC691-AB2F-42F5-8A5B-998A29A27537"),
+    ("DISPATCHREJECTED", "Dispatch - Rejected", "EB014DA9-5850-4E16-B1E9-527162F1A9E0"),
+    ("WORKSHOP", "Workshop", "E2BC66AF-BD10-4035-8AA1-7AD88CB35723"),
+    ("WORKSHOPQUEUE", "Workshop in queue", "41A3718F-EAA1-4EF4-9A82-2CCF3FA92BCC"),
+    ("PLANNED", "Planned", "10F456D2-000E-48EA-93D7-E016107B7A98"),
+    ("INPROGRESS", "In Progress", None),
+    ("WAITINGFURTHER", "Waiting Further Actions", None),
+    ("COMPLETED", "Completed", None),
+    ("CANCELED", "Canceled", None),
+]
 
 # type codes: s string, g guid, b bool, n number, d datetime, x bytes
 SCHEMAS = {
@@ -116,6 +129,9 @@ SCHEMAS = {
         "required": ["username"],
         "max": {"username": 100, "code": 50},
         "writable": True,
+    },
+    "JobStatus": {  # read-only catalogue; its model page was not readable (section 5.14)
+        "fields": {"id": "g", "code": "s", "name": "s", "modified_dateutc": "d"},
     },
     "JobType": {
         "fields": {"id": "g", "code": "s", "name": "s", "is_default": "b", "modified_dateutc": "d"},
@@ -396,6 +412,7 @@ class Faults:
     always_status: int = 0  # a persistent failure: every call answers this status
     pdf_delay_seconds: float = 0.0  # approval PDFs appear this long after the approval
     tie_timestamps: bool = False  # successive writes share a modified_dateutc
+    every_nth_lost_answer: int = 0  # execute the call, then drop the connection unanswered
     page_size: int = PAGE_SIZE
 
 
@@ -417,9 +434,31 @@ class Emulator:
         self.calls_by_controller = {}
         self._last_stamp = datetime(2020, 1, 1)
         self.pending_files = []  # (visible_at, entity)
+        # Tables ("Jobs") or fields ("JobApproval.jobs_id") whose GUIDs this tenant
+        # writes in upper case; Odyssee uses either case, per table and per foreign key.
+        self.upper_case = set()
         for code, name in (("REPAIR", "Repair"), ("SERVICE", "Service")):
             self._insert("JobType", {"code": code, "name": name, "is_default": code == "REPAIR"})
+        self.job_status_ids = {}
+        for code, name, guid in JOB_STATUSES:
+            status = self._insert("JobStatus", {"id": guid, "code": code, "name": name})
+            self.job_status_ids[code] = status["id"]
         self.server = None
+
+    def status_id(self, code):
+        """The GUID of the job status ``code`` in this tenant (lower case)."""
+        return self.job_status_ids[code]
+
+    def _cased(self, controller, row):
+        """``row`` as this tenant writes it: GUIDs of the configured tables/fields upper-cased."""
+        if not self.upper_case:
+            return row
+        kinds = SCHEMAS[controller]["fields"]
+        whole = controller in self.upper_case
+        for name, value in row.items():
+            if kinds.get(name) == "g" and (whole or f"{controller}.{name}" in self.upper_case):
+                row[name] = value.upper()
+        return row
 
     def _index(self, controller, field_name):
         key = (controller, field_name, self.versions[controller])
@@ -483,7 +522,10 @@ class Emulator:
             return dict(entity)
 
     def add_pdf_later(self, approval, delay=None):
+        """The signed PDF of ``approval`` appears ``delay`` seconds later ("never": not at all)."""
         delay = self.faults.pdf_delay_seconds if delay is None else delay
+        if delay == "never":
+            return None
         content = b"%PDF-1.4\n% job approval " + approval["id"].encode() + b"\n%%EOF\n"
         values = {
             "db_table_name": "job_approval",
@@ -509,13 +551,23 @@ class Emulator:
             for values in due:
                 self._insert("DbFile", values)
 
-    def complete_job(self, job_id, parts=2, timesheets=2, daily=False):
-        """A technician finishes a job: usage lines, a signed approval, later its PDF."""
+    def complete_job(
+        self, job_id, parts=2, timesheets=2, daily=False, pdf_delay=None, user_id=None
+    ):
+        """A technician signs work on a job: usage lines, an approval, later its PDF.
+
+        A daily approval signs the work so far (the job waits for further
+        actions); a final one completes the job. Both get a ``JOB_APPROVAL``
+        PDF (``pdf_delay``: seconds, or "never"), and the technician's photo of
+        the site is a file linked to the job.
+        """
         with self.lock:
+            job_id = job_id.lower()
             job = self.tables["Jobs"][job_id]
             users = list(self.tables["User"].values())
-            user_id = users[0]["id"] if users else EMPTY_GUID
+            user_id = user_id or (users[0]["id"] if users else EMPTY_GUID)
             articles = list(self.tables["Article"].values())
+            status = self.status_id("WAITINGFURTHER" if daily else "COMPLETED")
             approval = self._insert(
                 "JobApproval",
                 {
@@ -525,7 +577,7 @@ class Emulator:
                     "is_signed": True,
                     "contact_name": "Site manager",
                     "date_generated": self.stamp()[:-1],
-                    "job_status_id": JOB_STATUS["COMPLETED"],
+                    "job_status_id": status,
                     "rating": 5,
                 },
             )
@@ -567,11 +619,22 @@ class Emulator:
                         "job_approval_id": approval["id"],
                     },
                 )
-            if not daily:
-                job["job_status_id"] = JOB_STATUS["COMPLETED"]
-                job["modified_dateutc"] = self.stamp()
-                self.versions["Jobs"] += 1
-            self.add_pdf_later(approval)
+            job["job_status_id"] = status
+            job["modified_dateutc"] = self.stamp()
+            self.versions["Jobs"] += 1
+            self._insert(
+                "DbFile",
+                {
+                    "db_table_name": "jobs",
+                    "id_in_table": job_id,
+                    "name": "Site photo",
+                    "file_name": "site.jpg",
+                    "mime_type": "image/jpeg",
+                    "file_content": base64.b64encode(b"\xff\xd8\xff photo").decode(),
+                    "file_size": 9,
+                },
+            )
+            self.add_pdf_later(approval, pdf_delay)
             return dict(approval)
 
     # -- API ---------------------------------------------------------------------
@@ -595,9 +658,9 @@ class Emulator:
             if method == "GET":
                 return 200, {}, _json(self._get(controller, key, query))
             if method == "POST" and key is None:
-                return 201, {}, _json(self._write(controller, None, body))
+                return 201, {}, _json(self._cased(controller, self._write(controller, None, body)))
             if method == "PUT" and key is not None:
-                return 200, {}, _json(self._write(controller, key, body))
+                return 200, {}, _json(self._cased(controller, self._write(controller, key, body)))
             return 405, {}, _json({"Message": f"The requested resource does not support {method}."})
         except ApiError as exc:
             payload = {"Message": exc.message}
@@ -625,6 +688,7 @@ class Emulator:
                 entity = self.tables[controller].get(key.lower())
             if not entity:
                 raise ApiError(404, f"No {controller} with id {key}.")
+            entity = self._cased(controller, dict(entity))
             return dict(entity, **{"@odata.context": f"$metadata#{controller}/$entity"})
         options = dict(query)
         unknown = [
@@ -666,7 +730,7 @@ class Emulator:
             rows = [e for e in candidates if not predicate or predicate(e)]
             for name, descending in reversed(order):
                 rows.sort(key=lambda e, n=name: e[n], reverse=descending)
-            page = [dict(e) for e in rows[skip : skip + top]]
+            page = [self._cased(controller, dict(e)) for e in rows[skip : skip + top]]
         if controller == "DbFile" and "file_content" not in select:
             for row in page:  # content only on GET DbFile(id) or when selected (section 7, Q18)
                 row.pop("file_content", None)
@@ -751,10 +815,10 @@ class Emulator:
             if code in (None, ""):
                 continue
             if target == "JobStatus":
-                if code.upper() not in JOB_STATUS:
+                if code not in self.job_status_ids:
                     unresolved[f"{controller}.{ref}_code"] = [f"Unknown job status code {code!r}."]
                 else:
-                    resolved["job_status_id"] = JOB_STATUS[code.upper()]
+                    resolved["job_status_id"] = self.job_status_ids[code]
                 continue
             match = next((e for e in self.tables[target].values() if e[key_field] == code), None)
             if not match:
@@ -791,7 +855,7 @@ class Emulator:
         if unresolved:
             raise ApiError(422, "A referenced entity does not exist.", unresolved)
         if controller == "Jobs" and current is None and "job_status_id" not in resolved:
-            resolved["job_status_id"] = JOB_STATUS["OPEN"]
+            resolved["job_status_id"] = self.status_id("OPEN")
         return resolved
 
     # -- HTTP ----------------------------------------------------------------------
@@ -844,6 +908,10 @@ class Emulator:
                 status, headers, payload = emulator.handle(
                     self.command, parts.path[len(emulator.base_path) :], query, self.headers, body
                 )
+                if faults.every_nth_lost_answer and (nth - 1) % faults.every_nth_lost_answer == 0:
+                    self.close_connection = True  # done, but the answer never arrives
+                    self.connection.shutdown(2)
+                    return None
                 if faults.every_nth_truncate and (nth - 1) % faults.every_nth_truncate == 0:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from . import odata
 from .external_ids import normalize
 
+APPROVAL_KIND_FIELDS = ["id", "jobs_id", "is_daily_approval", "ready_for_multi_approval"]
 APPROVAL_FILE_FIELDS = ["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"]
 
 
@@ -27,14 +28,23 @@ class OdysseeAdapter:
         self.client = client
         self.page_size = page_size
 
-    def final_approval_pages(self, since):
-        """Pages of final (not daily) approvals changed since ``since``, oldest first."""
+    def final_approval_pages(self, since, after_id=None):
+        """Pages of final (not daily) approvals changed since ``since``, oldest first.
+
+        Ordered by stamp, then id (a stable order under tied stamps). With
+        ``after_id`` the pages resume right after that row of stamp ``since``
+        (a run cut short continues where it stopped, nothing read twice).
+        """
+        when = odata.cond("modified_dateutc", "ge", since)
+        if after_id:
+            same_stamp = odata.all_of(
+                odata.cond("modified_dateutc", "eq", since),
+                odata.cond("id", "gt", odata.Guid(after_id)),
+            )
+            when = f"({odata.cond('modified_dateutc', 'gt', since)} or ({same_stamp}))"
         query = odata.Query(
-            filter=odata.all_of(
-                odata.cond("modified_dateutc", "ge", since),
-                odata.cond("is_daily_approval", "eq", False),
-            ),
-            orderby="modified_dateutc asc",
+            filter=odata.all_of(when, odata.cond("is_daily_approval", "eq", False)),
+            orderby=["modified_dateutc asc", "id asc"],
             top=self.page_size,
         )
         return self.client.iter_pages("JobApproval", query)
@@ -74,3 +84,30 @@ class OdysseeAdapter:
     def file_content(self, file_id):
         """The base64 content of one file (one call: lists do not carry it)."""
         return self.client.get("DbFile", file_id)["file_content"]
+
+    def approvals_by_id(self, guids, full=False):
+        """``{normalised guid: approval row}`` of ``guids`` (one call per 20; unknown ones absent).
+
+        Only the fields that say whether it is final, unless ``full``.
+        """
+        guids = sorted({normalize(g) for g in guids} - {""})
+        if not guids:
+            return {}
+        query = odata.Query(
+            filter=odata.any_of("id", [odata.Guid(g) for g in guids]),
+            select=None if full else APPROVAL_KIND_FIELDS,
+            top=self.page_size,
+        )
+        return {normalize(row["id"]): row for row in self.client.iter_all("JobApproval", query)}
+
+    def job_statuses(self):
+        """Odyssee's job status catalogue: rows with ``id``, ``code`` and ``name``."""
+        query = odata.Query(select=["id", "code", "name"], top=self.page_size)
+        return list(self.client.iter_all("JobStatus", query))
+
+
+def find_by_key(client, controller, key_field, value):
+    """The ``controller`` rows whose ERP key ``key_field`` (``code``, ``reference_back_office``)
+    is ``value``: the lookup that comes before a create, as the API has no upsert."""
+    query = odata.Query(filter=odata.cond(key_field, "eq", value), select=["id", key_field])
+    return client.get(controller, query=query).get("value", [])

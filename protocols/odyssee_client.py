@@ -22,6 +22,7 @@ from .odata import Query
 
 _logger = logging.getLogger(__name__)
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 MAX_ERROR_BODY = 2000
 
 
@@ -53,6 +54,10 @@ class OdysseeNotFound(OdysseeHTTPError):
 
 class OdysseeValidationError(OdysseeHTTPError):
     """400 or 422: the payload was refused; ``body`` says why."""
+
+
+class OdysseeConflict(OdysseeHTTPError):
+    """409: e.g. a POST with a client-chosen id that already exists."""
 
 
 @dataclass
@@ -118,7 +123,22 @@ class OdysseeClient:
             yield from page
 
     def create(self, controller, values):
-        return self._request("POST", f"/{controller}", json=values)
+        """POST ``values``; returns the created entity.
+
+        With a client-chosen ``id`` (reference section 7, Q10) the call is
+        idempotent: it is retried after a lost answer, and a 409 (the id
+        exists: an earlier attempt or run created it) answers with the stored
+        entity, ``"@adopted": True``. Without one, only a 429 is retried: a lost
+        answer or a 5xx may hide a record that was created, so the error goes
+        to the caller rather than a second POST.
+        """
+        key = values.get("id") if isinstance(values, dict) else None
+        if not key or key == EMPTY_GUID:
+            return self._request("POST", f"/{controller}", json=values, idempotent=False)
+        try:
+            return self._request("POST", f"/{controller}", json=values)
+        except OdysseeConflict:
+            return dict(self.get(controller, key), **{"@adopted": True})
 
     def update(self, controller, key, values):
         return self._request("PUT", f"/{controller}({key})", json=values)
@@ -151,7 +171,8 @@ class OdysseeClient:
         ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
         return random.uniform(ceiling / 2, ceiling)  # jitter spreads retries of many workers
 
-    def _request(self, method, path, query=None, json=None):
+    def _request(self, method, path, query=None, json=None, idempotent=True):
+        """One call with retries; a non-``idempotent`` call is retried only after a 429."""
         if isinstance(query, Query):
             query = query.to_string()
         url = f"{self.base_url}{path}" + (f"?{query}" if query and "?" not in path else "")
@@ -201,6 +222,8 @@ class OdysseeClient:
                     retries=attempt,
                 )
             retryable = failure is not None or response.status_code in RETRYABLE_STATUSES
+            if not idempotent:
+                retryable = failure is None and response.status_code == 429
             if retryable and attempt < self.max_retries:
                 delay = self._delay(attempt, response if failure is None else None)
                 _logger.info(
@@ -256,6 +279,7 @@ def _http_error(method, path, response, retries):
     cls = {
         401: OdysseeAuthError,
         404: OdysseeNotFound,
+        409: OdysseeConflict,
         400: OdysseeValidationError,
         422: OdysseeValidationError,
     }.get(status, OdysseeHTTPError)

@@ -9,10 +9,6 @@ the importer resolves through the binder. Odyssee has no NULLs: ``""``, ``0``,
 from . import odata
 from .external_ids import normalize
 
-# Odyssee's job status "Completed" (reference §7: its GUID could not be read;
-# this is the emulator's).
-COMPLETED_STATUS = "c0a1e7ed-0000-4000-8000-00000000c0de"
-
 
 def _guid(value):
     key = normalize(value)
@@ -50,12 +46,12 @@ def approval(row):
 def job(row):
     """What a job tells about its request; ``row`` None means Odyssee did not return it."""
     if row is None:
-        return {"reference_back_office": False, "installation_guid": "", "status": "Unknown"}
-    completed = normalize(row.get("job_status_id")) == COMPLETED_STATUS
+        return {"reference_back_office": False, "installation_guid": "", "status_guid": ""}
     return {
         "reference_back_office": row.get("reference_back_office") or False,
         "installation_guid": _guid(row.get("project_id")),
-        "status": "Completed" if completed else "Open",
+        # Resolved by code or name through the backend's catalogue (reference section 5.14).
+        "status_guid": _guid(row.get("job_status_id")),
         "name": row.get("name") or False,
         "remark": row.get("remark") or False,
     }

@@ -227,6 +227,16 @@ class TestOdysseeInvoicing(TransactionCase):
         )
         self.assertEqual(attachments.raw, b"%PDF-1.4 signed")
 
+    def test_lines_signed_by_a_daily_approval_carry_the_final_pdf(self):
+        """Daily approvals are not imported: their lines have no approval, only the job's."""
+        lines = self.lines[:2]
+        lines.write({"approval_id": False, "approval_guid": "dddd0000-0000-4000-8000-000000000001"})
+        invoice = self.invoices_of(self.wizard(lines).action_create_invoices())
+        attachments = self.env["ir.attachment"].search(
+            [("res_model", "=", "account.move"), ("res_id", "=", invoice.id)]
+        )
+        self.assertEqual(attachments.mapped("raw"), [b"%PDF-1.4 signed"])
+
     def test_product_price_setting(self):
         invoice = self.invoices_of(
             self.wizard(self.approval, price_source="product").action_create_invoices()

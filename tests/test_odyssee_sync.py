@@ -1,6 +1,7 @@
 from datetime import timedelta
 from unittest.mock import patch
 
+from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.odyssee_emulator import Emulator, Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.tests import TransactionCase, tagged
@@ -321,9 +322,11 @@ class TestOdysseePush(OdysseeCase):
         self.assertEqual(company["code"], "C-42")
 
         calls = self.emulator.calls
+        jobs_calls = self.emulator.calls_by_controller.get("Jobs")
+        self.assertEqual(jobs_calls, 2, "a lookup by reference_back_office, then the POST")
         request._set_odyssee_push_state("pending")
         self.stream("push")._run()
-        self.assertEqual(self.emulator.calls_by_controller.get("Jobs"), 1, "unchanged: no call")
+        self.assertEqual(self.emulator.calls_by_controller.get("Jobs"), 2, "unchanged: no call")
         self.assertLessEqual(self.emulator.calls - calls, 0)
 
         request.name = "Hydraulic leak, boom cylinder"
@@ -359,6 +362,355 @@ class TestOdysseePush(OdysseeCase):
         request = self.env["maintenance.request"].create({"name": "X", "owner_user_id": user.id})
         with self.assertRaises(AccessError):
             request.with_user(user).action_send_to_odyssee()
+
+
+class TestOdysseeRealTenant(OdysseeCase):
+    """A tenant shaped as the reference documents Odyssee: what issue 9 found on one."""
+
+    APPROVALS = 22  # 20 per page: ties and daily approvals across a page edge
+
+    def messages(self, request):
+        return " | ".join(str(body) for body in request.message_ids.mapped("body"))
+
+    def count_by_code(self, controller, key="code"):
+        counts = {}
+        for row in self.emulator.tables[controller].values():
+            if row[key]:
+                counts[row[key]] = counts.get(row[key], 0) + 1
+        return counts
+
+    def test_a_whole_tenant_under_faults_comes_in_exactly_once(self):
+        """Done when: mixed case, daily and final approvals with ties at page edges, PDFs
+        late and never, pre-existing master data, and every transport fault at once."""
+        self.emulator.upper_case = {
+            "JobApproval",
+            "JobPartUsage.jobs_id",
+            "JobNonPartUsage.user_id",
+            "DbFile.id_in_table",
+            "Jobs.job_status_id",
+        }
+        customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0001"})
+        self.job_site.partner_id = customer
+        requests = self.env["maintenance.request"].create(
+            [{"name": f"Sent {n}", "equipment_id": self.machine.id} for n in range(3)]
+        )
+        requests._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults(tie_timestamps=True))
+        jobs = list(self.emulator.tables["Jobs"])
+        for index, job in enumerate(jobs[:21]):  # 21 more tied approvals: past a page edge
+            self.emulator.complete_job(job, parts=1, timesheets=1, daily=index % 2 == 0)
+        self.emulator.complete_job(jobs[21], parts=1, timesheets=1, pdf_delay="never")
+        faults = (
+            Faults(every_nth_429=5, retry_after_seconds=0),
+            Faults(every_nth_500=4),
+            Faults(every_nth_truncate=6),
+            Faults(every_nth_drop=7),
+            Faults(every_nth_lost_answer=5),
+        )
+        for faults_of_run in faults:
+            self.emulator.set_faults(faults_of_run)
+            self.backend._sync()
+            for request in requests.filtered(lambda r: r.odyssee_push_state == "error"):
+                request._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults())
+        for request in requests:
+            self.emulator.complete_job(request.odyssee_job_guid, parts=1, timesheets=1)
+        self.backend._sync()
+        self.backend._sync()
+
+        finals = {
+            row["id"].lower()
+            for row in self.emulator.tables["JobApproval"].values()
+            if not row["is_daily_approval"]
+        }
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(sorted(approvals.mapped("odyssee_guid")), sorted(finals))
+        for table, kind in (("JobPartUsage", "part"), ("JobNonPartUsage", "time")):
+            expected = sorted(row["id"].lower() for row in self.emulator.tables[table].values())
+            lines = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", kind)])
+            self.assertEqual(sorted(lines.mapped("odyssee_guid")), expected, table)
+        times = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", "time")])
+        self.assertEqual(len(times.timesheet_id), len(times))
+        self.assertEqual(times.timesheet_id.employee_id, self.technician)
+        with_file = {
+            row["id_in_table"].lower()
+            for row in self.emulator.tables["DbFile"].values()
+            if row["file_type_name"] == "JOB_APPROVAL"
+        }
+        attached = set(approvals.filtered("pdf_attachment_id").mapped("odyssee_guid"))
+        self.assertEqual(attached, finals & with_file)
+        self.assertTrue(finals - with_file, "some PDFs never came")
+        for controller, key in (
+            ("Company", "code"),
+            ("Project", "reference_back_office"),
+            ("Jobs", "reference_back_office"),
+            ("User", "code"),
+        ):
+            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
+            self.assertEqual(doubles, {}, f"{controller} created twice")
+        self.assertTrue(all(request.stage_id.done for request in requests))
+        self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
+
+    def test_pdfs_of_a_backlog_wait_for_the_approvals_without_calls(self):
+        import time
+
+        approvals = self.stream("approvals")
+        self.assertIsNone(approvals._run(deadline=time.monotonic() - 1), "one page, then stop")
+        self.emulator.calls_by_controller.clear()
+        pdfs = self.stream("pdfs").with_context(odyssee_approvals_behind=True)
+        pdfs._run()
+        # Only the daily approvals' files older than the approvals read are looked up.
+        self.assertEqual(self.emulator.calls_by_controller.get("JobApproval"), 1)
+        self.assertEqual(pdfs.waiting_count, 0)
+        imported = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(imported.pdf_attachment_id), len(imported))
+        self.assertTrue(approvals.resume_after_id)
+        self.backend._sync()
+        self.assertEqual(approvals.last_reread_count, 0, "resumed right after the last row")
+        self.assertFalse(approvals.resume_after_id)
+        imported = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(imported), self.APPROVALS)
+        self.assertEqual(len(imported.pdf_attachment_id), self.APPROVALS)
+
+    def test_daily_approval_pdfs_never_stall_the_pdf_pull(self):
+        self.assertEqual(self.pull(), (True, True))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        pdfs = self.stream("pdfs")
+        self.assertGreater(pdfs.watermark, "1980")
+        self.assertEqual((pdfs.state, pdfs.waiting_count), ("ok", 0))
+        self.assertEqual(pdfs.last_count, self.APPROVALS)
+        self.pull()
+        self.assertEqual(
+            (self.stream("pdfs").last_count, self.stream("approvals").last_count), (0, 0)
+        )
+        self.assertGreater(self.stream("approvals").last_reread_count, 0)
+
+    def test_pdfs_that_come_before_their_approval_wait_without_blocking(self):
+        jobs = list(self.emulator.tables["Jobs"])
+        never = self.emulator.complete_job(jobs[0], parts=1, timesheets=0, pdf_delay="never")
+        self.stream("pdfs")._run()  # before any approval is imported: every final PDF waits
+        pdfs = self.stream("pdfs")
+        self.assertEqual(pdfs.waiting_count, self.APPROVALS)
+        self.assertGreater(pdfs.watermark, "1980")
+        self.emulator.set_faults(Faults(tie_timestamps=True))
+        late = self.emulator.complete_job(jobs[1], parts=1, timesheets=1, pdf_delay="never")
+        self.pull()
+        self.assertEqual(self.stream("pdfs").waiting_count, 0)
+        with_pdf = self.Approval.search(
+            [("backend_id", "=", self.backend.id), ("pdf_attachment_id", "!=", False)]
+        )
+        self.assertEqual(len(with_pdf), self.APPROVALS)
+        self.emulator.add_pdf_later(late, 0)  # its PDF appears after its approval came in
+        self.pull()
+        guids = set(
+            self.Approval.search(
+                [("backend_id", "=", self.backend.id), ("pdf_attachment_id", "!=", False)]
+            ).mapped("odyssee_guid")
+        )
+        self.assertIn(late["id"], guids, "attached in the first run after it appeared")
+        self.assertNotIn(never["id"], guids)
+
+    def test_mixed_guid_case_in_every_table_and_foreign_key(self):
+        self.emulator.upper_case = {
+            "Jobs",
+            "JobApproval.jobs_id",
+            "JobPartUsage.job_approval_id",
+            "JobNonPartUsage",
+            "DbFile.id_in_table",
+            "JobStatus",
+        }
+        self.assertEqual(self.pull(), (True, True))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        times = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", "time")])
+        self.assertEqual(len(times), len(times.timesheet_id))
+        self.assertEqual(times.timesheet_id.employee_id, self.technician)
+        self.assertEqual(set(approvals.request_id.mapped("odyssee_status")), {"Completed"})
+
+    def test_a_completed_job_completes_its_request_with_the_story_in_the_chatter(self):
+        customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0000"})
+        self.job_site.partner_id = customer
+        request = self.env["maintenance.request"].create(
+            {"name": "Track tension", "equipment_id": self.machine.id}
+        )
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
+        self.assertEqual(self.count_by_code("Company")["CUST0000"], 1, "adopted, not created")
+        job_guid = request.odyssee_job_guid
+        self.emulator.complete_job(job_guid, daily=True, parts=1, timesheets=1)
+        self.emulator.complete_job(job_guid, parts=1, timesheets=2)
+        self.pull()
+        self.assertTrue(request.stage_id.done)
+        self.assertEqual(request.odyssee_status, "Completed")
+        self.assertAlmostEqual(request.duration, 2.5 + 2.5 + 0.75)
+        story = self.messages(request)
+        for expected in ("Sent to Odyssee", "Completed in Odyssee", "PDF"):
+            self.assertIn(expected, story)
+        self.assertEqual(request.odyssee_push_state, "sent", "the stage change is not sent back")
+
+    def test_status_mapping_is_configured_per_backend(self):
+        self.backend.action_refresh_job_statuses()
+        statuses = self.backend.job_status_ids
+        self.assertEqual(len(statuses), len(self.emulator.tables["JobStatus"]))
+        completed = statuses.filtered("is_completed")
+        self.assertEqual(completed.name, "Completed")
+        self.assertTrue(completed.stage_id.done, "default: Completed -> a done stage")
+        stage = self.env["maintenance.stage"].create({"name": "Signed off"})
+        completed.stage_id = stage
+        self.emulator.calls_by_controller.clear()
+        self.pull()
+        self.assertNotIn("JobStatus", self.emulator.calls_by_controller, "the catalogue is cached")
+        requests = self.Approval.search([("backend_id", "=", self.backend.id)]).request_id
+        self.assertEqual(requests.stage_id, stage)
+
+    def test_master_data_is_looked_up_and_adopted_never_duplicated(self):
+        self.pull()  # products ART-0000 and ART-0001 are now used on requests
+        before = self.count_by_code("Article")
+        unused = self.env["product.product"].create(
+            {"name": "Office coffee", "default_code": "COFFEE", "sale_ok": True}
+        )
+        customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0001"})
+        self.job_site.partner_id = customer
+        requests = self.env["maintenance.request"].create(
+            [{"name": f"Job {n}", "equipment_id": self.machine.id} for n in range(4)]
+        )
+        requests._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults(every_nth_lost_answer=3, every_nth_truncate=4))
+        for _attempt in range(4):  # errors are retried by later runs
+            self.stream("push")._run()
+            failed = requests.filtered(lambda r: r.odyssee_push_state == "error")
+            failed._set_odyssee_push_state("pending")
+        self.emulator.set_faults(Faults())
+        self.stream("push")._run()
+        self.assertEqual(set(requests.mapped("odyssee_push_state")), {"sent"})
+        for controller, key in (
+            ("Article", "code"),
+            ("ArticleCategory", "code"),
+            ("Company", "code"),
+            ("Project", "reference_back_office"),
+            ("Jobs", "reference_back_office"),
+            ("User", "code"),
+        ):
+            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
+            self.assertEqual(doubles, {}, f"{controller} created twice")
+        self.assertEqual(self.count_by_code("Article"), before, "existing articles adopted")
+        self.assertNotIn("COFFEE", self.count_by_code("Article"), "not in the product domain")
+        Binder = self.env["construction.external.id"]
+        system = self.backend.external_system_id
+        article = next(
+            r for r in self.emulator.tables["Article"].values() if r["code"] == "ART-0000"
+        )
+        product = self.env["product.product"].search([("default_code", "=", "ART-0000")])
+        self.assertEqual(Binder._to_external(system, product), {product.id: article["id"]})
+        self.backend.product_domain = "[('default_code', '=', 'COFFEE')]"
+        self.stream("push")._run()
+        self.assertEqual(self.count_by_code("Article").get("COFFEE"), 1)
+        self.assertFalse(Binder._binding(system, unused).pending)
+
+    def test_a_create_interrupted_after_its_post_is_adopted_on_the_next_run(self):
+        request = self.env["maintenance.request"].create(
+            {"name": "Crashed", "equipment_id": self.machine.id}
+        )
+        self.env["construction.external.id"]._bind(
+            self.backend.external_system_id,
+            [(request, "0dd0dd00-1111-4222-8333-444455556666")],
+            pending=True,
+        )
+        # The crashed run's POST went through: Odyssee has the job under our GUID.
+        project = next(iter(self.emulator.tables["Project"]))
+        self.emulator.add(
+            "Jobs",
+            id="0dd0dd00-1111-4222-8333-444455556666",
+            name="Crashed",
+            project_id=project,
+            reference_back_office=request._odyssee_reference(),
+        )
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
+        self.assertEqual(request.odyssee_push_state, "sent")
+        self.assertEqual(
+            self.count_by_code("Jobs", "reference_back_office")[request.reference_back_office], 1
+        )
+        self.assertEqual(request.odyssee_job_guid, "0dd0dd00-1111-4222-8333-444455556666")
+
+    def test_a_poisoned_page_does_not_stop_the_others(self):
+        self.backend.max_attempts = 2
+        rows = [
+            r for r in self.emulator.tables["JobApproval"].values() if not r["is_daily_approval"]
+        ]
+        poisoned = rows[3]
+        poisoned["jobs_id"] = "n/a"  # a row the connector cannot read
+        self.assertEqual(self.pull(), (True, True))
+        stream = self.stream("approvals")
+        self.assertEqual(stream.state, "attention")
+        self.assertEqual(stream.failed_count, 1)
+        self.assertIn(poisoned["id"], stream.last_error)
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS - 1
+        )
+        mine = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(mine.pdf_attachment_id), self.APPROVALS - 1)
+        self.pull()
+        self.assertGreaterEqual(stream.attention_ids.attempts, 2)
+        poisoned["jobs_id"] = rows[2]["jobs_id"]  # someone repaired it; after 2 attempts: manual
+        self.pull()
+        self.assertEqual(stream.failed_count, 1)
+        stream.attention_ids.attempts = 0
+        self.pull()
+        self.assertEqual((stream.state, stream.failed_count), ("ok", 0))
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+
+    def test_any_failure_is_recorded_on_its_stream_and_the_others_go_on(self):
+        other_company = self.env["res.company"].create({"name": "Unreachable Ltd"})
+        other = self.env["construction.odyssee.backend"].create(
+            {
+                "name": "Down",
+                "company_id": other_company.id,
+                "url": "http://127.0.0.1:9/api",
+                "domain": "X",
+                "username": "u",
+                "password": "p",
+                "max_retries": 0,
+                "timeout": 2,
+            }
+        )
+        importer = type(self.env["construction.odyssee.importer"])
+        with patch.object(importer, "_pull_pdfs", side_effect=KeyError("file_name")):
+            self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+        pdfs = self.stream("pdfs")
+        self.assertEqual((pdfs.state, pdfs.error_kind), ("error", "internal"))
+        self.assertIn("KeyError", pdfs.last_error)
+        down = other.stream_ids.filtered(lambda s: s.kind == "approvals")
+        self.assertEqual((down.state, down.error_kind), ("error", "unreachable"))
+
+    def test_sync_now_runs_and_says_what_it_did_or_why_not(self):
+        result = self.backend.action_sync_now()["params"]
+        self.assertEqual(result["type"], "success")
+        self.assertIn(f"{self.APPROVALS} new approval", result["message"])
+        # Another worker syncing the backend holds its lock: no second run at once.
+        other = self.env.registry.cursor()
+        self.addCleanup(other.close)
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [SYNC_LOCK, self.backend.id])
+        result = self.backend.action_sync_now()["params"]
+        self.assertIn("already running", result["message"])
+        other.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.backend.id])
+        self.backend.password = "wrong"
+        result = self.backend.action_sync_now()["params"]
+        self.assertEqual(result["type"], "danger")
+        self.assertIn("refused the credentials", result["message"])
+        self.backend.write(
+            {"password": "s3cret", "url": "http://127.0.0.1:9/api", "max_retries": 0}
+        )
+        result = self.backend.action_sync_now()["params"]
+        self.assertIn("could not be reached", result["message"])
 
 
 class TestOdysseeBackendAccess(TransactionCase):

@@ -212,6 +212,14 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
                 for usage in billed
             ]
         )
-        for attachment in lines.approval_id.pdf_attachment_id:
+        # The final approval's PDF of every job billed, also for lines a daily
+        # approval signed earlier (those carry no imported approval).
+        finals = self.env["construction.odyssee.approval"].search(
+            [
+                ("backend_id", "in", lines.backend_id.ids),
+                ("job_guid", "in", lines.mapped("job_guid")),
+            ]
+        )
+        for attachment in (lines.approval_id | finals).pdf_attachment_id:
             attachment.sudo().copy({"res_model": "account.move", "res_id": invoice.id})
         return invoice

@@ -181,3 +181,127 @@ class TestClient(EmulatorCase):
         self.assertNotIn("file_content", files[0])
         content = self.client.get("DbFile", files[0]["id"])["file_content"]
         self.assertTrue(base64.b64decode(content).startswith(b"%PDF"))
+
+
+class TestEmulatorAsDocumented(EmulatorCase):
+    """The emulator behaves as the reference documents Odyssee, not as the connector hopes."""
+
+    def test_daily_approvals_and_jobs_have_files_too(self):
+        job = next(iter(self.emulator.tables["Jobs"]))
+        daily = self.emulator.complete_job(job, daily=True)
+        query = odata.Query(
+            filter=odata.all_of(
+                odata.cond("file_type_name", "eq", "JOB_APPROVAL"),
+                odata.cond("id_in_table", "eq", odata.Guid(daily["id"])),
+            )
+        )
+        self.assertEqual(len(self.client.get("DbFile", query=query)["value"]), 1)
+        photos = self.client.get(
+            "DbFile", query=odata.Query(filter=odata.cond("db_table_name", "eq", "jobs"))
+        )["value"]
+        self.assertTrue(photos)
+        self.assertEqual({row["file_type_name"] for row in photos}, {""})
+
+    def test_pdf_that_never_comes(self):
+        job = next(iter(self.emulator.tables["Jobs"]))
+        approval = self.emulator.complete_job(job, pdf_delay="never")
+        query = odata.Query(filter=odata.cond("id_in_table", "eq", odata.Guid(approval["id"])))
+        self.assertEqual(self.client.get("DbFile", query=query)["value"], [])
+
+    def test_guid_case_per_table_and_per_foreign_key(self):
+        self.emulator.upper_case = {"Jobs", "JobApproval.jobs_id"}
+        job = next(iter(self.client.iter_all("Jobs")))
+        self.assertEqual(job["id"], job["id"].upper())
+        self.assertEqual(job["project_id"], job["project_id"].upper())
+        approval = next(iter(self.client.iter_all("JobApproval")))
+        self.assertEqual(approval["jobs_id"], approval["jobs_id"].upper())
+        self.assertEqual(approval["id"], approval["id"].lower())
+        # Keys and filters accept either case.
+        self.assertEqual(self.client.get("Jobs", job["id"].lower())["id"], job["id"])
+
+    def test_job_statuses_are_read_by_code_and_name(self):
+        statuses = list(self.client.iter_all("JobStatus"))
+        by_code = {row["code"]: row for row in statuses}
+        self.assertEqual(by_code["OPEN"]["id"].lower(), "8ba9da71-ef32-423a-bb50-ae767315f55c")
+        self.assertEqual(by_code["COMPLETED"]["name"], "Completed")
+        # The Completed GUID is not published: it differs per tenant.
+        other = Emulator()
+        self.assertNotEqual(other.status_id("COMPLETED"), self.emulator.status_id("COMPLETED"))
+        project = next(iter(self.emulator.tables["Project"]))
+        created = self.client.create(
+            "Jobs",
+            {
+                "name": "x",
+                "project_id": project,
+                "job_type_code": "REPAIR",
+                "job_status_code": "PLANNED",
+            },
+        )
+        self.assertEqual(created["job_status_id"], by_code["PLANNED"]["id"].lower())
+        with self.assertRaises(odyssee_client.OdysseeHTTPError) as caught:
+            self.client.update("JobStatus", by_code["OPEN"]["id"], {"name": "Nope"})
+        self.assertEqual(caught.exception.status, 405)
+
+    def test_tenant_holds_master_data_with_erp_codes_and_has_no_upsert(self):
+        codes = {row["code"] for row in self.client.iter_all("Article")}
+        self.assertTrue(codes)
+        self.assertTrue({row["code"] for row in self.client.iter_all("User")})
+        self.assertTrue({row["code"] for row in self.client.iter_all("Company")})
+        code = sorted(codes)[0]
+        self.client.create("Article", {"code": code, "name": "Again"})
+        found = self.client.get(
+            "Article", query=odata.Query(filter=odata.cond("code", "eq", code))
+        )["value"]
+        self.assertEqual(len(found), 2, "POST creates: the main entity has no upsert by code")
+
+    def test_client_chosen_id_is_used_and_an_existing_one_conflicts(self):
+        guid = "0B0E5E7A-1111-4222-8333-944455556666"
+        created = self.client._request(
+            "POST", "/Company", json={"id": guid, "code": "C-9", "name": "Nine"}
+        )
+        self.assertEqual(created["id"], guid.lower())
+        with self.assertRaises(odyssee_client.OdysseeConflict):
+            self.client._request("POST", "/Company", json={"id": guid, "name": "Nine"})
+
+
+class TestIdempotentWrites(EmulatorCase):
+    def companies(self, code):
+        return [row for row in self.emulator.tables["Company"].values() if row["code"] == code]
+
+    def test_post_without_an_id_is_never_retried_blindly(self):
+        for faults in (
+            Faults(every_nth_lost_answer=2),
+            Faults(every_nth_truncate=2),
+            Faults(every_nth_500=2),
+        ):
+            with self.subTest(faults=faults):
+                self.emulator.set_faults(faults)
+                code = f"NOID-{faults.every_nth_lost_answer}{faults.every_nth_truncate}"
+                with self.assertRaises(odyssee_client.OdysseeError):
+                    self.client.create("Company", {"code": code, "name": "No id"})
+                self.assertLessEqual(len(self.companies(code)), 1)
+
+    def test_post_with_a_client_id_survives_a_lost_answer(self):
+        for number, faults in enumerate(
+            (
+                Faults(every_nth_lost_answer=2),
+                Faults(every_nth_truncate=2),
+                Faults(every_nth_drop=2),
+                Faults(every_nth_429=2, retry_after_seconds=0),
+            )
+        ):
+            with self.subTest(faults=faults):
+                self.emulator.set_faults(faults)
+                guid = f"7d0c0de0-0000-4000-8000-00000000000{number}"
+                created = self.client.create(
+                    "Company", {"id": guid, "code": f"ID-{number}", "name": "With id"}
+                )
+                self.assertEqual(created["id"].lower(), guid)
+                self.assertEqual(len(self.companies(f"ID-{number}")), 1)
+
+    def test_a_conflict_adopts_the_record_an_earlier_run_created(self):
+        guid = "7d0c0de0-0000-4000-8000-0000000000aa"
+        self.emulator.add("Company", id=guid, code="EARLIER", name="Created before a crash")
+        created = self.client.create("Company", {"id": guid, "code": "EARLIER", "name": "Again"})
+        self.assertTrue(created["@adopted"])
+        self.assertEqual(len(self.companies("EARLIER")), 1)
