@@ -32,15 +32,6 @@ from referencing.jsonschema import DRAFT202012
 
 from protocols import telematics_fuzz
 
-BOUNDS = {
-    "telematics_latitude": (-90, 90),
-    "telematics_longitude": (-180, 180),
-    "fuel_level_pct": (0, 100),
-    "engine_hours": (0, 1_000_000),
-    "idle_hours": (0, 1_000_000),
-    "odometer_km": (0, 100_000_000),
-}
-
 
 def validators(url):
     with urllib.request.urlopen(f"{url}/telematics/v1/openapi.json") as response:
@@ -176,8 +167,8 @@ def main():
         [("source_id", "in", source_ids), ("state", "in", ["failed", "dead"])],
     )
     out_of_range = {}
-    for machine in call("maintenance.equipment", "read", machine_ids, list(BOUNDS)):
-        for field, (low, high) in BOUNDS.items():
+    for machine in call("maintenance.equipment", "read", machine_ids, list(telematics_fuzz.BOUNDS)):
+        for field, (low, high) in telematics_fuzz.BOUNDS.items():
             if not low <= (machine[field] or 0) <= high:
                 out_of_range[f"{machine['id']}.{field}"] = machine[field]
     results = {

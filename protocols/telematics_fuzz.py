@@ -80,6 +80,16 @@ HOSTILE_VALUES = (
     "12:99",
 )
 
+# What a machine may show after any input: the fuzzers check every machine against it.
+BOUNDS = {
+    "telematics_latitude": (-90, 90),
+    "telematics_longitude": (-180, 180),
+    "fuel_level_pct": (0, 100),
+    "engine_hours": (0, 1_000_000),
+    "idle_hours": (0, 1_000_000),
+    "odometer_km": (0, 100_000_000),
+}
+
 
 def _inline(node, max_items):
     """A schema with its references inlined and annotations dropped, for the generator."""

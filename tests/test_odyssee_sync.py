@@ -372,6 +372,12 @@ class TestOdysseeRealTenant(OdysseeCase):
     def messages(self, request):
         return " | ".join(str(body) for body in request.message_ids.mapped("body"))
 
+    def assertNothingCreatedTwice(self, *controllers):
+        for controller in controllers:
+            key = "reference_back_office" if controller in ("Project", "Jobs") else "code"
+            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
+            self.assertEqual(doubles, {}, f"{controller} created twice")
+
     def count_by_code(self, controller, key="code"):
         counts = {}
         for row in self.emulator.tables[controller].values():
@@ -440,14 +446,7 @@ class TestOdysseeRealTenant(OdysseeCase):
         attached = set(approvals.filtered("pdf_attachment_id").mapped("odyssee_guid"))
         self.assertEqual(attached, finals & with_file)
         self.assertTrue(finals - with_file, "some PDFs never came")
-        for controller, key in (
-            ("Company", "code"),
-            ("Project", "reference_back_office"),
-            ("Jobs", "reference_back_office"),
-            ("User", "code"),
-        ):
-            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
-            self.assertEqual(doubles, {}, f"{controller} created twice")
+        self.assertNothingCreatedTwice("Company", "Project", "Jobs", "User")
         self.assertTrue(all(request.stage_id.done for request in requests))
         self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
 
@@ -586,16 +585,9 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.emulator.set_faults(Faults())
         self.stream("push")._run()
         self.assertEqual(set(requests.mapped("odyssee_push_state")), {"sent"})
-        for controller, key in (
-            ("Article", "code"),
-            ("ArticleCategory", "code"),
-            ("Company", "code"),
-            ("Project", "reference_back_office"),
-            ("Jobs", "reference_back_office"),
-            ("User", "code"),
-        ):
-            doubles = {c: n for c, n in self.count_by_code(controller, key).items() if n > 1}
-            self.assertEqual(doubles, {}, f"{controller} created twice")
+        self.assertNothingCreatedTwice(
+            "Article", "ArticleCategory", "Company", "Project", "Jobs", "User"
+        )
         self.assertEqual(self.count_by_code("Article"), before, "existing articles adopted")
         self.assertNotIn("COFFEE", self.count_by_code("Article"), "not in the product domain")
         Binder = self.env["construction.external.id"]

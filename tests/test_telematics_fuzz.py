@@ -17,14 +17,6 @@ from ..protocols import telematics_fuzz
 from .telematics_common import make_fleet
 
 EXAMPLES = 300
-BOUNDS = {
-    "telematics_latitude": (-90, 90),
-    "telematics_longitude": (-180, 180),
-    "fuel_level_pct": (0, 100),
-    "engine_hours": (0, 1_000_000),
-    "idle_hours": (0, 1_000_000),
-    "odometer_km": (0, 100_000_000),
-}
 
 
 @tagged("post_install", "-at_install")
@@ -96,7 +88,7 @@ class TestTelematicsFuzz(HttpCase):
             )
         )
         self.equipment.invalidate_recordset()
-        for field, (low, high) in BOUNDS.items():
+        for field, (low, high) in telematics_fuzz.BOUNDS.items():
             value = self.equipment[field]
             self.assertTrue(low <= value <= high, f"{field} = {value}")
         for reading in self.env["construction.telematics.reading"].search(
