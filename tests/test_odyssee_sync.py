@@ -672,8 +672,15 @@ class TestOdysseeRealTenant(OdysseeCase):
             }
         )
         importer = type(self.env["construction.odyssee.importer"])
-        with patch.object(importer, "_pull_pdfs", side_effect=KeyError("file_name")):
+        # A bug in Odoo is logged with its traceback (asserted, so that neither
+        # runner reports the expected error as a failure of its own).
+        stream_logger = "odoo.addons.construction_asset_sync.models.construction_odyssee_stream"
+        with (
+            patch.object(importer, "_pull_pdfs", side_effect=KeyError("file_name")),
+            self.assertLogs(stream_logger, "ERROR") as logged,
+        ):
             self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertIn("KeyError: 'file_name'", "\n".join(logged.output))
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )
