@@ -208,14 +208,7 @@ class ConstructionExternalId(models.Model):
     @api.model
     def _binding(self, system, record):
         """The binding of ``record`` in ``system`` (empty when it has none)."""
-        return self.sudo().search(
-            [
-                ("system_id", "=", system.id),
-                ("res_model", "=", record._name),
-                ("res_id", "=", record.id),
-            ],
-            limit=1,
-        )
+        return self._to_bindings(system, record)[:1]
 
     @api.model
     def _bind(self, system, pairs, replace=False, **values):
@@ -297,12 +290,14 @@ class ConstructionExternalId(models.Model):
 
     @api.model
     def _to_bindings(self, system, records):
+        """The bindings of ``records`` in ``system``, oldest first."""
         return self.sudo().search(
             [
                 ("system_id", "=", system.id),
                 ("res_model", "=", records._name),
                 ("res_id", "in", records.ids),
-            ]
+            ],
+            order="id",
         )
 
     # ------------------------------------------------------------------

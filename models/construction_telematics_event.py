@@ -25,7 +25,7 @@ EVENT_STATES = [
     ("rejected", "Rejected"),
 ]
 # Columns an event's state change may set beside the state, with their SQL types.
-STATE_COLUMNS = {
+MOVE_COLUMNS = {
     "equipment_id": "int",
     "request_id": "int",
     "result": "varchar",
@@ -123,7 +123,7 @@ class ConstructionTelematicsEvent(models.Model):
         """Move events to new states, set-wise: the one place that changes an event's state.
 
         ``moves`` are ``(event id, new state, {column: value})`` with columns of
-        ``STATE_COLUMNS``. Each move must be allowed by ``TELEMATICS_EVENT``;
+        ``MOVE_COLUMNS``. Each move must be allowed by ``TELEMATICS_EVENT``;
         the check runs inside the UPDATE (``state = ANY(allowed sources)``), so
         it costs no extra query, and a refused move raises
         ``InvalidStateTransition`` (the caller's savepoint undoes the rest).
@@ -136,7 +136,7 @@ class ConstructionTelematicsEvent(models.Model):
         self.flush_model()
         for columns, group in groups.items():
             assignments = "".join(f", {column} = v.{column}" for column in columns)
-            casts = "".join(f", %s::{STATE_COLUMNS[column]}" for column in columns)
+            casts = "".join(f", %s::{MOVE_COLUMNS[column]}" for column in columns)
             rows = [
                 (
                     event_id,
@@ -173,7 +173,7 @@ class ConstructionTelematicsEvent(models.Model):
                     for event_id, state, _values in group
                     if event_id in refused
                 )
-        self.invalidate_model(["state", "processed_at", *STATE_COLUMNS])
+        self.invalidate_model(["state", "processed_at", *MOVE_COLUMNS])
 
     # ------------------------------------------------------------------
     # Receipt
