@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 NO_DATE = "1980-01-01T00:00:00.000"
@@ -414,6 +414,9 @@ class Faults:
     tie_timestamps: bool = False  # successive writes share a modified_dateutc
     every_nth_lost_answer: int = 0  # execute the call, then drop the connection unanswered
     page_size: int = PAGE_SIZE
+    # A record Odyssee cannot serve: a call whose path or decoded query contains one
+    # of these texts (a GUID, say) always answers the given status.
+    poisoned: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -521,6 +524,29 @@ class Emulator:
             self.versions[controller] += 1
             return dict(entity)
 
+    def set_job_status(self, job_id, code):
+        """A dispatcher in Odyssee moves a job (planned, dispatched…): no approval involved."""
+        with self.lock:
+            return self.touch("Jobs", job_id.lower(), job_status_id=self.status_id(code))
+
+    def add_generated_file(self, table, row_id, file_type, name):
+        """A file Odyssee generates for a row (order PDF, purchase-order PDF), not an approval."""
+        content = f"%PDF-1.4\n% {file_type} {row_id}\n%%EOF\n".encode()
+        with self.lock:
+            return self._insert(
+                "DbFile",
+                {
+                    "db_table_name": table,
+                    "id_in_table": row_id,
+                    "name": name,
+                    "file_name": f"{name}.pdf",
+                    "mime_type": "application/pdf",
+                    "file_type_name": file_type,
+                    "file_content": base64.b64encode(content).decode(),
+                    "file_size": len(content),
+                },
+            )
+
     def add_pdf_later(self, approval, delay=None):
         """The signed PDF of ``approval`` appears ``delay`` seconds later ("never": not at all)."""
         delay = self.faults.pdf_delay_seconds if delay is None else delay
@@ -558,8 +584,9 @@ class Emulator:
 
         A daily approval signs the work so far (the job waits for further
         actions); a final one completes the job. Both get a ``JOB_APPROVAL``
-        PDF (``pdf_delay``: seconds, or "never"), and the technician's photo of
-        the site is a file linked to the job.
+        PDF (``pdf_delay``: seconds, or "never"); the technician's photo of
+        the site is a file linked to the job, and the job's order and
+        purchase-order PDFs are generated files of other types.
         """
         with self.lock:
             job_id = job_id.lower()
@@ -634,6 +661,11 @@ class Emulator:
                     "file_size": 9,
                 },
             )
+            self.add_generated_file("jobs", job_id, "ORDERPDF", f"Order {job_id[:8]}")
+            if parts:
+                self.add_generated_file(
+                    "jobs", job_id, "PURCHASE_ORDERPDF", f"Purchase order {job_id[:8]}"
+                )
             self.add_pdf_later(approval, pdf_delay)
             return dict(approval)
 
@@ -772,9 +804,14 @@ class Emulator:
                 return dict(current)
             created = dict(self._insert(controller, resolved))
         if controller == "Jobs" and self.complete_after > 0:
-            timer = threading.Timer(self.complete_after, self.complete_job, [created["id"]])
-            timer.daemon = True
-            timer.start()
+            # A dispatcher sends a technician halfway, who completes the job at the end.
+            for delay, action, args in (
+                (self.complete_after / 2, self.set_job_status, [created["id"], "DISPATCHED"]),
+                (self.complete_after, self.complete_job, [created["id"]]),
+            ):
+                timer = threading.Timer(delay, action, args)
+                timer.daemon = True
+                timer.start()
         return created
 
     def _validate(self, controller, schema, values, current):
@@ -892,6 +929,10 @@ class Emulator:
                     return self._send(
                         faults.always_status, {}, _json({"Message": "Injected failure."})
                     )
+                target = unquote_plus(self.path)
+                for text, status in faults.poisoned.items():
+                    if text.lower() in target.lower():
+                        return self._send(status, {}, _json({"Message": "An error has occurred."}))
                 if faults.every_nth_drop and (nth - 1) % faults.every_nth_drop == 0:
                     self.close_connection = True
                     self.connection.shutdown(2)

@@ -196,11 +196,39 @@ class TestEmulatorAsDocumented(EmulatorCase):
             )
         )
         self.assertEqual(len(self.client.get("DbFile", query=query)["value"]), 1)
-        photos = self.client.get(
+        files = self.client.get(
             "DbFile", query=odata.Query(filter=odata.cond("db_table_name", "eq", "jobs"))
         )["value"]
-        self.assertTrue(photos)
-        self.assertEqual({row["file_type_name"] for row in photos}, {""})
+        # The site photo is a plain linked file; order PDFs are generated ones.
+        self.assertEqual(
+            {row["file_type_name"] for row in files}, {"", "ORDERPDF", "PURCHASE_ORDERPDF"}
+        )
+        self.assertTrue(
+            all(row["mime_type"] == "application/pdf" for row in files if row["file_type_name"])
+        )
+
+    def test_a_dispatcher_moves_a_job_without_any_approval(self):
+        project = next(iter(self.emulator.tables["Project"]))
+        job = self.emulator.add("Jobs", name="Planned in Odyssee", project_id=project)["id"]
+        before = self.client.get("Jobs", job)
+        self.emulator.set_job_status(job, "DISPATCHED")
+        after = self.client.get("Jobs", job)
+        self.assertEqual(after["job_status_id"], self.emulator.status_id("DISPATCHED"))
+        self.assertGreater(after["modified_dateutc"], before["modified_dateutc"])
+        query = odata.Query(filter=odata.cond("jobs_id", "eq", odata.Guid(job)))
+        self.assertEqual(self.client.get("JobApproval", query=query)["value"], [])
+
+    def test_a_poisoned_record_always_fails_and_the_rest_answers(self):
+        job = next(iter(self.emulator.tables["Jobs"]))
+        self.emulator.set_faults(Faults(poisoned={job.upper(): 500}))
+        client = self.make_client(max_retries=1)
+        with self.assertRaises(odyssee_client.OdysseeHTTPError) as caught:
+            client.get("Jobs", job)
+        self.assertEqual(caught.exception.status, 500)
+        query = odata.Query(filter=odata.cond("jobs_id", "eq", odata.Guid(job)))
+        with self.assertRaises(odyssee_client.OdysseeHTTPError):
+            client.get("JobPartUsage", query=query)
+        self.assertTrue(client.get("Jobs", query=odata.Query(top=1))["value"])
 
     def test_pdf_that_never_comes(self):
         job = next(iter(self.emulator.tables["Jobs"]))
