@@ -137,7 +137,7 @@ class ConstructionOdysseeBackend(models.Model):
     def _ensure_streams(self):
         Stream = self.env["construction.odyssee.stream"].sudo()
         for backend in self:
-            for kind in ("approvals", "pdfs", "push"):
+            for kind in ("jobs", "approvals", "pdfs", "push"):
                 if not backend.stream_ids.filtered(lambda s, k=kind: s.kind == k):
                     Stream.create({"backend_id": backend.id, "kind": kind})
 
@@ -305,6 +305,7 @@ class ConstructionOdysseeBackend(models.Model):
         by_kind = {stream.kind: stream for stream in streams}
         parts = [
             self.env._("%(n)s request(s) sent", n=by_kind["push"].last_count),
+            self.env._("%(n)s job(s) new or moved in Odyssee", n=by_kind["jobs"].last_count),
             self.env._(
                 "%(n)s new approval(s), %(m)s re-read",
                 n=by_kind["approvals"].last_count,
@@ -345,9 +346,9 @@ class ConstructionOdysseeBackend(models.Model):
             self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
 
     def _sync(self, auto_commit=False, deadline=None):
-        """Push pending work, then pull approvals and PDFs; each stream records its outcome.
+        """Push pending work, then pull jobs, approvals and PDFs; each stream records its outcome.
 
-        Returns None when the deadline cut the approvals pull short, "busy" when
+        Returns None when the deadline cut a pull short, "busy" when
         another worker is synchronising this backend (a session lock, kept
         across the page commits, lets only one run at a time).
         """
@@ -356,13 +357,15 @@ class ConstructionOdysseeBackend(models.Model):
         if not self.env.cr.fetchone()[0]:
             return "busy"
         try:
+            self._ensure_streams()  # a backend made before a stream kind existed gets it
             self._stream("push")._run(auto_commit=auto_commit)
+            jobs_done = self._stream("jobs")._run(auto_commit=auto_commit, deadline=deadline)
             done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
             pdfs = self._stream("pdfs").with_context(odyssee_approvals_behind=done is None)
             pdfs._run(auto_commit=auto_commit)
         finally:
             self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
-        return done
+        return None if jobs_done is None else done
 
     @api.model
     def _cron_purge_logs(self):

@@ -18,6 +18,7 @@ from odoo import api, fields, models
 from ..protocols import odata, odyssee_client, odyssee_mapper
 from ..protocols.external_ids import normalize
 from ..protocols.odyssee_adapter import OdysseeAdapter
+from .construction_odyssee_stream import record_error
 
 _logger = logging.getLogger(__name__)
 MACHINE = "maintenance.equipment"
@@ -28,50 +29,88 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     _name = "construction.odyssee.importer"
     _description = "Odyssee importer"
 
-    # -- the two pulls: one method per stream ---------------------------------------
+    # -- the three pulls: one method per stream -----------------------------------
+    @api.model
+    def _pull_jobs(self, stream, client, call_log, auto_commit=False, deadline=None):
+        """Follow the jobs changed in Odyssee, approved or not; returns ``(counts, finished)``.
+
+        A dispatcher planning or dispatching a job in Odyssee moves its request
+        (status, mapped stage, a chatter note) without waiting for an approval,
+        and a job born in Odyssee becomes a request (a canceled one does not).
+        The approvals pull, which runs next, finds the jobs of its approvals
+        bound already and reads none of them again.
+        """
+        adapter = OdysseeAdapter(client, stream.backend_id.page_size)
+        return self._pull_changed(
+            stream,
+            adapter,
+            adapter.job_pages,
+            self._import_job_page,
+            call_log,
+            auto_commit,
+            deadline,
+        )
+
     @api.model
     def _pull_approvals(self, stream, client, call_log, auto_commit=False, deadline=None):
-        """Import final approvals page by page; returns ``(counts, finished)``.
+        """Import final approvals page by page; returns ``(counts, finished)``."""
+        adapter = OdysseeAdapter(client, stream.backend_id.page_size)
+        return self._pull_changed(
+            stream,
+            adapter,
+            adapter.final_approval_pages,
+            self._import_approval_page,
+            call_log,
+            auto_commit,
+            deadline,
+        )
+
+    def _pull_changed(
+        self, stream, adapter, pages_of, import_rows, call_log, auto_commit, deadline
+    ):
+        """Read the rows changed since the watermark, page by page, each page committed with it.
 
         ``finished`` is False when ``deadline`` (monotonic seconds) cut the run
-        short. A page that fails for another reason than Odyssee itself is
-        imported approval by approval: the good ones come in, the ones at fault
-        are set aside (``construction.odyssee.attention``) and the stream goes on;
-        they are tried again on the next runs, ``backend.max_attempts`` times.
+        short. A page that fails is imported row by row: the good rows come in,
+        the ones at fault are set aside (``construction.odyssee.attention``)
+        and the stream goes on; they are tried again on the next runs,
+        ``backend.max_attempts`` times, then wait for a person. A failure in
+        Odoo is isolated at once; an error Odyssee answers for the page (a
+        record it cannot serve) once the stream has failed on it
+        ``max_attempts`` times, so that an outage never sets rows aside.
         """
         backend = stream.backend_id
-        adapter = OdysseeAdapter(client, backend.page_size)
         counts = {"new": 0, "reread": 0}
-        self._retry_failed_approvals(stream, adapter, counts, auto_commit)
-        # Approvals that failed max_attempts times wait for a person, even when re-read.
-        parked = set(
-            stream.attention_ids.filtered(
-                lambda item: item.kind == "failed" and item.attempts >= backend.max_attempts
-            ).mapped("approval_guid")
-        )
+        self._retry_failed_rows(stream, adapter, import_rows, counts, auto_commit)
+        # Rows that failed max_attempts times wait for a person, even when re-read.
+        parked = set(stream._parked().mapped("external_id"))
         if stream.resume_after_id:  # the last run was cut short: go on right after it
-            pages = adapter.final_approval_pages(
-                odata.parse_timestamp(stream.watermark), stream.resume_after_id
-            )
+            pages = pages_of(odata.parse_timestamp(stream.watermark), stream.resume_after_id)
         else:
-            pages = adapter.final_approval_pages(self._since(stream))
+            pages = pages_of(self._since(stream))
         stream.resume_after_id = False
+        isolate_remote = stream.failed_runs + 1 >= backend.max_attempts
         for page in pages:
             rows = [row for row in page if normalize(row.get("id")) not in parked]
             try:
                 with self.env.cr.savepoint():
-                    self._add(counts, self._import_approval_page(backend, adapter, rows))
-            except odyssee_client.OdysseeError:
-                raise
+                    self._add(counts, import_rows(backend, adapter, rows))
+            except odyssee_client.OdysseeError as exc:
+                if not (isolate_remote and record_error(exc)):
+                    raise
+                _logger.warning("Odyssee %s page failed again, row by row: %s", stream.kind, exc)
+                self._import_one_by_one(stream, adapter, import_rows, rows, counts)
             except Exception as exc:
-                _logger.warning("Odyssee approval page failed, importing it row by row: %s", exc)
-                self._import_one_by_one(stream, adapter, rows, counts)
+                _logger.warning(
+                    "Odyssee %s page failed, importing it row by row: %s", stream.kind, exc
+                )
+                self._import_one_by_one(stream, adapter, import_rows, rows, counts)
             if page:
                 stream.watermark = max(stream.watermark, odyssee_mapper.newest_timestamp(page))
             if deadline and time.monotonic() > deadline:
-                last = odyssee_mapper.approval(page[-1]) if page else None
-                if last and last["modified_dateutc"] == stream.watermark:
-                    stream.resume_after_id = last["odyssee_guid"]
+                last = page[-1] if page else None
+                if last and odata.normalize_timestamp(last["modified_dateutc"]) == stream.watermark:
+                    stream.resume_after_id = normalize(last["id"])
                 self._commit_page(backend, call_log, auto_commit)
                 return counts, False
             self._commit_page(backend, call_log, auto_commit)
@@ -82,47 +121,54 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         for key, value in page_counts.items():
             counts[key] = counts.get(key, 0) + value
 
-    def _import_one_by_one(self, stream, adapter, rows, counts):
-        """Import each approval of a failed page alone; set aside the ones that fail."""
-        Attention = self.env["construction.odyssee.attention"].sudo()
+    def _import_one_by_one(self, stream, adapter, import_rows, rows, counts):
+        """Import each row of a failed page alone; set aside the ones that fail.
+
+        Odyssee unreachable or refusing the credentials is no row's fault: it
+        stops the run as a whole.
+        """
         for row in rows:
             guid = normalize(row.get("id"))
             try:
                 with self.env.cr.savepoint():
-                    self._add(counts, self._import_approval_page(stream.backend_id, adapter, [row]))
-            except odyssee_client.OdysseeError:
-                raise
+                    self._add(counts, import_rows(stream.backend_id, adapter, [row]))
             except Exception as exc:
+                if isinstance(exc, odyssee_client.OdysseeError) and not record_error(exc):
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
                 stream._set_aside(
                     "failed",
                     guid or "(no id)",
-                    approval_guid=guid,
+                    approval_guid=guid if stream.kind == "approvals" else False,
                     modified_dateutc=row.get("modified_dateutc"),
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=error,
                 )
                 counts["error"] = self.env._(
-                    "Approval %(guid)s set aside: %(error)s",
+                    "%(row)s %(guid)s set aside: %(error)s",
+                    row=stream._row_label(),
                     guid=guid or "(no id)",
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=error,
                 )
             else:
-                Attention.search(
-                    [
-                        ("stream_id", "=", stream.id),
-                        ("kind", "=", "failed"),
-                        ("external_id", "=", guid),
-                    ]
-                ).unlink()
+                stream._set_aside_items("failed", [guid]).unlink()
 
-    def _retry_failed_approvals(self, stream, adapter, counts, auto_commit):
-        """Approvals set aside earlier are tried again, ``max_attempts`` times in all."""
-        failed = stream.attention_ids.filtered(
-            lambda item: item.kind == "failed" and item.attempts < stream.backend_id.max_attempts
-        )
+    def _retry_failed_rows(self, stream, adapter, import_rows, counts, auto_commit):
+        """Rows set aside earlier are tried again, ``max_attempts`` times in all."""
+        failed = stream._set_aside_items("failed") - stream._parked()
         if not failed:
             return
-        rows = adapter.approvals_by_id(failed.mapped("approval_guid"), full=True)
-        self._import_one_by_one(stream, adapter, list(rows.values()), counts)
+        controller = {"approvals": "JobApproval", "jobs": "Jobs"}[stream.kind]
+        rows = adapter.rows_by_id(controller, failed.mapped("external_id"))
+        # A row Odyssee no longer returns is tried as it was, and fails again.
+        self._import_one_by_one(stream, adapter, import_rows, list(rows.values()), counts)
+        gone = failed.exists().filtered(lambda item: item.external_id not in rows)
+        for item in gone:
+            item.write(
+                {
+                    "attempts": item.attempts + 1,
+                    "error": self.env._("Odyssee no longer returns it."),
+                }
+            )
         if auto_commit:
             self.env.cr.commit()
 
@@ -133,13 +179,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         Files of approvals the connector does not import (daily ones) are
         skipped; a file whose approval is not imported yet waits
         (``construction.odyssee.attention``) and is attached by the first run
-        after its approval arrives, while the watermark moves on.
+        after its approval arrives, while the watermark moves on. A page that
+        fails is attached file by file, as approval pages are imported row by
+        row, and a file that fails is set aside and tried again.
         """
         backend = stream.backend_id
         adapter = OdysseeAdapter(client, backend.page_size)
         counts = {"new": 0, "reread": 0}
-        with self.env.cr.savepoint():
-            counts["new"] += self._attach_waiting(stream, adapter)
+        counts["new"] += self._attach_set_aside(stream, adapter)
         self._commit_page(backend, call_log, auto_commit)
         # When the approvals pull stopped short of a backlog, a file newer than its
         # watermark most likely belongs to an approval it has still to read: the
@@ -147,14 +194,43 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         behind = self.env.context.get("odyssee_approvals_behind") and (
             backend._stream("approvals").watermark
         )
+        isolate_remote = stream.failed_runs + 1 >= backend.max_attempts
         for page in adapter.approval_file_pages(self._since(stream)):
-            with self.env.cr.savepoint():
-                page_counts = self._attach_pdf_page(stream, adapter, page, behind)
-                self._add(counts, page_counts)
+            page_counts = {}
+            try:
+                with self.env.cr.savepoint():
+                    page_counts = self._attach_pdf_page(stream, adapter, page, behind)
+            except odyssee_client.OdysseeError as exc:
+                if not (isolate_remote and record_error(exc)):
+                    raise
+                self._attach_one_by_one(stream, adapter, page, counts)
+            except Exception as exc:
+                _logger.warning("Odyssee PDF page failed, attaching file by file: %s", exc)
+                self._attach_one_by_one(stream, adapter, page, counts)
+            self._add(counts, page_counts)
             self._commit_page(backend, call_log, auto_commit)
             if page_counts.get("paused"):
                 break
         return counts, True
+
+    def _attach_one_by_one(self, stream, adapter, rows, counts):
+        """Attach each file of a failed page alone; set aside the ones that fail."""
+        for row in rows:
+            try:
+                with self.env.cr.savepoint():
+                    self._add(counts, self._attach_pdf_page(stream, adapter, [row]))
+            except Exception as exc:
+                if isinstance(exc, odyssee_client.OdysseeError) and not record_error(exc):
+                    raise
+                file = odyssee_mapper.approval_file(row)
+                error = f"{type(exc).__name__}: {exc}"
+                stream._set_aside(
+                    "failed", file["file_guid"], **self._file_values(file), error=error
+                )
+                stream.watermark = max(stream.watermark, file["modified_dateutc"])
+                counts["error"] = self.env._(
+                    "File %(name)s set aside: %(error)s", name=file["file_name"], error=error
+                )
 
     def _since(self, stream):
         moment = odata.parse_timestamp(stream.watermark)
@@ -169,6 +245,32 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             self.env.cr.commit()
             # Memory stays flat however long the backlog: nothing kept across pages.
             self.env.invalidate_all()
+
+    # -- one page of jobs ----------------------------------------------------------
+    def _import_job_page(self, backend, adapter, rows):
+        """Bind a page of jobs to requests and follow their statuses; returns counts.
+
+        New rows are jobs that became requests or whose status changed; the
+        others were re-read. A job born in Odyssee and already canceled there
+        stays out.
+        """
+        jobs = {normalize(row["id"]): row for row in rows}
+        bound = self.env["construction.external.id"]._to_internal(
+            backend.external_system_id, "maintenance.request", jobs
+        )
+        statuses = self._statuses(
+            backend, adapter, {odyssee_mapper.job(row)["status_guid"] for row in rows}
+        )
+        canceled = {guid for guid, status in statuses.items() if status.is_canceled}
+        jobs = {
+            guid: row
+            for guid, row in jobs.items()
+            if guid in bound or odyssee_mapper.job(row)["status_guid"] not in canceled
+        }
+        moved = set()
+        self._requests_for_jobs(backend, adapter, set(jobs), jobs, moved=moved)
+        new = len(set(jobs) - set(bound)) + len(moved & set(bound))
+        return {"new": new, "reread": len(rows) - new}
 
     # -- one page of approvals ----------------------------------------------------
     def _import_approval_page(self, backend, adapter, rows):
@@ -194,10 +296,13 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             approvals = [a for a in approvals if a["odyssee_guid"] not in unchanged]
         if not final:
             return {"reread": len(unchanged)}
-        work = adapter.work_of(final)
-        requests = self._requests_for_jobs(
-            backend, adapter, {a["job_guid"] for a in approvals}, work.jobs
+        job_guids = {a["job_guid"] for a in approvals}
+        # Jobs the jobs pull has bound already are not read again.
+        bound = self.env["construction.external.id"]._to_internal(
+            backend.external_system_id, "maintenance.request", job_guids
         )
+        work = adapter.work_of(final, known_jobs=bound)
+        requests = self._requests_for_jobs(backend, adapter, job_guids, work.jobs)
         approval_records = self._upsert_bound(
             backend,
             APPROVAL,
@@ -232,12 +337,13 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _own_values(values):
         return {key: value for key, value in values.items() if key != "odyssee_guid"}
 
-    def _requests_for_jobs(self, backend, adapter, job_guids, jobs):
+    def _requests_for_jobs(self, backend, adapter, job_guids, jobs, moved=None):
         """``{job guid: request}``; a job is linked by its GUID, then by our reference.
 
         A job born in Odyssee gets a new request, on the machine bound to its
-        installation. The job's status comes back on its request (see
-        ``_follow_statuses``).
+        installation. The status of each job in ``jobs`` (rows) comes back on
+        its request (see ``_follow_statuses``; the job guids of the requests
+        that changed are added to ``moved``).
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -286,7 +392,9 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 new_bindings.append((request, guid))
             requests[guid] = request
         Binder._bind(system, new_bindings)
-        self._follow_statuses(backend, adapter, jobs, requests)
+        changed = self._follow_statuses(backend, adapter, jobs, requests)
+        if moved is not None:
+            moved.update(changed)
         return requests
 
     def _follow_statuses(self, backend, adapter, jobs, requests):
@@ -296,16 +404,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         API, refreshed when a job carries an unknown status, at most every few
         minutes); a change is noted in the request's chatter.
         """
-        Binder = self.env["construction.external.id"]
-        Status = self.env["construction.odyssee.job.status"]
-        system = backend.external_system_id
-        guids = {job["status_guid"] for job in jobs.values()} - {""}
-        statuses = Binder._to_internal(system, Status._name, guids)
-        read_at = backend.job_statuses_read_at
-        stale = not read_at or read_at < fields.Datetime.now() - timedelta(minutes=5)
-        if guids - set(statuses) and stale:
-            Status._refresh(backend, adapter)
-            statuses = Binder._to_internal(system, Status._name, guids)
+        statuses = self._statuses(backend, adapter, {job["status_guid"] for job in jobs.values()})
         notes, moves = {}, defaultdict(lambda: self.env["maintenance.request"].sudo())
         for guid, job in jobs.items():
             request, status = requests[guid], statuses.get(job["status_guid"])
@@ -334,6 +433,25 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             )
         if notes:  # notes without notifications: cheap enough for a backlog of thousands
             self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
+        return {guid for guid in jobs if requests[guid].id in notes}
+
+    def _statuses(self, backend, adapter, guids):
+        """``{status guid: job status}``, the catalogue read again for an unknown one.
+
+        Read at most every few minutes: a status Odyssee sends that is not in
+        its catalogue must not cost a call per page.
+        """
+        Binder = self.env["construction.external.id"]
+        Status = self.env["construction.odyssee.job.status"]
+        system = backend.external_system_id
+        guids = set(guids) - {""}
+        statuses = Binder._to_internal(system, Status._name, guids)
+        read_at = backend.job_statuses_read_at
+        stale = not read_at or read_at < fields.Datetime.now() - timedelta(minutes=5)
+        if guids - set(statuses) and stale:
+            Status._refresh(backend, adapter)
+            statuses = Binder._to_internal(system, Status._name, guids)
+        return statuses
 
     def _import_lines(self, backend, lines, approvals, requests):
         """Parts and time lines, kept whatever Odoo does not know (with the issue written)."""
@@ -470,20 +588,20 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 stream._set_aside(
                     "waiting_pdf",
                     file["file_guid"],
-                    approval_guid=file["approval_guid"],
-                    file_name=file["file_name"],
-                    mimetype=file["mimetype"],
-                    modified_dateutc=file["modified_dateutc"],
+                    **self._file_values(file),
                     error=self.env._("Its approval is not imported yet."),
                 )
             stream.watermark = max(stream.watermark, file["modified_dateutc"])
         return counts
 
-    def _attach_waiting(self, stream, adapter):
-        """Attach the waiting PDFs whose approval has come in since; returns how many."""
-        waiting = stream.attention_ids.filtered(lambda item: item.kind == "waiting_pdf")
-        if not waiting:
-            return 0
+    def _attach_set_aside(self, stream, adapter):
+        """Attach the files set aside; returns how many were attached.
+
+        A waiting file is attached once its approval has come in; a file that
+        failed is tried again, ``max_attempts`` times in all.
+        """
+        waiting = stream._set_aside_items("waiting_pdf")
+        failed = stream._set_aside_items("failed") - stream._parked()
         approvals = self.env["construction.external.id"]._to_internal(
             stream.backend_id.external_system_id, APPROVAL, waiting.mapped("approval_guid")
         )
@@ -492,16 +610,48 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             approval = approvals.get(item.approval_guid)
             if not approval:
                 continue
-            if not approval.pdf_attachment_id:
-                file = {
-                    "file_guid": item.external_id,
-                    "file_name": item.file_name,
-                    "mimetype": item.mimetype or "application/pdf",
-                }
-                self._attach_file(stream, adapter, approval, file)
-                attached += 1
-            item.unlink()
+            with self.env.cr.savepoint():
+                if not approval.pdf_attachment_id:
+                    self._attach_file(stream, adapter, approval, self._item_file(item))
+                    attached += 1
+                item.unlink()
+        for item in failed:
+            file = self._item_file(item)
+            row = {
+                "id": file["file_guid"],
+                "id_in_table": item.approval_guid,
+                "file_name": file["file_name"],
+                "mime_type": file["mimetype"],
+                "modified_dateutc": item.modified_dateutc,
+            }
+            try:
+                with self.env.cr.savepoint():
+                    attached += self._attach_pdf_page(stream, adapter, [row])["new"]
+            except Exception as exc:
+                if isinstance(exc, odyssee_client.OdysseeError) and not record_error(exc):
+                    raise
+                stream._set_aside("failed", item.external_id, error=f"{type(exc).__name__}: {exc}")
+            else:
+                item.unlink()
         return attached
+
+    @staticmethod
+    def _item_file(item):
+        return {
+            "file_guid": item.external_id,
+            "file_name": item.file_name,
+            "mimetype": item.mimetype or "application/pdf",
+        }
+
+    @staticmethod
+    def _file_values(file):
+        """What an attention item keeps of a file, to attach it later without reading it again."""
+        return {
+            "approval_guid": file["approval_guid"],
+            "file_name": file["file_name"],
+            "mimetype": file["mimetype"],
+            "modified_dateutc": file["modified_dateutc"],
+        }
 
     def _attach_file(self, stream, adapter, approval, file):
         content = adapter.file_content(file["file_guid"])

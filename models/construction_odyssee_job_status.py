@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 
 COMPLETED = "Completed"
+CANCELED = {"CANCELED", "CANCELLED"}
 
 
 class ConstructionOdysseeJobStatus(models.Model):
@@ -28,6 +29,11 @@ class ConstructionOdysseeJobStatus(models.Model):
         help="A request whose job reaches this status in Odyssee moves to this stage.",
     )
     is_completed = fields.Boolean(compute="_compute_is_completed", store=True)
+    is_canceled = fields.Boolean(
+        compute="_compute_is_completed",
+        store=True,
+        help="A job born in Odyssee with this status does not become a request.",
+    )
 
     _sql_constraints = [
         ("backend_name_uniq", "unique(backend_id, name)", "One status of each name per backend.")
@@ -36,9 +42,9 @@ class ConstructionOdysseeJobStatus(models.Model):
     @api.depends("code", "name")
     def _compute_is_completed(self):
         for status in self:
-            status.is_completed = (status.code or "").upper() == "COMPLETED" or (
-                status.name or ""
-            ).strip().lower() == COMPLETED.lower()
+            code, name = (status.code or "").upper(), (status.name or "").strip().lower()
+            status.is_completed = code == "COMPLETED" or name == COMPLETED.lower()
+            status.is_canceled = code in CANCELED or name in {c.lower() for c in CANCELED}
 
     @api.model
     def _refresh(self, backend, adapter):

@@ -30,6 +30,20 @@ def error_kind(exc):
     return "internal"
 
 
+def record_error(exc):
+    """Whether Odyssee's answer may be about the records asked for rather than the service.
+
+    A 4xx on a query or a 500 on one record can come back every time for the
+    same rows; unreachable, throttled, unavailable or refused credentials never
+    say anything about a row.
+    """
+    return (
+        isinstance(exc, odyssee_client.OdysseeHTTPError)
+        and not isinstance(exc, odyssee_client.OdysseeAuthError)
+        and (exc.status or 0) not in (429, 502, 503, 504)
+    )
+
+
 def describe(exc):
     if isinstance(exc, odyssee_client.OdysseeError):
         return f"{exc} {exc.body or ''}".strip()
@@ -46,7 +60,12 @@ class ConstructionOdysseeStream(models.Model):
     backend_id = fields.Many2one("construction.odyssee.backend", required=True, ondelete="cascade")
     company_id = fields.Many2one(related="backend_id.company_id", store=True)
     kind = fields.Selection(
-        [("approvals", "Job approvals in"), ("pdfs", "Approval PDFs in"), ("push", "Work out")],
+        [
+            ("jobs", "Job statuses in"),
+            ("approvals", "Job approvals in"),
+            ("pdfs", "Approval PDFs in"),
+            ("push", "Work out"),
+        ],
         required=True,
     )
     # Odyssee stamps rows with milliseconds; an Odoo Datetime keeps seconds only.
@@ -60,6 +79,12 @@ class ConstructionOdysseeStream(models.Model):
         [("ok", "OK"), ("attention", "Needs attention"), ("error", "Error")],
         default="ok",
         readonly=True,
+    )
+    failed_runs = fields.Integer(
+        string="Failed runs in a row",
+        readonly=True,
+        help="After as many as the backend's attempts, an error Odyssee answers for a page "
+        "sets its rows aside one by one instead of stopping the stream.",
     )
     last_run_at = fields.Datetime()
     last_success_at = fields.Datetime()
@@ -94,6 +119,7 @@ class ConstructionOdysseeStream(models.Model):
     def _runner(self):
         """The method that moves this stream's data: ``(stream, client, call_log, …)``."""
         return {
+            "jobs": self.env["construction.odyssee.importer"]._pull_jobs,
             "approvals": self.env["construction.odyssee.importer"]._pull_approvals,
             "pdfs": self.env["construction.odyssee.importer"]._pull_pdfs,
             "push": self.env["construction.odyssee.exporter"]._push_pending,
@@ -159,14 +185,36 @@ class ConstructionOdysseeStream(models.Model):
                 "last_error": error,
                 "error_kind": error_kind,
             }
-            if state != "error":
+            if state == "error":
+                values["failed_runs"] = stream.failed_runs + 1
+            else:
                 values.update(
+                    failed_runs=0,
                     last_success_at=now,
                     last_count=count,
                     last_reread_count=reread,
                     total_count=stream.total_count + count,
                 )
             stream.write(values)
+
+    def _set_aside_items(self, kind, external_ids=None):
+        """This stream's set-aside items of ``kind`` (of ``external_ids`` only, if given)."""
+        self.ensure_one()
+        domain = [("stream_id", "=", self.id), ("kind", "=", kind)]
+        if external_ids is not None:
+            domain.append(("external_id", "in", list(external_ids)))
+        return self.env["construction.odyssee.attention"].sudo().search(domain)
+
+    def _parked(self):
+        """Items that failed ``max_attempts`` times: they wait for a person."""
+        return self._set_aside_items("failed").filtered(
+            lambda item: item.attempts >= self.backend_id.max_attempts
+        )
+
+    def _row_label(self):
+        return {"jobs": self.env._("Job"), "approvals": self.env._("Approval")}.get(
+            self.kind, self.env._("Row")
+        )
 
     def _set_aside(self, kind, external_id, **values):
         """Record (or count again) an item this stream set aside; returns it."""

@@ -11,6 +11,15 @@ from . import odata
 from .external_ids import normalize
 
 APPROVAL_KIND_FIELDS = ["id", "jobs_id", "is_daily_approval", "ready_for_multi_approval"]
+JOB_FIELDS = [
+    "id",
+    "project_id",
+    "job_status_id",
+    "reference_back_office",
+    "name",
+    "remark",
+    "modified_dateutc",
+]
 APPROVAL_FILE_FIELDS = ["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"]
 
 
@@ -29,7 +38,17 @@ class OdysseeAdapter:
         self.page_size = page_size
 
     def final_approval_pages(self, since, after_id=None):
-        """Pages of final (not daily) approvals changed since ``since``, oldest first.
+        """Pages of final (not daily) approvals changed since ``since``, oldest first."""
+        return self._changed_pages(
+            "JobApproval", since, after_id, odata.cond("is_daily_approval", "eq", False)
+        )
+
+    def job_pages(self, since, after_id=None):
+        """Pages of jobs changed since ``since`` (status, remark…), oldest first."""
+        return self._changed_pages("Jobs", since, after_id, select=JOB_FIELDS)
+
+    def _changed_pages(self, controller, since, after_id=None, condition=None, select=None):
+        """Pages of ``controller`` rows changed since ``since``, oldest first.
 
         Ordered by stamp, then id (a stable order under tied stamps). With
         ``after_id`` the pages resume right after that row of stamp ``since``
@@ -43,20 +62,32 @@ class OdysseeAdapter:
             )
             when = f"({odata.cond('modified_dateutc', 'gt', since)} or ({same_stamp}))"
         query = odata.Query(
-            filter=odata.all_of(when, odata.cond("is_daily_approval", "eq", False)),
+            filter=odata.all_of(when, condition) if condition else when,
             orderby=["modified_dateutc asc", "id asc"],
+            select=select,
             top=self.page_size,
         )
-        return self.client.iter_pages("JobApproval", query)
+        return self.client.iter_pages(controller, query)
 
-    def work_of(self, approvals):
-        """The jobs and lines of ``approvals``: three calls (or pages) for all of them."""
+    def work_of(self, approvals, known_jobs=()):
+        """The jobs and lines of ``approvals``: three calls (or pages) for all of them.
+
+        Jobs in ``known_jobs`` (normalised GUIDs) are not read.
+        """
         job_guids = sorted({normalize(a["jobs_id"]) for a in approvals})
         if not job_guids:
             return ApprovalWork()
         guids = [odata.Guid(g) for g in job_guids]
-        jobs = self.client.iter_all(
-            "Jobs", odata.Query(filter=odata.any_of("id", guids), top=self.page_size)
+        unknown = [odata.Guid(g) for g in job_guids if g not in known_jobs]
+        jobs = (
+            self.client.iter_all(
+                "Jobs",
+                odata.Query(
+                    filter=odata.any_of("id", unknown), select=JOB_FIELDS, top=self.page_size
+                ),
+            )
+            if unknown
+            else ()
         )
         by_job = odata.Query(
             filter=odata.any_of("jobs_id", guids), orderby="id", top=self.page_size
@@ -85,20 +116,21 @@ class OdysseeAdapter:
         """The base64 content of one file (one call: lists do not carry it)."""
         return self.client.get("DbFile", file_id)["file_content"]
 
-    def approvals_by_id(self, guids, full=False):
-        """``{normalised guid: approval row}`` of ``guids`` (one call per 20; unknown ones absent).
+    def approvals_by_id(self, guids):
+        """``{normalised guid: approval row}`` of ``guids``, with what says whether it is final."""
+        return self.rows_by_id("JobApproval", guids, select=APPROVAL_KIND_FIELDS)
 
-        Only the fields that say whether it is final, unless ``full``.
-        """
+    def rows_by_id(self, controller, guids, select=None):
+        """``{normalised guid: row}`` of ``guids`` (one call per 20; unknown ones absent)."""
         guids = sorted({normalize(g) for g in guids} - {""})
         if not guids:
             return {}
         query = odata.Query(
             filter=odata.any_of("id", [odata.Guid(g) for g in guids]),
-            select=None if full else APPROVAL_KIND_FIELDS,
+            select=select,
             top=self.page_size,
         )
-        return {normalize(row["id"]): row for row in self.client.iter_all("JobApproval", query)}
+        return {normalize(row["id"]): row for row in self.client.iter_all(controller, query)}
 
     def job_statuses(self):
         """Odyssee's job status catalogue: rows with ``id``, ``code`` and ``name``."""

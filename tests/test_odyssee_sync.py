@@ -75,6 +75,8 @@ class OdysseeCase(TransactionCase):
         return self.backend.stream_ids.filtered(lambda s: s.kind == kind)
 
     def pull(self):
+        """The pulls of a sync, in its order; returns how the approvals and PDF pulls ended."""
+        self.stream("jobs")._run()
         return self.stream("approvals")._run(), self.stream("pdfs")._run()
 
 
@@ -266,15 +268,14 @@ class TestOdysseePull(OdysseeCase):
 
     def test_late_pdfs_are_attached_when_they_appear(self):
         self.emulator.__post_init__()
-        self.emulator.set_faults(Faults(pdf_delay_seconds=0.5))
+        self.emulator.set_faults(Faults(pdf_delay_seconds=3600))
         populate(self.emulator, customers=1, approvals=3)
         self.pull()
         approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
         self.assertEqual(len(approvals), 3)
         self.assertFalse(approvals.mapped("pdf_attachment_id"))
-        import time
-
-        time.sleep(0.6)
+        # The hour passes: Odyssee has made the PDFs.
+        self.emulator.pending_files = [(0, values) for _at, values in self.emulator.pending_files]
         self.pull()
         self.assertEqual(len(approvals.mapped("pdf_attachment_id")), 3)
         attachment = approvals[0].pdf_attachment_id
@@ -480,6 +481,12 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertGreater(pdfs.watermark, "1980")
         self.assertEqual((pdfs.state, pdfs.waiting_count), ("ok", 0))
         self.assertEqual(pdfs.last_count, self.APPROVALS)
+        # Odyssee's order and purchase-order PDFs of the same jobs are not approvals.
+        pdf_files = self.env["ir.attachment"].search(
+            [("res_model", "=", "maintenance.request"), ("res_id", "in", approvals.request_id.ids)]
+        )
+        self.assertEqual(len(pdf_files), self.APPROVALS)
+        self.assertFalse(pdf_files.filtered(lambda a: "order" in a.name.lower()))
         self.pull()
         self.assertEqual(
             (self.stream("pdfs").last_count, self.stream("approvals").last_count), (0, 0)
@@ -657,6 +664,108 @@ class TestOdysseeRealTenant(OdysseeCase):
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )
 
+    def test_statuses_set_in_odyssee_without_an_approval_come_back(self):
+        on_the_way = self.env["maintenance.stage"].create({"name": "Technician on the way"})
+        request = self.env["maintenance.request"].create(
+            {"name": "Boom check", "equipment_id": self.machine.id}
+        )
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
+        self.backend.action_refresh_job_statuses()
+        dispatched = self.backend.job_status_ids.filtered(lambda s: s.code == "DISPATCHED")
+        dispatched.stage_id = on_the_way
+        installation = self.machine.odyssee_installation_guid
+        planned = self.emulator.add(
+            "Jobs",
+            name="Planned by the office",
+            project_id=installation,
+            job_status_id=self.emulator.status_id("PLANNED").upper(),
+        )
+        canceled = self.emulator.add(
+            "Jobs",
+            name="Canceled at once",
+            project_id=installation,
+            job_status_id=self.emulator.status_id("CANCELED"),
+        )
+        self.emulator.set_job_status(request.odyssee_job_guid, "DISPATCHED")
+        jobs = self.stream("jobs")
+        self.emulator.calls_by_controller.clear()
+        self.assertTrue(jobs._run())
+        self.assertNotIn("JobApproval", self.emulator.calls_by_controller)
+        self.assertEqual((request.odyssee_status, request.stage_id), ("Dispatched", on_the_way))
+        self.assertIn("Open → Dispatched", self.messages(request))
+        Binder, system = self.env["construction.external.id"], self.backend.external_system_id
+        born = Binder._to_internal(system, "maintenance.request", [planned["id"], canceled["id"]])
+        self.assertEqual(list(born), [planned["id"]], "a canceled job born in Odyssee stays out")
+        self.assertEqual(born[planned["id"]].equipment_id, self.machine)
+        self.assertEqual(born[planned["id"]].odyssee_status, "Planned")
+        jobs_in_tenant = len(self.emulator.tables["Jobs"])
+        self.assertEqual(jobs.last_count + jobs.last_reread_count, jobs_in_tenant)
+        jobs._run()
+        self.assertEqual(jobs.last_count, 0, "read again (overlap): nothing new")
+
+        # The technician completes the job: the approvals pull reads no job again.
+        self.emulator.complete_job(request.odyssee_job_guid, parts=1, timesheets=1)
+        jobs._run()
+        self.assertEqual(jobs.last_count, 1)
+        self.emulator.calls_by_controller.clear()
+        self.stream("approvals")._run()
+        self.assertNotIn("Jobs", self.emulator.calls_by_controller)
+        self.assertTrue(request.stage_id.done)
+        self.assertIn("Completed in Odyssee", self.messages(request))
+        self.assertEqual(len(request.odyssee_line_ids), 2)
+
+    def test_a_record_odyssee_cannot_serve_is_set_aside_after_n_failed_runs(self):
+        self.backend.max_attempts = 2
+        self.stream("jobs")._run()
+        finals = [
+            r for r in self.emulator.tables["JobApproval"].values() if not r["is_daily_approval"]
+        ]
+        poisoned = finals[3]
+        # Every query naming its job answers 500, while the rest of the tenant works.
+        self.emulator.set_faults(Faults(poisoned={poisoned["jobs_id"]: 500}))
+        approvals = self.stream("approvals")
+        self.assertFalse(approvals._run(), "a first failure may be a bad minute of Odyssee's")
+        self.assertEqual((approvals.state, approvals.failed_runs), ("error", 1))
+        self.assertFalse(self.Approval.search_count([("backend_id", "=", self.backend.id)]))
+        self.assertTrue(approvals._run(), "failed twice: the page is imported row by row")
+        self.assertEqual((approvals.state, approvals.failed_runs), ("attention", 0))
+        self.assertEqual(approvals.attention_ids.external_id, poisoned["id"])
+        self.assertIn(poisoned["id"], approvals.last_error)
+        mine = [("backend_id", "=", self.backend.id)]
+        self.assertEqual(self.Approval.search_count(mine), len(finals) - 1)
+        self.emulator.set_faults(Faults())  # Odyssee serves it again
+        approvals._run()
+        self.assertEqual((approvals.state, approvals.failed_count), ("ok", 0))
+        self.assertEqual(self.Approval.search_count(mine), len(finals))
+
+    def test_a_pdf_odyssee_cannot_serve_is_set_aside_and_the_others_attached(self):
+        self.backend.max_attempts = 2
+        self.stream("jobs")._run()
+        self.stream("approvals")._run()
+        imported = self.Approval.search([("backend_id", "=", self.backend.id)])
+        bad = next(
+            row
+            for row in self.emulator.tables["DbFile"].values()
+            if row["file_type_name"] == "JOB_APPROVAL"
+            and row["id_in_table"] == imported[0].odyssee_guid
+        )
+        self.emulator.set_faults(Faults(poisoned={f"DbFile({bad['id']})": 500}))
+        pdfs = self.stream("pdfs")
+        self.assertFalse(pdfs._run())
+        self.assertLess(len(imported.pdf_attachment_id), len(imported) - 1, "its page waits")
+        self.assertTrue(pdfs._run())
+        self.assertEqual((pdfs.state, pdfs.failed_count), ("attention", 1))
+        self.assertEqual(pdfs.attention_ids.external_id, bad["id"])
+        self.assertEqual(len(imported.pdf_attachment_id), len(imported) - 1)
+        self.assertGreaterEqual(
+            pdfs.watermark, odata.normalize_timestamp(bad["modified_dateutc"]), "moved past it"
+        )
+        self.emulator.set_faults(Faults())
+        pdfs._run()
+        self.assertEqual((pdfs.state, pdfs.failed_count), ("ok", 0))
+        self.assertEqual(len(imported.pdf_attachment_id), len(imported))
+
     def test_any_failure_is_recorded_on_its_stream_and_the_others_go_on(self):
         other_company = self.env["res.company"].create({"name": "Unreachable Ltd"})
         other = self.env["construction.odyssee.backend"].create(
@@ -741,7 +850,9 @@ class TestOdysseeBackendAccess(TransactionCase):
                 }
             )
         )
-        self.assertEqual(sorted(backend.stream_ids.mapped("kind")), ["approvals", "pdfs", "push"])
+        self.assertEqual(
+            sorted(backend.stream_ids.mapped("kind")), ["approvals", "jobs", "pdfs", "push"]
+        )
         self.assertEqual(backend.external_system_id.kind, "odyssee")
         self.assertEqual(backend.with_user(dispatcher).name, "Tenant")
         with self.assertRaises(AccessError):
