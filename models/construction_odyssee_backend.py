@@ -359,13 +359,16 @@ class ConstructionOdysseeBackend(models.Model):
         try:
             self._ensure_streams()  # a backend made before a stream kind existed gets it
             self._stream("push")._run(auto_commit=auto_commit)
-            jobs_done = self._stream("jobs")._run(auto_commit=auto_commit, deadline=deadline)
-            done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
+            done = self._stream("jobs")._run(auto_commit=auto_commit, deadline=deadline)
+            if done is not None:
+                # Approvals wait while the jobs pull works through a backlog: their
+                # jobs are then bound already and read once, by the jobs pull.
+                done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
             pdfs = self._stream("pdfs").with_context(odyssee_approvals_behind=done is None)
             pdfs._run(auto_commit=auto_commit)
         finally:
             self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
-        return None if jobs_done is None else done
+        return done
 
     @api.model
     def _cron_purge_logs(self):

@@ -472,6 +472,22 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(len(imported), self.APPROVALS)
         self.assertEqual(len(imported.pdf_attachment_id), self.APPROVALS)
 
+    def test_each_job_is_read_once_even_when_a_run_is_cut_short(self):
+        import math
+        import time
+
+        self.emulator.calls_by_controller.clear()
+        self.assertIsNone(self.backend._sync(deadline=time.monotonic() - 1), "one page, then stop")
+        self.assertTrue(self.stream("jobs").resume_after_id)
+        self.assertFalse(self.stream("approvals").last_run_at, "approvals wait for the jobs")
+        self.assertNotIn("JobApproval", self.emulator.calls_by_controller)
+        self.assertTrue(self.backend._sync())
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+        jobs = len(self.emulator.tables["Jobs"])
+        self.assertEqual(self.emulator.calls_by_controller["Jobs"], math.ceil(jobs / 20))
+
     def test_daily_approval_pdfs_never_stall_the_pdf_pull(self):
         self.assertEqual(self.pull(), (True, True))
         approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
