@@ -150,6 +150,9 @@ def main():
         "pdf_calls_per_approval": round(
             emulator.calls_by_controller.get("DbFile", 0) / max(imported, 1), 3
         ),
+        "connector_calls_by_controller": {
+            c: emulator.calls_by_controller.get(c, 0) for c in PULL_CONTROLLERS
+        },
         "guide_flow_calls_per_approval": round(guide_calls / max(guide_approvals, 1), 3),
         "fewer_calls_ratio": round(
             guide_calls / max(guide_approvals, 1) / max(pull_calls / max(imported, 1), 1e-9), 1

@@ -359,11 +359,15 @@ class ConstructionOdysseeBackend(models.Model):
         try:
             self._ensure_streams()  # a backend made before a stream kind existed gets it
             self._stream("push")._run(auto_commit=auto_commit)
-            done = self._stream("jobs")._run(auto_commit=auto_commit, deadline=deadline)
+            approvals, done = self._stream("approvals"), True
+            # Approvals wait while the jobs pull works through a backlog, so that
+            # their jobs are bound already and read once, by the jobs pull; while
+            # the approvals work through theirs, jobs are not polled (the few
+            # jobs not bound yet come with their approvals).
+            if not approvals.resume_after_id:
+                done = self._stream("jobs")._run(auto_commit=auto_commit, deadline=deadline)
             if done is not None:
-                # Approvals wait while the jobs pull works through a backlog: their
-                # jobs are then bound already and read once, by the jobs pull.
-                done = self._stream("approvals")._run(auto_commit=auto_commit, deadline=deadline)
+                done = approvals._run(auto_commit=auto_commit, deadline=deadline)
             pdfs = self._stream("pdfs").with_context(odyssee_approvals_behind=done is None)
             pdfs._run(auto_commit=auto_commit)
         finally:
