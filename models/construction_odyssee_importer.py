@@ -367,35 +367,39 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         machines = Binder._to_internal(
             system, MACHINE, [j["installation_guid"] for j in jobs.values()]
         )
-        now, new_bindings = fields.Datetime.now(), []
-        for guid, job in jobs.items():
-            values = {"odyssee_last_synced_at": now}
-            request = requests.get(guid) or by_reference.get(job["reference_back_office"])
-            if request:
-                request.write(values)
-            else:
-                machine = machines.get(job["installation_guid"])
-                request = Request.with_context(
-                    mail_create_nolog=True, tracking_disable=True
-                ).create(
-                    dict(
-                        values,
-                        name=job.get("name") or self.env._("Odyssee job %(guid)s", guid=guid[:8]),
-                        description=job.get("remark") or False,
-                        request_origin="odyssee",
-                        equipment_id=machine.id if machine else False,
-                        company_id=backend.company_id.id,
-                        maintenance_type="corrective",
-                    )
-                )
-            if guid not in requests:
-                new_bindings.append((request, guid))
-            requests[guid] = request
+        now = fields.Datetime.now()
+        found = {
+            guid: requests.get(guid) or by_reference.get(job["reference_back_office"])
+            for guid, job in jobs.items()
+        }
+        known = Request.browse([request.id for request in found.values() if request])
+        known.write({"odyssee_last_synced_at": now})
+        born = [guid for guid, request in found.items() if not request]
+        # One create for the page: a request per job is what made big imports slow.
+        created = Request.with_context(mail_create_nolog=True, tracking_disable=True).create(
+            [self._born_request_values(backend, guid, jobs[guid], machines, now) for guid in born]
+        )
+        found.update(zip(born, created, strict=True))
+        new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
+        requests.update(found)
         Binder._bind(system, new_bindings)
         changed = self._follow_statuses(backend, adapter, jobs, requests)
         if moved is not None:
             moved.update(changed)
         return requests
+
+    def _born_request_values(self, backend, guid, job, machines, now):
+        """A job born in Odyssee as a request, on the machine bound to its installation."""
+        machine = machines.get(job["installation_guid"])
+        return {
+            "odyssee_last_synced_at": now,
+            "name": job.get("name") or self.env._("Odyssee job %(guid)s", guid=guid[:8]),
+            "description": job.get("remark") or False,
+            "request_origin": "odyssee",
+            "equipment_id": machine.id if machine else False,
+            "company_id": backend.company_id.id,
+            "maintenance_type": "corrective",
+        }
 
     def _follow_statuses(self, backend, adapter, jobs, requests):
         """Each request takes its job's Odyssee status, and the stage mapped to it.
@@ -507,9 +511,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             values["issue"] = "; ".join(issues) or False
             values_list.append(values)
         records = self._upsert_bound(backend, "construction.odyssee.usage.line", values_list)
-        for line in records.values():
-            if line.kind == "time":
-                self._sync_timesheet(backend, line)
+        self._sync_timesheets(backend, [line for line in records.values() if line.kind == "time"])
         self._update_durations(requests.values())
 
     def _update_durations(self, requests):
@@ -531,26 +533,35 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             if request.duration != duration:
                 request.with_context(odyssee_no_push=True).duration = duration
 
-    def _sync_timesheet(self, backend, line):
-        """The timesheet of a time line, on the machine's job site (or the default project)."""
-        project = line.request_id.equipment_id.job_site_project_id or backend.default_project_id
-        if not line.employee_id or not project:
-            if not project and not line.issue:
-                line.issue = self.env._("No project for the timesheet")
-            return
-        values = {
-            "name": line.name,
-            "project_id": project.id,
-            "employee_id": line.employee_id.id,
-            "unit_amount": line.quantity,
-            "date": line.working_date or fields.Date.today(),
-            "odyssee_usage_line_id": line.id,
-            "company_id": backend.company_id.id,
-        }
-        if line.timesheet_id:
-            line.timesheet_id.sudo().write(values)
-        else:
-            line.timesheet_id = self.env["account.analytic.line"].sudo().create(values)
+    def _sync_timesheets(self, backend, lines):
+        """The timesheets of time lines, on the machine's job site (or the default project).
+
+        New timesheets are created in one call for the page.
+        """
+        new_lines, new_values = [], []
+        for line in lines:
+            project = line.request_id.equipment_id.job_site_project_id or backend.default_project_id
+            if not line.employee_id or not project:
+                if not project and not line.issue:
+                    line.issue = self.env._("No project for the timesheet")
+                continue
+            values = {
+                "name": line.name,
+                "project_id": project.id,
+                "employee_id": line.employee_id.id,
+                "unit_amount": line.quantity,
+                "date": line.working_date or fields.Date.today(),
+                "odyssee_usage_line_id": line.id,
+                "company_id": backend.company_id.id,
+            }
+            if line.timesheet_id:
+                line.timesheet_id.sudo().write(values)
+            else:
+                new_lines.append(line)
+                new_values.append(values)
+        sheets = self.env["account.analytic.line"].sudo().create(new_values)
+        for line, sheet in zip(new_lines, sheets, strict=True):
+            line.timesheet_id = sheet
 
     # -- one page of PDFs ---------------------------------------------------------
     def _attach_pdf_page(self, stream, adapter, rows, behind=False):
@@ -574,13 +585,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         unknown = {f["approval_guid"] for f in files} - set(approvals)
         remote = adapter.approvals_by_id(unknown) if unknown else {}
         counts = {"new": 0, "reread": 0, "skipped": 0, "paused": int(paused)}
+        to_attach = []
         for file in files:
             approval = approvals.get(file["approval_guid"])
             row = remote.get(file["approval_guid"])
             if approval and approval.pdf_attachment_id:
                 counts["reread"] += 1
             elif approval:
-                self._attach_file(stream, adapter, approval, file)
+                to_attach.append((approval, file))
                 counts["new"] += 1
             elif row and not odyssee_mapper.is_final_approval(row):
                 counts["skipped"] += 1  # a daily approval: its work comes with the final one
@@ -592,6 +604,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                     error=self.env._("Its approval is not imported yet."),
                 )
             stream.watermark = max(stream.watermark, file["modified_dateutc"])
+        self._attach_files(stream, adapter, to_attach)
         return counts
 
     def _attach_set_aside(self, stream, adapter):
@@ -612,7 +625,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 continue
             with self.env.cr.savepoint():
                 if not approval.pdf_attachment_id:
-                    self._attach_file(stream, adapter, approval, self._item_file(item))
+                    self._attach_files(stream, adapter, [(approval, self._item_file(item))])
                     attached += 1
                 item.unlink()
         for item in failed:
@@ -653,29 +666,33 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             "modified_dateutc": file["modified_dateutc"],
         }
 
-    def _attach_file(self, stream, adapter, approval, file):
-        content = adapter.file_content(file["file_guid"])
-        approval.pdf_attachment_id = self._attach_pdf(stream.backend_id, approval, file, content)
-        if approval.request_id:
-            approval.request_id.sudo()._message_log(
-                body=self.env._(
-                    "Signed approval PDF %(name)s attached from Odyssee.", name=file["file_name"]
-                )
-            )
-
-    def _attach_pdf(self, backend, approval, file, content):
-        request = approval.request_id
-        return (
-            self.env["ir.attachment"]
-            .sudo()
-            .create(
+    def _attach_files(self, stream, adapter, pairs):
+        """Attach each ``(approval, file)``: one call per file's content, one create in all."""
+        if not pairs:
+            return
+        backend = stream.backend_id
+        values_list = []
+        for approval, file in pairs:
+            request = approval.request_id
+            values_list.append(
                 {
                     "name": file["file_name"],
-                    "datas": content,
+                    "datas": adapter.file_content(file["file_guid"]),
                     "mimetype": file["mimetype"],
                     "res_model": request._name if request else approval._name,
                     "res_id": request.id or approval.id,
                     "company_id": backend.company_id.id,
                 }
             )
-        )
+        attachments = self.env["ir.attachment"].sudo().create(values_list)
+        notes = {}
+        for (approval, file), attachment in zip(pairs, attachments, strict=True):
+            approval.pdf_attachment_id = attachment
+            if approval.request_id:
+                note = self.env._(
+                    "Signed approval PDF %(name)s attached from Odyssee.", name=file["file_name"]
+                )
+                key = approval.request_id.id
+                notes[key] = f"{notes[key]} {note}" if key in notes else note
+        if notes:
+            self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
