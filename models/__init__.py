@@ -6,6 +6,9 @@ from . import construction_telematics_event
 from . import construction_telematics_reading
 from . import construction_telematics_idempotency
 from . import construction_telematics_processor
+from . import construction_maintenance_plan
+from . import construction_maintenance_plan_item
+from . import construction_maintenance_schedule
 from . import maintenance_equipment
 from . import maintenance_request
 from . import res_config_settings

@@ -152,6 +152,10 @@ class MachineState:
     def changed(self):
         return self.values != self.original
 
+    @property
+    def counters_moved(self):
+        return any(self.values[counter] != self.original[counter] for counter in COUNTERS)
+
 
 class ConstructionTelematicsProcessor(models.AbstractModel):
     _name = "construction.telematics.processor"
@@ -226,6 +230,10 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         if alerts_by_key:
             self._apply_requests(alerts_by_key, outcomes)
         self._write_machines(machines)
+        # Preventive plans follow the counters: one set-wise evaluation per batch.
+        self.env["construction.maintenance.schedule"]._evaluate(
+            [eid for eid, machine in machines.items() if machine.counters_moved]
+        )
         self._write_outcomes(items, equipment_of, outcomes)
         events.invalidate_recordset()
 

@@ -149,9 +149,12 @@ def forecast_meter(value, read_on, due_value, per_day, today):
 def is_covered(due, parent_due):
     """Whether a larger package due at the same point replaces this item's service."""
     for meter in METERS:
-        if meter in due and meter in parent_due:
-            if abs(due[meter] - parent_due[meter]) <= METER_TOLERANCE[meter]:
-                return True
+        if (
+            meter in due
+            and meter in parent_due
+            and abs(due[meter] - parent_due[meter]) <= METER_TOLERANCE[meter]
+        ):
+            return True
     if "days" in due and "days" in parent_due:
         return due["days"] == parent_due["days"]
     return False
