@@ -2,8 +2,9 @@
 
 Three machines report every hour: engine and idle hours that rise on working
 days (the excavator crosses its 4,250 h service), a fuel level that falls and
-is refilled, a position jittering on its job site. One hour meter jumps 500 h in an hour (stored, flagged suspect); a fourth
-device is not mapped to any machine (it waits as *unmapped*).
+is refilled, a position jittering on its job site. One hour meter jumps 500 h
+in an hour (stored, flagged suspect); a fourth device is not mapped to any
+machine (it waits as *unmapped*).
 """
 
 import random
