@@ -364,7 +364,11 @@ class ConstructionMaintenanceSchedule(models.Model):
         """A larger package of the same machine due at the same point replaces this item."""
         for package in item._ancestors():
             other = results.get((equipment_id, package.id))
-            if other and other[2]["status"] != "ok" and forecast.is_covered(due, other[1]):
+            if (
+                other
+                and other[2]["status"] != "ok"
+                and forecast.is_covered(due, other[1], item._forecast_item()["soon"])
+            ):
                 return True
         return False
 

@@ -146,17 +146,21 @@ def forecast_meter(value, read_on, due_value, per_day, today):
     return today + timedelta(days=math.ceil(days))
 
 
-def is_covered(due, parent_due):
-    """Whether a larger package due at the same point replaces this item's service."""
+def is_covered(due, package_due, soon=None):
+    """Whether a larger package falling due at the same point replaces this item.
+
+    "The same point" is within this item's due-soon threshold of each trigger the
+    two share (at least the meter tolerance), so that an item done a little late or
+    early still lines up with the package that includes it.
+    """
+    soon = soon or {}
     for meter in METERS:
-        if (
-            meter in due
-            and meter in parent_due
-            and abs(due[meter] - parent_due[meter]) <= METER_TOLERANCE[meter]
-        ):
-            return True
-    if "days" in due and "days" in parent_due:
-        return due["days"] == parent_due["days"]
+        if meter in due and meter in package_due:
+            margin = max(soon.get(meter) or 0, METER_TOLERANCE[meter])
+            if abs(due[meter] - package_due[meter]) <= margin:
+                return True
+    if "days" in due and "days" in package_due:
+        return abs((due["days"] - package_due["days"]).days) <= (soon.get("days") or 0)
     return False
 
 

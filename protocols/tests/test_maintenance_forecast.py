@@ -110,6 +110,10 @@ class TestPackages(unittest.TestCase):
         self.assertFalse(mf.is_covered({"hours": 250.0}, {"hours": 500.0}))
         self.assertTrue(mf.is_covered({"days": TODAY}, {"days": TODAY}))
 
+    def test_a_package_within_the_due_soon_threshold_covers(self):
+        self.assertTrue(mf.is_covered({"hours": 490.0}, {"hours": 500.0}, {"hours": 25}))
+        self.assertFalse(mf.is_covered({"hours": 470.0}, {"hours": 500.0}, {"hours": 25}))
+
     def test_description(self):
         due = {"hours": 4250.0, "days": date(2027, 2, 1)}
         self.assertEqual(mf.due_description(due, "or"), "4,250 h or 2027-02-01")
