@@ -1,6 +1,7 @@
 """Preventive maintenance plans, fed by real readings through the telematics pipeline."""
 
 import threading
+import time
 from datetime import datetime, timedelta
 
 from freezegun import freeze_time
@@ -292,7 +293,7 @@ class TestPlanConcurrency(TransactionCase):
             env["maintenance.request"].search(
                 [("equipment_id", "=", self.ids["equipment"])]
             ).unlink()
-        first_inserted, errors, opened = threading.Event(), [], []
+        first_inserted, errors, opened, waited = threading.Event(), [], [], []
 
         def first():
             try:
@@ -314,6 +315,7 @@ class TestPlanConcurrency(TransactionCase):
         def second():
             try:
                 first_inserted.wait(30)
+                started = time.monotonic()
                 with committed_env(self.registry) as env:
                     opened.append(
                         len(
@@ -322,6 +324,7 @@ class TestPlanConcurrency(TransactionCase):
                             )
                         )
                     )
+                    waited.append(time.monotonic() - started)
             except Exception as exc:
                 errors.append(exc)
 
@@ -332,6 +335,9 @@ class TestPlanConcurrency(TransactionCase):
             for thread in threads:
                 thread.join(60)
         self.assertEqual(errors, [])
+        # The second insert waited on the partial unique index until the first
+        # committed, then gave way.
+        self.assertGreater(waited[0], 1.0)
         self.assertEqual(sorted(opened), [0, 1])
         self.assertEqual(self._requests(), 1)
 
