@@ -4,7 +4,7 @@ Evaluated set-wise: for every machine whose counters a telematics batch moved
 (``construction.telematics.processor``), and for every machine with a plan once
 a day (the days triggers). One evaluation reads the machines, their schedules,
 their use per day and their open plan requests in a handful of queries, writes
-only the rows whose status, progress or forecast changed, and opens the requests
+only the rows whose status or forecast changed, and opens the requests
 that fell due.
 """
 
@@ -51,14 +51,10 @@ WINDOW_START_SQL = """
           AND r.odometer_km IS NOT NULL AND r.suspect IS NOT TRUE
         ORDER BY r.at LIMIT 1) k ON TRUE
 """
-EVALUATED = (
-    "due_status",
-    "progress",
-    "forecast_date",
-    "hours_per_day",
-    "km_per_day",
-    "usage_source",
-)
+# What an evaluation stores. Progress is computed when shown, from the machine's
+# meters, so that a batch moving the meters rewrites only the rows whose status,
+# forecast date or rounded use per day changed.
+EVALUATED = ("due_status", "forecast_date", "hours_per_day", "km_per_day", "usage_source")
 
 
 def _plain(row):
@@ -102,8 +98,8 @@ class ConstructionMaintenanceSchedule(models.Model):
     due_hours = fields.Float(string="Due at (h)", digits=(16, 2), readonly=True)
     due_km = fields.Float(string="Due at (km)", digits=(16, 1), readonly=True)
     due_date = fields.Date(string="Due on", readonly=True)
-    hours_per_day = fields.Float(string="Engine hours per day", digits=(16, 2), readonly=True)
-    km_per_day = fields.Float(string="Km per day", digits=(16, 1), readonly=True)
+    hours_per_day = fields.Float(string="Engine hours per day", digits=(16, 1), readonly=True)
+    km_per_day = fields.Float(string="Km per day", digits=(16, 0), readonly=True)
     usage_source = fields.Selection(
         [("readings", "Readings history"), ("estimate", "Estimate"), ("none", "Unknown")],
         string="Use per day from",
@@ -111,7 +107,7 @@ class ConstructionMaintenanceSchedule(models.Model):
         default="none",
     )
     forecast_date = fields.Date(string="Forecast due date", readonly=True, index=True)
-    progress = fields.Float(string="Progress to due (%)", readonly=True, aggregator="max")
+    progress = fields.Float(string="Progress to due (%)", compute="_compute_progress")
     due_status = fields.Selection(DUE_STATUSES, default="ok", readonly=True, index=True)
     open_request_id = fields.Many2one(
         "maintenance.request", string="Open request", compute="_compute_open_request_id"
@@ -124,6 +120,26 @@ class ConstructionMaintenanceSchedule(models.Model):
             "A machine follows each plan item once.",
         ),
     ]
+
+    @api.depends(
+        "equipment_id.engine_hours", "equipment_id.odometer_km", "baseline_hours", "due_hours"
+    )
+    def _compute_progress(self):
+        today = fields.Date.context_today(self)
+        for schedule in self:
+            shape = schedule.item_id._forecast_item()
+            row = (None,) * 6 + (schedule.due_hours, schedule.due_km, schedule.due_date)
+            baseline = {
+                "hours": schedule.baseline_hours,
+                "km": schedule.baseline_km,
+                "days": schedule.baseline_date or today,
+            }
+            machine = {
+                "hours": schedule.equipment_id.engine_hours,
+                "km": schedule.equipment_id.odometer_km,
+            }
+            result = forecast.evaluate(shape, baseline, self._due_of(row, shape), machine, today)
+            schedule.progress = round(min(result["progress"], 9.99) * 100, 1)
 
     def _compute_open_request_id(self):
         requests = self.env["maintenance.request"].search(
@@ -205,10 +221,9 @@ class ConstructionMaintenanceSchedule(models.Model):
             results[pair] = (row, due, result)
             values = (
                 result["status"],
-                round(min(result["progress"], 9.99) * 100, 1),
                 result["forecast"],
-                round(machine["hours_per_day"] or 0.0, 2),
-                round(machine["km_per_day"] or 0.0, 1),
+                round(machine["hours_per_day"] or 0.0, 1),
+                round(machine["km_per_day"] or 0.0),
                 machine["usage_source"],
             )
             if values != tuple(row[9:]):
@@ -217,16 +232,14 @@ class ConstructionMaintenanceSchedule(models.Model):
             execute_values(
                 cr._obj,
                 """UPDATE construction_maintenance_schedule s
-                   SET due_status = v.due_status, progress = v.progress,
-                       forecast_date = v.forecast_date, hours_per_day = v.hours_per_day,
-                       km_per_day = v.km_per_day, usage_source = v.usage_source,
-                       write_date = now() at time zone 'UTC'
-                   FROM (VALUES %s) AS v(id, due_status, progress, forecast_date,
+                   SET due_status = v.due_status, forecast_date = v.forecast_date,
+                       hours_per_day = v.hours_per_day, km_per_day = v.km_per_day,
+                       usage_source = v.usage_source, write_date = now() at time zone 'UTC'
+                   FROM (VALUES %s) AS v(id, due_status, forecast_date,
                                          hours_per_day, km_per_day, usage_source)
                    WHERE s.id = v.id""",
                 updates,
-                template="(%s, %s::varchar, %s::float8, %s::date, %s::float8, %s::float8,"
-                " %s::varchar)",
+                template="(%s, %s::varchar, %s::date, %s::float8, %s::float8, %s::varchar)",
             )
             self.invalidate_model(list(EVALUATED))
         return self._open_requests(results, items, machines)
