@@ -115,7 +115,8 @@ def bench(env):
     readings = MACHINES * READINGS_PER_MACHINE
     without, with_ = statistics.median(timings["without"]), statistics.median(timings["with"])
     print(
-        f"machines {MACHINES}, plan items 3, schedules {schedules}, requests opened by the rounds {opened}"
+        f"machines {MACHINES}, plan items 3, schedules {schedules}, "
+        f"requests opened by the rounds {opened}"
     )
     print(f"readings per round {readings}, rounds {ROUNDS} each, alternating")
     print("without plans, s per round: " + " / ".join(f"{t:.2f}" for t in timings["without"]))
