@@ -23,6 +23,8 @@
         "views/construction_odyssee_approval_views.xml",
         "views/construction_odyssee_invoice_wizard_views.xml",
         "views/construction_external_id_views.xml",
+        "views/construction_telematics_sensor_views.xml",
+        "views/construction_sensor_rule_views.xml",
         "views/construction_maintenance_plan_views.xml",
         "views/construction_maintenance_plan_item_views.xml",
         "views/construction_maintenance_schedule_views.xml",
