@@ -25,6 +25,7 @@
         "views/construction_external_id_views.xml",
         "views/construction_telematics_sensor_views.xml",
         "views/construction_sensor_rule_views.xml",
+        "views/construction_meter_event_views.xml",
         "views/construction_maintenance_plan_views.xml",
         "views/construction_maintenance_plan_item_views.xml",
         "views/construction_maintenance_schedule_views.xml",

@@ -8,6 +8,7 @@ from . import construction_telematics_idempotency
 from . import construction_telematics_sensor
 from . import construction_sensor_rule
 from . import construction_sensor_rule_state
+from . import construction_meter_event
 from . import construction_telematics_processor
 from . import construction_maintenance_plan
 from . import construction_maintenance_plan_item

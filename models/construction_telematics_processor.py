@@ -113,6 +113,23 @@ def check_counters(values, at, last, limits):
     return None
 
 
+def life_to_date(raw, at, offsets):
+    """``raw`` with its meters as life-to-date values, given ``{meter: [(since, offset)]}``."""
+    adjusted = None
+    for meter, steps in offsets.items():
+        if raw.get(meter) is None:
+            continue
+        offset = 0.0
+        for since, step_offset in steps:
+            if since > at:
+                break
+            offset = step_offset
+        if offset:
+            adjusted = adjusted or dict(raw)
+            adjusted[meter] = raw[meter] + offset
+    return adjusted or raw
+
+
 LedgerItem = namedtuple("LedgerItem", "id kind payload company_id source_id device_id attempts")
 
 
@@ -256,6 +273,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             machines = {row[0]: MachineState(row[1:]) for row in cr.fetchall()}
         limits = self._limits()
         sensors = SensorCheck(self.env, machine_ids) if machine_ids else None
+        # Replaced or rolled-over meters: what the sender reports plus the offset then.
+        offsets = self.env["construction.meter.event"]._offsets(machine_ids) if machine_ids else {}
         reading_rows = []
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -265,7 +284,13 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             machine = machines[equipment_id]
             if event.kind == "readings":
                 outcomes[event.id] = self._apply_readings(
-                    event, equipment_id, machine, limits, reading_rows, sensors
+                    event,
+                    equipment_id,
+                    machine,
+                    limits,
+                    reading_rows,
+                    sensors,
+                    offsets.get(equipment_id),
                 )
             else:
                 outcome, alert = self._apply_alert(event, machine, limits)
@@ -288,12 +313,16 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         events.invalidate_recordset()
 
     # -- readings ------------------------------------------------------------
-    def _apply_readings(self, event, equipment_id, machine, limits, rows, sensors=None):
+    def _apply_readings(
+        self, event, equipment_id, machine, limits, rows, sensors=None, offsets=None
+    ):
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
         suspects = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
+            if offsets:
+                raw = life_to_date(raw, at, offsets)
             reason = machine.accept(raw, at, limits)
             if raw.get("sensors") and sensors is not None:
                 sensor_reason = sensors.check(event, equipment_id, raw["sensors"])

@@ -123,6 +123,15 @@ class MaintenanceEquipment(models.Model):
         for equipment in self:
             equipment.telematics_reading_count = counts.get(equipment, 0)
 
+    def action_open_meter_events(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "construction_asset_sync.construction_meter_event_action"
+        )
+        action["domain"] = [("equipment_id", "=", self.id)]
+        action["context"] = {"default_equipment_id": self.id}
+        return action
+
     def action_open_telematics_readings(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id(
