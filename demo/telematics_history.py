@@ -1,9 +1,10 @@
 """A week of telematics for the demo fleet, as a sender would post it (no ``odoo`` import).
 
 Three machines report every hour: engine and idle hours that rise on working
-days, a fuel level that falls and is refilled, a position jittering on its job
-site. One hour meter jumps 500 h in an hour (stored, flagged suspect); a fourth
-device is not mapped to any machine (it waits as *unmapped*).
+days (the excavator crosses its 4,250 h service), a fuel level that falls and
+is refilled, a position jittering on its job site. One hour meter jumps 500 h
+in an hour (stored, flagged suspect); a fourth device is not mapped to any
+machine (it waits as *unmapped*).
 """
 
 import random
@@ -11,7 +12,7 @@ from datetime import timedelta
 
 FLEET = {
     # device: (engine hours a week ago, latitude, longitude, engine hours per working hour)
-    "CAT-320-0001": (4180.0, 48.871453, 2.350892, 0.9),
+    "CAT-320-0001": (4215.0, 48.871453, 2.350892, 0.9),
     "VOL-L90H-0002": (1700.0, 43.295100, 5.362200, 0.8),
     "BELL-B30E-0003": (8080.0, 48.869000, 2.354100, 0.85),
 }

@@ -5,7 +5,14 @@ from . import construction_telematics_source
 from . import construction_telematics_event
 from . import construction_telematics_reading
 from . import construction_telematics_idempotency
+from . import construction_telematics_sensor
+from . import construction_sensor_rule
+from . import construction_sensor_rule_state
+from . import construction_meter_event
 from . import construction_telematics_processor
+from . import construction_maintenance_plan
+from . import construction_maintenance_plan_item
+from . import construction_maintenance_schedule
 from . import maintenance_equipment
 from . import maintenance_request
 from . import res_config_settings

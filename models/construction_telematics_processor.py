@@ -6,6 +6,7 @@ insert of all readings, one update of the machines and one of the events.
 """
 
 import io
+import json
 from collections import defaultdict, namedtuple
 from datetime import datetime
 
@@ -44,6 +45,7 @@ HISTORY_COLUMNS = (
     "lat",
     "lon",
     "speed_kmh",
+    "sensors",
 )
 READING_COLUMNS = (
     "equipment_id",
@@ -76,6 +78,8 @@ def copy_text(value):
         return "f"
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES)
+    if isinstance(value, dict):
+        return json.dumps(value).translate(_COPY_ESCAPES)
     return str(value)
 
 
@@ -107,6 +111,23 @@ def check_counters(values, at, last, limits):
                 f"(more than {limits[counter]:g} per day)"
             )
     return None
+
+
+def life_to_date(raw, at, offsets):
+    """``raw`` with its meters as life-to-date values, given ``{meter: [(since, offset)]}``."""
+    adjusted = None
+    for meter, steps in offsets.items():
+        if raw.get(meter) is None:
+            continue
+        offset = 0.0
+        for since, step_offset in steps:
+            if since > at:
+                break
+            offset = step_offset
+        if offset:
+            adjusted = adjusted or dict(raw)
+            adjusted[meter] = raw[meter] + offset
+    return adjusted or raw
 
 
 LedgerItem = namedtuple("LedgerItem", "id kind payload company_id source_id device_id attempts")
@@ -151,6 +172,53 @@ class MachineState:
     @property
     def changed(self):
         return self.values != self.original
+
+    @property
+    def counters_moved(self):
+        return any(self.values[counter] != self.original[counter] for counter in COUNTERS)
+
+
+class SensorCheck:
+    """Named sensor values of a batch against their declarations (loaded once, lazily)."""
+
+    def __init__(self, env, machine_ids):
+        self.env = env
+        self.machine_ids = machine_ids
+        self.samples = []  # (equipment_id, event, at, sensors) of plausible readings
+        self._declared = None
+        self._category_of = None
+
+    def _load(self):
+        cr = self.env.cr
+        cr.execute(
+            "SELECT id, category_id, company_id FROM maintenance_equipment WHERE id IN %s",
+            [tuple(self.machine_ids)],
+        )
+        rows = cr.fetchall()
+        self._category_of = {row[0]: row[1] for row in rows}
+        companies = {row[2] for row in rows}
+        self._declared = self.env["construction.telematics.sensor"]._declarations(companies)
+
+    def check(self, event, equipment_id, values):
+        """Why these sensor values are implausible, or None."""
+        if self._declared is None:
+            self._load()
+        scopes = (
+            ("source", event.source_id),
+            ("category", self._category_of.get(equipment_id)),
+            ("company", None),
+        )
+        for code, value in values.items():
+            for scope in scopes:
+                declared = self._declared.get((event.company_id, scope, code))
+                if declared:
+                    break
+            else:
+                return f"sensors.{code} is not a declared sensor"
+            low, high, unit = declared
+            if not low <= value <= high:
+                return f"sensors.{code} {value:g} is outside {low:g} to {high:g} {unit}".rstrip()
+        return None
 
 
 class ConstructionTelematicsProcessor(models.AbstractModel):
@@ -204,6 +272,9 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             )
             machines = {row[0]: MachineState(row[1:]) for row in cr.fetchall()}
         limits = self._limits()
+        sensors = SensorCheck(self.env, machine_ids) if machine_ids else None
+        # Replaced or rolled-over meters: what the sender reports plus the offset then.
+        offsets = self.env["construction.meter.event"]._offsets(machine_ids) if machine_ids else {}
         reading_rows = []
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -213,7 +284,13 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             machine = machines[equipment_id]
             if event.kind == "readings":
                 outcomes[event.id] = self._apply_readings(
-                    event, equipment_id, machine, limits, reading_rows
+                    event,
+                    equipment_id,
+                    machine,
+                    limits,
+                    reading_rows,
+                    sensors,
+                    offsets.get(equipment_id),
                 )
             else:
                 outcome, alert = self._apply_alert(event, machine, limits)
@@ -223,20 +300,35 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         stored = self._insert_readings(reading_rows)
         for event_id, count in stored.items():
             outcomes[event_id]["stored"] = count
+        if sensors and sensors.samples:
+            self._apply_sensor_rules(sensors.samples, alerts_by_key)
         if alerts_by_key:
             self._apply_requests(alerts_by_key, outcomes)
         self._write_machines(machines)
+        # Preventive plans follow the counters: one set-wise evaluation per batch.
+        self.env["construction.maintenance.schedule"]._evaluate(
+            [eid for eid, machine in machines.items() if machine.counters_moved]
+        )
         self._write_outcomes(items, equipment_of, outcomes)
         events.invalidate_recordset()
 
     # -- readings ------------------------------------------------------------
-    def _apply_readings(self, event, equipment_id, machine, limits, rows):
+    def _apply_readings(
+        self, event, equipment_id, machine, limits, rows, sensors=None, offsets=None
+    ):
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
         suspects = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
+            if offsets:
+                raw = life_to_date(raw, at, offsets)
             reason = machine.accept(raw, at, limits)
+            if raw.get("sensors") and sensors is not None:
+                sensor_reason = sensors.check(event, equipment_id, raw["sensors"])
+                if not reason and not sensor_reason:
+                    sensors.samples.append((equipment_id, event, at, raw["sensors"]))
+                reason = reason or sensor_reason
             suspects += bool(reason)
             rows.append(
                 (*ids, at, *(raw.get(column) for column in HISTORY_COLUMNS), bool(reason), reason)
@@ -379,6 +471,101 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 request.write(values)
             if notes[key]:
                 self._post_note(request, key[1], notes[key])
+
+    # -- sensor rules ----------------------------------------------------------
+    def _apply_sensor_rules(self, samples, alerts_by_key):
+        """Breaches that lasted long enough become alerts of the batch, returns become clears.
+
+        The rules' alerts then go through ``_apply_requests`` like the senders'
+        alerts: one open request per machine and rule, notes, cleared notes.
+        """
+        cr = self.env.cr
+        equipment_ids = sorted({sample[0] for sample in samples})
+        cr.execute(
+            """SELECT e.id, r.id FROM maintenance_equipment e
+               JOIN construction_sensor_rule r ON r.active AND r.company_id = e.company_id
+               WHERE e.id = ANY(%s)
+                 AND (EXISTS (SELECT 1 FROM construction_sensor_rule_category_rel c
+                              WHERE c.rule_id = r.id AND c.category_id = e.category_id)
+                      OR EXISTS (SELECT 1 FROM construction_sensor_rule_equipment_rel m
+                                 WHERE m.rule_id = r.id AND m.equipment_id = e.id))""",
+            [equipment_ids],
+        )
+        pairs = cr.fetchall()
+        if not pairs:
+            return
+        rules = self.env["construction.sensor.rule"].browse({rule_id for _e, rule_id in pairs})
+        rules_of = defaultdict(list)
+        for equipment_id, rule_id in pairs:
+            rules_of[equipment_id].append(rules.browse(rule_id))
+        State = self.env["construction.sensor.rule.state"].sudo()
+        states = {
+            (state.equipment_id.id, state.rule_id.id): state
+            for state in State.search(
+                [("equipment_id", "in", equipment_ids), ("rule_id", "in", rules.ids)]
+            )
+        }
+        by_machine = defaultdict(list)
+        for equipment_id, event, at, values in samples:
+            by_machine[equipment_id].append((at, event, values))
+        to_create = []
+        for equipment_id, machine_samples in by_machine.items():
+            machine_samples.sort(key=lambda sample: sample[0])
+            for rule in rules_of.get(equipment_id, ()):
+                state = states.get((equipment_id, rule.id))
+                track = {
+                    "breach_since": state.breach_since if state else None,
+                    "alerted": state.alerted if state else False,
+                    "last_at": state.last_at if state else None,
+                    "last_value": state.last_value if state else 0.0,
+                }
+                seen = False
+                for at, event, values in machine_samples:
+                    value = values.get(rule.sensor_code)
+                    if value is None or (track["last_at"] and at <= track["last_at"]):
+                        continue  # another sensor, or older than what the rule has seen
+                    seen = True
+                    track.update(last_at=at, last_value=value)
+                    alert = self._rule_alert(rule, event, at, value)
+                    if rule._breached(value):
+                        track["breach_since"] = track["breach_since"] or at
+                        lasted = (at - track["breach_since"]).total_seconds() / 60
+                        if not track["alerted"] and lasted >= rule.duration_minutes:
+                            track["alerted"] = True
+                            alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
+                        continue
+                    if track["alerted"]:
+                        alert["state"] = "cleared"
+                        alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
+                    track.update(breach_since=None, alerted=False)
+                if not seen:
+                    continue
+                if state:
+                    state.write(track)
+                else:
+                    to_create.append(dict(track, equipment_id=equipment_id, rule_id=rule.id))
+        if to_create:
+            State.create(to_create)
+
+    def _rule_alert(self, rule, event, at, value):
+        """A rule's breach as an alert of the batch (the shape ``parse_alert`` returns)."""
+        return {
+            "code": rule._alert_code(),
+            "message": self.env._(
+                "%(rule)s: %(sensor)s %(value)s (%(condition)s)",
+                rule=rule.name,
+                sensor=rule.sensor_code,
+                value=f"{value:g}",
+                condition=rule._describe(),
+            ),
+            "severity": rule.severity,
+            "state": "active",
+            "occurred_at": at,
+            "readings": {rule.sensor_code: value},
+            "location": None,
+            "device_id": event.device_id,
+            "event_id": None,
+        }
 
     def _post_cleared_without_request(self, key, items, outcomes):
         equipment_id, code = key

@@ -37,6 +37,9 @@ class ConstructionTelematicsReading(models.Model):
     lat = fields.Float(string="Latitude", digits=(10, 7), aggregator=None)
     lon = fields.Float(string="Longitude", digits=(10, 7), aggregator=None)
     speed_kmh = fields.Float(string="Speed (km/h)", digits=(6, 1), aggregator="max")
+    sensors = fields.Json(
+        string="Sensor values", help="Named sensor values beyond the fixed metrics: {name: value}."
+    )
     suspect = fields.Boolean()
     suspect_reason = fields.Char()
 

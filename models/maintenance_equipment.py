@@ -33,6 +33,24 @@ class MaintenanceEquipment(models.Model):
     )
     telematics_reading_count = fields.Integer(compute="_compute_telematics_reading_count")
 
+    # Preventive maintenance plans
+    maintenance_schedule_ids = fields.One2many(
+        "construction.maintenance.schedule", "equipment_id", string="Maintenance plan"
+    )
+    estimated_hours_per_day = fields.Float(
+        string="Estimated engine hours per day",
+        help="Forecasts use this until the readings history gives an average.",
+    )
+    estimated_km_per_day = fields.Float(string="Estimated km per day")
+    maintenance_due_status = fields.Selection(
+        [("ok", "Scheduled"), ("soon", "Due soon"), ("overdue", "Overdue")],
+        string="Preventive maintenance",
+        compute="_compute_maintenance_due",
+    )
+    next_maintenance_forecast_date = fields.Date(
+        string="Next service forecast", compute="_compute_maintenance_due"
+    )
+
     # Ownership
     ownership_type = fields.Selection(
         [("owned", "Owned"), ("rented", "Rented"), ("leased", "Leased")],
@@ -85,6 +103,17 @@ class MaintenanceEquipment(models.Model):
             else:
                 equipment.telematics_map_url = False
 
+    def _compute_maintenance_due(self):
+        rank = {"ok": 0, "soon": 1, "overdue": 2}
+        for equipment in self:
+            schedules = equipment.maintenance_schedule_ids
+            statuses = schedules.mapped("due_status")
+            equipment.maintenance_due_status = (
+                max(statuses, key=rank.__getitem__) if statuses else False
+            )
+            dates = [day for day in schedules.mapped("forecast_date") if day]
+            equipment.next_maintenance_forecast_date = min(dates) if dates else False
+
     def _compute_telematics_reading_count(self):
         counts = dict(
             self.env["construction.telematics.reading"]._read_group(
@@ -93,6 +122,15 @@ class MaintenanceEquipment(models.Model):
         )
         for equipment in self:
             equipment.telematics_reading_count = counts.get(equipment, 0)
+
+    def action_open_meter_events(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "construction_asset_sync.construction_meter_event_action"
+        )
+        action["domain"] = [("equipment_id", "=", self.id)]
+        action["context"] = {"default_equipment_id": self.id}
+        return action
 
     def action_open_telematics_readings(self):
         self.ensure_one()

@@ -47,6 +47,18 @@ class MaintenanceRequest(models.Model):
         string="Sensor snapshot", compute="_compute_alert_sensor_snapshot_text"
     )
 
+    # The preventive plan item that opened the request.
+    plan_item_id = fields.Many2one(
+        "construction.maintenance.plan.item",
+        string="Plan item",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+    )
+    # Stored for the partial unique index: one open request per (machine, plan item).
+    plan_open = fields.Boolean(compute="_compute_plan_open", store=True)
+
     # Link to the job in Odyssee.
     # A view of the request's binding to its job in the company's Odyssee backend.
     odyssee_job_guid = fields.Char(
@@ -102,6 +114,22 @@ class MaintenanceRequest(models.Model):
         for request in self:
             request.to_review = request.request_origin != "manual" and not request.reviewed_at
 
+    @api.depends("plan_item_id", "stage_id.done", "archive")
+    def _compute_plan_open(self):
+        for request in self:
+            request.plan_open = bool(
+                request.plan_item_id and not request.stage_id.done and not request.archive
+            )
+
+    def init(self):
+        super().init()
+        # Concurrent batches (or the daily run) may both find an item due: the
+        # second insert fails here instead of opening a second request.
+        self.env.cr.execute(
+            """CREATE UNIQUE INDEX IF NOT EXISTS maintenance_request_plan_open_uniq
+               ON maintenance_request (equipment_id, plan_item_id) WHERE plan_open"""
+        )
+
     @api.depends("alert_sensor_snapshot")
     def _compute_alert_sensor_snapshot_text(self):
         for request in self:
@@ -134,7 +162,13 @@ class MaintenanceRequest(models.Model):
         )
 
     def write(self, vals):
+        finishing = self.browse()
+        if "stage_id" in vals:
+            finishing = self.filtered(lambda r: r.plan_item_id and not r.stage_id.done)
         result = super().write(vals)
+        completed = finishing.filtered(lambda r: r.stage_id.done)
+        if completed:
+            self.env["construction.maintenance.schedule"]._record_completion(completed)
         if self.env.context.get("odyssee_no_push"):
             return result  # a change that came from Odyssee does not go back to it
         if "stage_id" in vals or {"name", "description", "equipment_id", "user_id"} & set(vals):

@@ -14,6 +14,7 @@ DEFAULTS = {
     "telematics_batch_items": 20000,
     "telematics_max_engine_hours_per_day": 24.0,
     "telematics_max_km_per_day": 2000.0,
+    "maintenance_usage_days": 30,
 }
 
 
@@ -46,6 +47,14 @@ class ResConfigSettings(models.TransientModel):
         string="Plausible km per day",
         config_parameter=PREFIX + "telematics_max_km_per_day",
         default=DEFAULTS["telematics_max_km_per_day"],
+    )
+
+    maintenance_usage_days = fields.Integer(
+        string="Use per day over (days)",
+        config_parameter=PREFIX + "maintenance_usage_days",
+        default=DEFAULTS["maintenance_usage_days"],
+        help="Maintenance plans forecast due dates from the machine's average use per day "
+        "over this many days of readings.",
     )
 
     @api.model

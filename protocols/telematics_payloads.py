@@ -31,9 +31,11 @@ MAX_READINGS_PER_REQUEST = telematics_schema.resolve("#/components/schemas/Readi
 FUTURE_TOLERANCE = timedelta(hours=24)
 EARLIEST = datetime(1970, 1, 1)
 
-# Canonical metrics (every reading property but the device and the time), and
-# those an alert may carry.
-READING_METRICS = tuple(key for key in _READING_PROPERTIES if key not in ("device_id", "at"))
+# Canonical metrics (every reading property but the device, the time and the
+# named sensor values, which are ``{name: number}``), and those an alert may carry.
+READING_METRICS = tuple(
+    key for key in _READING_PROPERTIES if key not in ("device_id", "at", "sensors")
+)
 ALERT_READING_METRICS = tuple(_ALERT_READINGS["properties"])
 
 
@@ -122,8 +124,13 @@ def parse_reading(obj, path="", now=None):
     reading = {
         key: float(value)
         for key, value in obj.items()
-        if value is not None and key != "device_id" and key != "at"
+        if value is not None and key != "device_id" and key != "at" and key != "sensors"
     }
+    sensors = obj.get("sensors")
+    if sensors:
+        sensors = {name: float(value) for name, value in sensors.items() if value is not None}
+        if sensors:
+            reading["sensors"] = sensors
     reading["device_id"], reading["at"] = obj["device_id"], at
     return reading, []
 

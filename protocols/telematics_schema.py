@@ -55,6 +55,7 @@ _OBJECT = (
     "dependentRequired",
     "minProperties",
     "maxProperties",
+    "propertyNames",
 )
 _ARRAY = ("items", "minItems", "maxItems")
 _APPLICATORS = ("anyOf", "allOf", "oneOf", "not", "if", "then", "else", "enum", "const")
@@ -205,7 +206,12 @@ def _object_check(schema, compile_):
     additional = schema.get("additionalProperties", True)
     dependent = schema.get("dependentRequired", {})
     low, high = schema.get("minProperties", 0), schema.get("maxProperties")
-    if not (required or properties or additional is not True or dependent or low) and high is None:
+    names = schema.get("propertyNames", True)
+    if (
+        not (required or properties or additional is not True or dependent or low)
+        and high is None
+        and names is True
+    ):
         return _true
     namespace = {"MISSING": object(), "KNOWN": frozenset(properties)}
     lines = ["def check_object(value):"]
@@ -250,6 +256,11 @@ def _object_check(schema, compile_):
         for other in needed:
             lines.append(f"    if {key!r} in value and {other!r} not in value:")
             lines.append("        return False")
+    if names is not True:
+        namespace["names"] = compile_(names)
+        lines.append("    for key in value:")
+        lines.append("        if not names(key):")
+        lines.append("            return False")
     if low:
         lines.append(f"    if len(value) < {int(low)}:")
         lines.append("        return False")

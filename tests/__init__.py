@@ -12,3 +12,6 @@ from . import test_binder
 from . import test_state_machines
 from . import test_telematics_hardening
 from . import test_telematics_fuzz
+from . import test_maintenance_plans
+from . import test_sensor_rules
+from . import test_meter_events

@@ -32,6 +32,7 @@ class TestInstall(TransactionCase):
                 "External IDs",
                 "Telematics ledger",
                 "Telematics readings",
+                "Telematics sensors",
                 "Odyssee approvals",
                 "Imported work",
                 "Telematics sources",

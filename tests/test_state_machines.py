@@ -88,5 +88,17 @@ class TestStateMachines(TransactionCase):
         event_sql = sources["models/construction_telematics_event.py"]
         self.assertEqual(len(re.findall(r"SET state\b", event_sql)), 1)
         self.assertNotRegex(sources["models/construction_telematics_processor.py"], r"SET state\b")
+        # Maintenance schedules: only the set-wise evaluation writes the due status.
+        status_writers = [
+            name
+            for name, text in sources.items()
+            if re.search(r"SET due_status\b|[\"']due_status[\"']\s*:|\.due_status\s*=[^=]", text)
+        ]
+        self.assertEqual(status_writers, ["models/construction_maintenance_schedule.py"])
+        schedule = sources["models/construction_maintenance_schedule.py"]
+        self.assertEqual(len(re.findall(r"SET due_status\b", schedule)), 1)
+        self.assertIn(
+            "SET due_status", schedule.split("def _evaluate(", 1)[1].split("\n    def ")[0]
+        )
         stream = sources["models/construction_odyssee_stream.py"]
         self.assertEqual(len(re.findall(r"[\"']state[\"']\s*:", stream)), 1)

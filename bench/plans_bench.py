@@ -1,0 +1,162 @@
+"""Cost of preventive maintenance plans on readings processing, measured in one run.
+
+Runs inside ``odoo shell`` against a database with the addon installed, in one
+transaction that is rolled back at the end (nothing stays behind)::
+
+    bash tools/dev.sh odoo shell -d "$CAS_DB" --no-http < bench/plans_bench.py
+
+A fleet of MACHINES machines of one category gets a plan of three items
+(250 h / 500 h / 1,000 h or 365 days). Rounds alternate: in a *without* round
+the plan is archived, so the processor's plan hook finds nothing to evaluate;
+in a *with* round it is active and every machine's three schedules are
+evaluated after each batch. Each round sends READINGS_PER_MACHINE hourly
+readings per machine through the ledger (``_receive_readings``) and times only
+the processing (``_process_batch`` until the queue is empty). It then times the
+daily evaluation of the whole fleet (``_cron_evaluate``).
+"""
+
+import os
+import statistics
+import time
+from datetime import datetime, timedelta
+
+MACHINES = int(os.environ.get("PLANS_BENCH_MACHINES", 2000))
+READINGS_PER_MACHINE = int(os.environ.get("PLANS_BENCH_READINGS", 10))
+ROUNDS = int(os.environ.get("PLANS_BENCH_ROUNDS", 3))
+
+
+def bench(env):
+    tag = datetime.now().strftime("%H%M%S")
+    category = env["maintenance.equipment.category"].create({"name": f"bench plans {tag}"})
+    source = env["construction.telematics.source"].create({"name": f"bench plans {tag}"})
+    machines = env["maintenance.equipment"].create(
+        [{"name": f"bench {tag} #{i}", "category_id": category.id} for i in range(MACHINES)]
+    )
+    env["construction.external.id"].create(
+        [
+            {
+                "system_id": source.external_system_id.id,
+                "external_id": f"P{tag}-{i}",
+                "equipment_id": m.id,
+            }
+            for i, m in enumerate(machines)
+        ]
+    )
+    plan = env["construction.maintenance.plan"].create(
+        {"name": f"bench plan {tag}", "category_ids": [(6, 0, category.ids)], "active": False}
+    )
+    Item = env["construction.maintenance.plan.item"]
+    thousand = Item.create(
+        {"plan_id": plan.id, "name": "1,000 h", "interval_hours": 1000, "interval_days": 365}
+    )
+    five = Item.create(
+        {"plan_id": plan.id, "name": "500 h", "interval_hours": 500, "package_of_id": thousand.id}
+    )
+    Item.create(
+        {"plan_id": plan.id, "name": "250 h", "interval_hours": 250, "package_of_id": five.id}
+    )
+    Event = env["construction.telematics.event"]
+    start = datetime.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=60)
+    # 7 engine hours a day, each machine well short of its next due point: the rounds
+    # measure evaluation alone; opening requests is measured on its own below.
+    hours = {i: 10.0 + (i % 100) for i in range(MACHINES)}
+    clock = [start]
+
+    def one_round():
+        readings = []
+        for step in range(READINGS_PER_MACHINE):
+            at = clock[0] + timedelta(hours=step)
+            for i in range(MACHINES):
+                hours[i] += 0.3
+                readings.append(
+                    {"device_id": f"P{tag}-{i}", "at": at, "engine_hours": round(hours[i], 2)}
+                )
+        clock[0] += timedelta(hours=READINGS_PER_MACHINE)
+        for index, reading in enumerate(readings):
+            reading["_index"] = index
+        Event._receive_readings(source, readings, [])
+        env.flush_all()
+        began = time.perf_counter()
+        while Event._process_batch():
+            pass
+        env.flush_all()
+        return time.perf_counter() - began
+
+    # Warm-up with the plan active: caches, and the schedules' creation (once per
+    # machine and item, not part of steady processing).
+    plan.active = True
+    one_round()
+    # Wall time spent in the plan hook itself, inside the with rounds: a share of
+    # the same rounds, which the load of other processes disturbs less than a
+    # difference between rounds does.
+    Schedule = type(env["construction.maintenance.schedule"])
+    evaluate, spent = Schedule._evaluate, []
+
+    def timed_evaluate(self, *args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return evaluate(self, *args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - began)
+
+    Schedule._evaluate = timed_evaluate
+    timings, hook = {"without": [], "with": []}, []
+    for _round in range(ROUNDS):
+        for mode in ("without", "with"):
+            plan.active = mode == "with"
+            env.flush_all()
+            spent.clear()
+            timings[mode].append(one_round())
+            if mode == "with":
+                hook.append(sum(spent))
+    Schedule._evaluate = evaluate
+    began = time.perf_counter()
+    env["construction.maintenance.schedule"]._cron_evaluate()
+    env.flush_all()
+    daily = time.perf_counter() - began
+    opened = env["maintenance.request"].search_count(
+        [("equipment_id", "in", machines.ids), ("plan_item_id", "!=", False)]
+    )
+    # One machine in 40 reaches its 250 h service: the requests that opens.
+    due = machines[::40]
+    env.cr.execute(
+        "UPDATE maintenance_equipment SET engine_hours = 249 WHERE id IN %s", [tuple(due.ids)]
+    )
+    env["maintenance.equipment"].invalidate_model(["engine_hours"])
+    began = time.perf_counter()
+    opened_now = len(env["construction.maintenance.schedule"]._evaluate(due.ids))
+    env.flush_all()
+    opening = time.perf_counter() - began
+    schedules = env["construction.maintenance.schedule"].search_count(
+        [("equipment_id", "in", machines.ids)]
+    )
+    readings = MACHINES * READINGS_PER_MACHINE
+    without, with_ = statistics.median(timings["without"]), statistics.median(timings["with"])
+    print(
+        f"machines {MACHINES}, plan items 3, schedules {schedules}, "
+        f"requests opened by the rounds {opened}"
+    )
+    print(f"readings per round {readings}, rounds {ROUNDS} each, alternating")
+    print("without plans, s per round: " + " / ".join(f"{t:.2f}" for t in timings["without"]))
+    print("with plans,    s per round: " + " / ".join(f"{t:.2f}" for t in timings["with"]))
+    print(
+        f"median readings/s: without {readings / without:,.0f}, with {readings / with_:,.0f}; "
+        f"plans add {100 * (with_ - without) / without:+.1f} %"
+    )
+    print(
+        "plan evaluation inside the with rounds: "
+        + " / ".join(
+            f"{h:.2f} s ({100 * h / (t - h):.1f} %)"
+            for h, t in zip(hook, timings["with"], strict=True)
+        )
+        + " of the processing without it"
+    )
+    print(f"daily evaluation of {MACHINES} machines: {daily:.2f} s")
+    print(
+        f"{len(due)} machines due at once: {opening:.2f} s, "
+        f"{opened_now} requests, {1000 * opening / max(opened_now, 1):.0f} ms per request opened"
+    )
+
+
+bench(env)  # noqa: F821 (odoo shell provides env)
+env.cr.rollback()  # noqa: F821

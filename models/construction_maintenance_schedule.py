@@ -1,0 +1,489 @@
+"""Where each machine stands on each item of its maintenance plans.
+
+Evaluated set-wise: for every machine whose counters a telematics batch moved
+(``construction.telematics.processor``), and for every machine with a plan once
+a day (the days triggers). One evaluation reads the machines, their schedules,
+their use per day and their open plan requests in a handful of queries, writes
+only the rows whose status or forecast changed, and opens the requests
+that fell due.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from markupsafe import Markup
+from odoo import api, fields, models
+from psycopg2 import errors as pg_errors
+from psycopg2.extras import execute_values
+
+from ..protocols import maintenance_forecast as forecast
+
+_logger = logging.getLogger(__name__)
+
+DUE_STATUSES = [("ok", "Scheduled"), ("soon", "Due soon"), ("overdue", "Overdue")]
+# (machine, item) pairs: the plans of the machine's category and the plans naming it.
+PLAN_PAIRS_SQL = """
+    SELECT e.id, i.id
+    FROM maintenance_equipment e
+    JOIN construction_maintenance_plan p ON p.active AND p.company_id = e.company_id
+    JOIN construction_maintenance_plan_item i ON i.plan_id = p.id
+    WHERE e.active AND ({machines})
+      AND (EXISTS (SELECT 1 FROM construction_maintenance_plan_category_rel c
+                   WHERE c.plan_id = p.id AND c.category_id = e.category_id)
+           OR EXISTS (SELECT 1 FROM construction_maintenance_plan_equipment_rel m
+                      WHERE m.plan_id = p.id AND m.equipment_id = e.id))
+    ORDER BY e.id, i.id
+"""
+# The first plausible reading of each counter inside the window, through the
+# (equipment_id, at) index: two index probes per machine, whatever the history.
+WINDOW_START_SQL = """
+    SELECT e.id, h.at, h.engine_hours, k.at, k.odometer_km
+    FROM unnest(%s::int[]) AS e(id)
+    LEFT JOIN LATERAL (
+        SELECT r.at, r.engine_hours FROM construction_telematics_reading r
+        WHERE r.equipment_id = e.id AND r.at >= %s
+          AND r.engine_hours IS NOT NULL AND r.suspect IS NOT TRUE
+        ORDER BY r.at LIMIT 1) h ON TRUE
+    LEFT JOIN LATERAL (
+        SELECT r.at, r.odometer_km FROM construction_telematics_reading r
+        WHERE r.equipment_id = e.id AND r.at >= %s
+          AND r.odometer_km IS NOT NULL AND r.suspect IS NOT TRUE
+        ORDER BY r.at LIMIT 1) k ON TRUE
+"""
+# What an evaluation stores. Progress is computed when shown, from the machine's
+# meters, so that a batch moving the meters rewrites only the rows whose status,
+# forecast date or rounded use per day changed.
+EVALUATED = ("due_status", "forecast_date", "hours_per_day", "km_per_day", "usage_source")
+
+
+def _plain(row):
+    """A row with its numeric columns as floats (psycopg2 reads them as Decimal)."""
+    return tuple(float(value) if isinstance(value, Decimal) else value for value in row)
+
+
+class ConstructionMaintenanceSchedule(models.Model):
+    _name = "construction.maintenance.schedule"
+    _description = "Upcoming preventive maintenance of a machine"
+    _order = "forecast_date, id"
+    _rec_name = "item_id"
+
+    equipment_id = fields.Many2one(
+        "maintenance.equipment", required=True, ondelete="cascade", readonly=True
+    )
+    item_id = fields.Many2one(
+        "construction.maintenance.plan.item",
+        string="Task",
+        required=True,
+        ondelete="cascade",
+        readonly=True,
+        index=True,
+    )
+    plan_id = fields.Many2one(related="item_id.plan_id", store=True)
+    company_id = fields.Many2one(related="equipment_id.company_id", store=True, index=True)
+    maintenance_team_id = fields.Many2one(
+        related="equipment_id.maintenance_team_id", string="Team", store=True
+    )
+    job_site_project_id = fields.Many2one(
+        related="equipment_id.job_site_project_id", string="Job site", store=True
+    )
+    combine = fields.Selection(related="item_id.combine")
+    # Where the interval counts from: the last completion (or the start of tracking).
+    baseline_hours = fields.Float(string="Last service (h)", digits=(16, 2), readonly=True)
+    baseline_km = fields.Float(string="Last service (km)", digits=(16, 1), readonly=True)
+    baseline_date = fields.Date(string="Last service on", readonly=True)
+    last_request_id = fields.Many2one(
+        "maintenance.request", string="Last completed by", readonly=True, ondelete="set null"
+    )
+    due_hours = fields.Float(string="Due at (h)", digits=(16, 2), readonly=True)
+    due_km = fields.Float(string="Due at (km)", digits=(16, 1), readonly=True)
+    due_date = fields.Date(string="Due on", readonly=True)
+    hours_per_day = fields.Float(string="Engine hours per day", digits=(16, 1), readonly=True)
+    km_per_day = fields.Float(string="Km per day", digits=(16, 0), readonly=True)
+    usage_source = fields.Selection(
+        [("readings", "Readings history"), ("estimate", "Estimate"), ("none", "Unknown")],
+        string="Use per day from",
+        readonly=True,
+        default="none",
+    )
+    forecast_date = fields.Date(string="Forecast due date", readonly=True, index=True)
+    progress = fields.Float(string="Progress to due (%)", compute="_compute_progress")
+    due_status = fields.Selection(DUE_STATUSES, default="ok", readonly=True, index=True)
+    open_request_id = fields.Many2one(
+        "maintenance.request", string="Open request", compute="_compute_open_request_id"
+    )
+
+    _sql_constraints = [
+        (
+            "equipment_item_uniq",
+            "unique(equipment_id, item_id)",
+            "A machine follows each plan item once.",
+        ),
+    ]
+
+    @api.depends(
+        "equipment_id.engine_hours", "equipment_id.odometer_km", "baseline_hours", "due_hours"
+    )
+    def _compute_progress(self):
+        today = fields.Date.context_today(self)
+        for schedule in self:
+            shape = schedule.item_id._forecast_item()
+            row = (None,) * 6 + (schedule.due_hours, schedule.due_km, schedule.due_date)
+            baseline = {
+                "hours": schedule.baseline_hours,
+                "km": schedule.baseline_km,
+                "days": schedule.baseline_date or today,
+            }
+            machine = {
+                "hours": schedule.equipment_id.engine_hours,
+                "km": schedule.equipment_id.odometer_km,
+            }
+            result = forecast.evaluate(shape, baseline, self._due_of(row, shape), machine, today)
+            schedule.progress = round(min(result["progress"], 9.99) * 100, 1)
+
+    def _compute_open_request_id(self):
+        requests = self.env["maintenance.request"].search(
+            [("plan_open", "=", True), ("equipment_id", "in", self.equipment_id.ids)]
+        )
+        by_key = {(r.equipment_id.id, r.plan_item_id.id): r for r in requests}
+        for schedule in self:
+            schedule.open_request_id = by_key.get(
+                (schedule.equipment_id.id, schedule.item_id.id), False
+            )
+
+    # -- evaluation ----------------------------------------------------------
+    @api.model
+    def _cron_evaluate(self, chunk=1000):
+        """Daily: days triggers and forecasts move with the calendar, not with readings."""
+        self.env.cr.execute(PLAN_PAIRS_SQL.format(machines="TRUE"))
+        equipment_ids = sorted({row[0] for row in self.env.cr.fetchall()})
+        for start in range(0, len(equipment_ids), chunk):
+            self._evaluate(equipment_ids[start : start + chunk])
+            self.env["ir.cron"]._notify_progress(
+                done=min(start + chunk, len(equipment_ids)),
+                remaining=max(0, len(equipment_ids) - start - chunk),
+            )
+        return len(equipment_ids)
+
+    @api.model
+    def _evaluate(self, equipment_ids, today=None):
+        """Bring the schedules of ``equipment_ids`` up to date; open requests that fell due.
+
+        Returns the requests opened.
+        """
+        if not equipment_ids:
+            return self.env["maintenance.request"]
+        self = self.sudo()
+        cr = self.env.cr
+        today = today or fields.Date.context_today(self)
+        cr.execute(PLAN_PAIRS_SQL.format(machines="e.id = ANY(%s)"), [list(equipment_ids)])
+        pairs = cr.fetchall()
+        if not pairs:
+            return self.env["maintenance.request"]
+        machine_ids = sorted({equipment_id for equipment_id, _item in pairs})
+        machines = self._machines(machine_ids)
+        items = self.env["construction.maintenance.plan.item"].browse(
+            sorted({item_id for _e, item_id in pairs})
+        )
+        shapes = {item.id: item._forecast_item() for item in items}
+        horizons = {item.id: item.plan_id.horizon_days for item in items}
+        self.flush_model()
+        cr.execute(
+            """SELECT id, equipment_id, item_id, baseline_hours, baseline_km, baseline_date,
+                      due_hours, due_km, due_date, {}
+               FROM construction_maintenance_schedule WHERE equipment_id = ANY(%s)""".format(
+                ", ".join(EVALUATED)
+            ),
+            [machine_ids],
+        )
+        rows = {(row[1], row[2]): _plain(row) for row in cr.fetchall()}
+        missing = [pair for pair in pairs if pair not in rows]
+        if missing:
+            self._start_tracking(missing, machines, shapes, today)
+            return self._evaluate(equipment_ids, today)
+        self._usage(machines, today)
+        results, updates = {}, []
+        for pair in pairs:
+            row = rows[pair]
+            equipment_id, item_id = pair
+            machine, shape = machines[equipment_id], shapes[item_id]
+            baseline = {"hours": row[3], "km": row[4], "days": row[5]}
+            due = self._due_of(row, shape)
+            result = forecast.evaluate(shape, baseline, due, machine, today)
+            plan_horizon = horizons[item_id]
+            if (
+                result["status"] == "ok"
+                and plan_horizon
+                and result["forecast"]
+                and result["forecast"] <= today + timedelta(days=plan_horizon)
+            ):
+                result["status"] = "soon"
+            results[pair] = (row, due, result)
+            values = (
+                result["status"],
+                result["forecast"],
+                round(machine["hours_per_day"] or 0.0, 1),
+                round(machine["km_per_day"] or 0.0),
+                machine["usage_source"],
+            )
+            if values != tuple(row[9:]):
+                updates.append((row[0], *values))
+        if updates:
+            execute_values(
+                cr._obj,
+                """UPDATE construction_maintenance_schedule s
+                   SET due_status = v.due_status, forecast_date = v.forecast_date,
+                       hours_per_day = v.hours_per_day, km_per_day = v.km_per_day,
+                       usage_source = v.usage_source, write_date = now() at time zone 'UTC'
+                   FROM (VALUES %s) AS v(id, due_status, forecast_date,
+                                         hours_per_day, km_per_day, usage_source)
+                   WHERE s.id = v.id""",
+                updates,
+                template="(%s, %s::varchar, %s::date, %s::float8, %s::float8, %s::varchar)",
+            )
+            self.invalidate_model(list(EVALUATED))
+        return self._open_requests(results, items, machines)
+
+    def _machines(self, machine_ids):
+        self.env.cr.execute(
+            """SELECT e.id, e.engine_hours, e.engine_hours_at, e.odometer_km, e.odometer_at,
+                      e.estimated_hours_per_day, e.estimated_km_per_day, e.company_id, e.name
+               FROM maintenance_equipment e WHERE e.id = ANY(%s)""",
+            [machine_ids],
+        )
+        machines = {}
+        for row in self.env.cr.fetchall():
+            machines[row[0]] = {
+                "hours": float(row[1] or 0.0),
+                "hours_at": row[2],
+                "km": float(row[3] or 0.0),
+                "km_at": row[4],
+                "estimate": (float(row[5] or 0.0), float(row[6] or 0.0)),
+                "company_id": row[7],
+            }
+        return machines
+
+    def _usage(self, machines, today):
+        """Average use per day over the window, else the estimate typed on the machine."""
+        window = self.env["res.config.settings"]._construction_setting("maintenance_usage_days")
+        since = datetime.combine(today - timedelta(days=window), datetime.min.time())
+        self.env.cr.execute(WINDOW_START_SQL, [list(machines), since, since])
+        starts = {row[0]: _plain(row[1:]) for row in self.env.cr.fetchall()}
+        for equipment_id, machine in machines.items():
+            hours_at, hours, km_at, km = starts.get(equipment_id, (None,) * 4)
+            per_day = {
+                "hours": forecast.usage_per_day(
+                    hours, hours_at, machine["hours"], machine["hours_at"]
+                ),
+                "km": forecast.usage_per_day(km, km_at, machine["km"], machine["km_at"]),
+            }
+            estimate_hours, estimate_km = machine["estimate"]
+            source = "readings" if any(value is not None for value in per_day.values()) else None
+            if per_day["hours"] is None and estimate_hours:
+                per_day["hours"], source = estimate_hours, source or "estimate"
+            if per_day["km"] is None and estimate_km:
+                per_day["km"], source = estimate_km, source or "estimate"
+            machine["hours_per_day"] = per_day["hours"]
+            machine["km_per_day"] = per_day["km"]
+            machine["usage_source"] = source or "none"
+
+    @staticmethod
+    def _due_of(row, shape):
+        due = {}
+        if shape["interval"]["hours"]:
+            due["hours"] = row[6]
+        if shape["interval"]["km"]:
+            due["km"] = row[7]
+        if shape["interval"]["days"]:
+            due["days"] = row[8]
+        return due
+
+    def _start_tracking(self, pairs, machines, shapes, today):
+        """Schedules for (machine, item) pairs seen for the first time.
+
+        With no completion recorded, the machine is taken as serviced on schedule:
+        the next multiple of each interval above its meter is due (see
+        ``maintenance_forecast.initial_due``), and the days count from today.
+        """
+        values = []
+        for equipment_id, item_id in pairs:
+            machine, shape = machines[equipment_id], shapes[item_id]
+            row = {"equipment_id": equipment_id, "item_id": item_id, "baseline_date": today}
+            for meter in forecast.METERS:
+                interval = shape["interval"][meter]
+                if not interval:
+                    continue
+                due = forecast.initial_due(machine[meter], interval, shape["first"][meter])
+                row[f"due_{meter}"] = due
+                row[f"baseline_{meter}"] = max(0.0, due - interval)
+            if shape["interval"]["days"]:
+                row["due_date"] = today + timedelta(days=shape["interval"]["days"])
+            values.append(row)
+        self.create(values)
+        self.flush_model()
+
+    def _open_requests(self, results, items, machines):
+        """One preventive request per due (machine, item) without an open one."""
+        Request = self.env["maintenance.request"]
+        due_pairs = [pair for pair, (_r, _d, result) in results.items() if result["status"] != "ok"]
+        if not due_pairs:
+            return Request
+        self.env.cr.execute(
+            """SELECT equipment_id, plan_item_id FROM maintenance_request
+               WHERE plan_open AND equipment_id = ANY(%s)""",
+            [sorted({equipment_id for equipment_id, _i in due_pairs})],
+        )
+        open_pairs = set(self.env.cr.fetchall())
+        items_by_id = {item.id: item for item in items}
+        to_create = []
+        for pair in due_pairs:
+            equipment_id, item_id = pair
+            if pair in open_pairs:
+                continue
+            item = items_by_id[item_id]
+            _row, due, result = results[pair]
+            if self._covered(equipment_id, item, due, results):
+                continue
+            to_create.append(self._request_values(machines[equipment_id], pair, item, due, result))
+        if not to_create:
+            return Request
+        Request = Request.with_context(
+            mail_create_nolog=True, mail_notrack=True, tracking_disable=True
+        )
+        try:
+            with self.env.cr.savepoint():
+                created = Request.create(to_create)
+                created.flush_recordset()
+        except pg_errors.UniqueViolation:
+            # Another transaction opened one of them first: open the others one by one.
+            created = Request
+            for values in to_create:
+                try:
+                    with self.env.cr.savepoint():
+                        request = Request.create(values)
+                        request.flush_recordset()
+                        created |= request
+                except pg_errors.UniqueViolation:
+                    _logger.info(
+                        "plan request for machine %s item %s already opened by another worker",
+                        values["equipment_id"],
+                        values["plan_item_id"],
+                    )
+        self._queue_for_odyssee(created)
+        return created
+
+    @staticmethod
+    def _covered(equipment_id, item, due, results):
+        """A larger package of the same machine due at the same point replaces this item."""
+        for package in item._ancestors():
+            other = results.get((equipment_id, package.id))
+            if (
+                other
+                and other[2]["status"] != "ok"
+                and forecast.is_covered(due, other[1], item._forecast_item()["soon"])
+            ):
+                return True
+        return False
+
+    def _request_values(self, machine, pair, item, due, result):
+        equipment_id, item_id = pair
+        combine = dict(item._fields["combine"]._description_selection(self.env))[item.combine]
+        now = [f"{machine['hours']:,.1f} h"] if "hours" in due else []
+        if "km" in due:
+            now.append(f"{machine['km']:,.0f} km")
+        lines = [
+            self.env._(
+                "Due at %(due)s (%(combine)s).",
+                due=forecast.due_description(due, item.combine),
+                combine=combine.lower(),
+            ),
+        ]
+        if now:
+            lines.append(self.env._("Meters now: %(now)s.", now=", ".join(now)))
+        if result["forecast"]:
+            lines.append(
+                self.env._("Forecast due date: %(day)s.", day=result["forecast"].isoformat())
+            )
+        description = Markup("").join(Markup("<p>%s</p>") % line for line in lines)
+        if item.instructions:
+            description += item.instructions
+        return {
+            "name": item.name,
+            "equipment_id": equipment_id,
+            "company_id": machine["company_id"],
+            "maintenance_type": "preventive",
+            "request_origin": "usage_threshold",
+            "plan_item_id": item_id,
+            "priority": "2" if result["status"] == "overdue" else "1",
+            "description": description,
+        }
+
+    def _queue_for_odyssee(self, requests):
+        to_send = requests.filtered(lambda r: r.plan_item_id.plan_id.send_to_odyssee)
+        if not to_send:
+            return
+        companies = (
+            self.env["construction.odyssee.backend"]
+            .sudo()
+            .search([("company_id", "in", to_send.company_id.ids)])
+            .company_id
+        )
+        to_send = to_send.filtered(lambda r: r.company_id in companies)
+        if to_send:
+            to_send._set_odyssee_push_state("pending")
+            self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
+
+    # -- completion ----------------------------------------------------------
+    @api.model
+    def _record_completion(self, requests):
+        """Done plan requests: the machine's meters now become the items' new baseline.
+
+        Completing a package completes the items it includes.
+        """
+        self = self.sudo()
+        for request in requests:
+            equipment = request.equipment_id
+            items = request.plan_item_id | request.plan_item_id._descendants()
+            schedules = self.search(
+                [("equipment_id", "=", equipment.id), ("item_id", "in", items.ids)]
+            )
+            day = request.close_date or fields.Date.context_today(self)
+            for schedule in schedules:
+                baseline = {
+                    "hours": equipment.engine_hours,
+                    "km": equipment.odometer_km,
+                    "days": day,
+                }
+                due = forecast.next_due(schedule.item_id._forecast_item(), baseline)
+                schedule.write(
+                    {
+                        "baseline_hours": baseline["hours"],
+                        "baseline_km": baseline["km"],
+                        "baseline_date": day,
+                        "last_request_id": request.id,
+                        "due_hours": due.get("hours", 0.0),
+                        "due_km": due.get("km", 0.0),
+                        "due_date": due.get("days", False),
+                    }
+                )
+            request.message_post(
+                body=self.env._(
+                    "Completion recorded at %(hours)s h, %(km)s km on %(day)s; next due: %(due)s.",
+                    hours=f"{equipment.engine_hours:,.1f}",
+                    km=f"{equipment.odometer_km:,.0f}",
+                    day=day.isoformat(),
+                    due=forecast.due_description(
+                        forecast.next_due(
+                            request.plan_item_id._forecast_item(),
+                            {
+                                "hours": equipment.engine_hours,
+                                "km": equipment.odometer_km,
+                                "days": day,
+                            },
+                        ),
+                        request.plan_item_id.combine,
+                    ),
+                ),
+                subtype_xmlid="mail.mt_note",
+            )
+        self._evaluate(requests.equipment_id.ids)

@@ -1,0 +1,378 @@
+"""Preventive maintenance plans, fed by real readings through the telematics pipeline."""
+
+import threading
+import time
+from datetime import datetime, timedelta
+
+from freezegun import freeze_time
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import mute_logger
+
+from .common import committed_env
+from .telematics_common import make_fleet
+
+NOW = datetime(2026, 11, 27, 10, 0)
+TODAY = NOW.date()
+
+
+class PlanCase(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source, _key, cls.equipment = make_fleet(cls.env, suffix=" plans")
+        cls.category = cls.env["maintenance.equipment.category"].create({"name": "Test dozers"})
+        cls.equipment.category_id = cls.category
+        cls.Event = cls.env["construction.telematics.event"]
+        cls.Schedule = cls.env["construction.maintenance.schedule"]
+        cls.done_stage = cls.env["maintenance.stage"].search([("done", "=", True)], limit=1)
+
+    def plan(self, *items, **values):
+        plan = self.env["construction.maintenance.plan"].create(
+            dict(
+                {
+                    "name": "Dozer plan",
+                    "category_ids": [(6, 0, self.category.ids)],
+                    "horizon_days": 0,
+                },
+                **values,
+            )
+        )
+        created = self.env["construction.maintenance.plan.item"]
+        for item in items:
+            created |= created.create(dict(item, plan_id=plan.id))
+        return created
+
+    def send(self, *readings):
+        """Readings (days before NOW, engine hours[, km]) through receipt and processing."""
+        parsed = []
+        for index, (days_ago, hours, *km) in enumerate(readings):
+            value = {"device_id": "DEV-1", "at": NOW - timedelta(days=days_ago), "_index": index}
+            value["engine_hours"] = hours
+            if km:
+                value["odometer_km"] = km[0]
+            parsed.append(value)
+        self.Event._receive_readings(self.source, parsed, [])
+        while self.Event._process_batch():
+            pass
+
+    def schedule(self, item, equipment=None):
+        return self.Schedule.search(
+            [("equipment_id", "=", (equipment or self.equipment).id), ("item_id", "=", item.id)]
+        )
+
+    def plan_requests(self, equipment=None):
+        return self.env["maintenance.request"].search(
+            [("equipment_id", "=", (equipment or self.equipment).id), ("plan_item_id", "!=", False)]
+        )
+
+    def complete(self, request):
+        request.write({"stage_id": self.done_stage.id})
+
+
+@freeze_time(NOW)
+class TestMaintenancePlans(PlanCase):
+    def test_due_soon_then_overdue_opens_one_preventive_request_to_review(self):
+        item = self.plan({"name": "250 h service", "interval_hours": 250, "interval_days": 365})
+        self.send((10, 100.0), (5, 150.0))
+        schedule = self.schedule(item)
+        self.assertEqual((schedule.due_hours, schedule.due_status), (250.0, "ok"))
+        self.assertAlmostEqual(schedule.progress, 60.0)
+        self.assertFalse(self.plan_requests())
+
+        self.send((1, 226.0))
+        self.assertEqual(schedule.due_status, "soon")
+        request = self.plan_requests()
+        self.assertEqual(len(request), 1)
+        self.assertEqual(
+            (request.maintenance_type, request.request_origin, request.to_review, request.name),
+            ("preventive", "usage_threshold", True, "250 h service"),
+        )
+        self.assertIn("250 h", str(request.description))
+        self.assertEqual(request.priority, "1")
+        self.assertEqual(schedule.open_request_id, request)
+
+        self.send((0, 250.0))
+        self.assertEqual(schedule.due_status, "overdue")
+        self.assertEqual(self.plan_requests(), request, "still one open request per item")
+
+    def test_hours_reached_first(self):
+        item = self.plan({"name": "Service", "interval_hours": 250, "interval_days": 90})
+        self.send((20, 10.0))
+        self.send((0, 255.0))
+        self.assertEqual(self.schedule(item).due_status, "overdue")
+        self.assertEqual(len(self.plan_requests()), 1)
+
+    def test_days_reached_first(self):
+        item = self.plan({"name": "Yearly check", "interval_hours": 250, "interval_days": 30})
+        self.send((1, 10.0), (0, 11.0))
+        self.assertEqual(self.schedule(item).due_date, TODAY + timedelta(days=30))
+        self.assertFalse(self.plan_requests())
+        with freeze_time(NOW + timedelta(days=31)):
+            self.Schedule._cron_evaluate()
+            self.assertEqual(self.schedule(item).due_status, "overdue")
+        request = self.plan_requests()
+        self.assertEqual(len(request), 1)
+        self.assertIn(str(TODAY + timedelta(days=30)), str(request.description))
+
+    def test_and_item_waits_for_the_last_trigger(self):
+        item = self.plan(
+            {"name": "Both", "interval_hours": 250, "interval_days": 30, "combine": "and"}
+        )
+        self.send((15, 10.0))
+        self.send((0, 260.0))
+        self.assertEqual(self.schedule(item).due_status, "ok")
+        self.assertFalse(self.plan_requests())
+        with freeze_time(NOW + timedelta(days=31)):
+            self.Schedule._cron_evaluate()
+        self.assertEqual(self.schedule(item).due_status, "overdue")
+        self.assertEqual(len(self.plan_requests()), 1)
+
+    def test_nested_packages_larger_service_replaces_the_smaller(self):
+        big = self.plan({"name": "500 h", "interval_hours": 500})
+        small = big.create(
+            {
+                "name": "250 h",
+                "interval_hours": 250,
+                "plan_id": big.plan_id.id,
+                "package_of_id": big.id,
+            }
+        )
+        self.send((30, 10.0))
+        self.send((20, 240.0))
+        first = self.plan_requests()
+        self.assertEqual(first.plan_item_id, small)
+        self.complete(first)
+        self.assertEqual(self.schedule(small).due_hours, 490.0)
+
+        self.send((5, 480.0))
+        second = self.plan_requests().filtered(lambda r: not r.stage_id.done)
+        self.assertEqual(second.plan_item_id, big, "the 500 h package replaces the 250 h")
+        self.assertEqual(self.schedule(small).due_status, "soon")
+        self.complete(second)
+        self.assertEqual(self.schedule(big).due_hours, 980.0)
+        self.assertEqual(self.schedule(small).due_hours, 730.0, "completing 500 h did 250 h")
+
+    def test_completion_resets_the_baseline(self):
+        item = self.plan({"name": "250 h", "interval_hours": 250, "interval_days": 180})
+        self.send((10, 100.0))
+        self.send((1, 249.0), (0, 252.0))
+        request = self.plan_requests()
+        self.assertEqual(len(request), 1)
+        self.complete(request)
+        schedule = self.schedule(item)
+        self.assertEqual(
+            (
+                schedule.baseline_hours,
+                schedule.baseline_date,
+                schedule.due_hours,
+                schedule.due_date,
+            ),
+            (252.0, TODAY, 502.0, TODAY + timedelta(days=180)),
+        )
+        self.assertEqual(schedule.last_request_id, request)
+        self.assertEqual((schedule.due_status, schedule.open_request_id.id), ("ok", False))
+        self.assertFalse(request.plan_open)
+        self.assertIn("Completion recorded at 252.0 h", request.message_ids[0].body)
+
+        self.send(*((-day, 252.0 + 20 * day) for day in range(1, 14)))
+        with freeze_time(NOW + timedelta(days=13)):
+            self.Schedule._evaluate(self.equipment.ids)
+        again = self.plan_requests() - request
+        self.assertEqual(len(again), 1, "the next cycle opens a new request")
+
+    def test_forecast_moves_when_utilisation_changes(self):
+        item = self.plan({"name": "250 h", "interval_hours": 250})
+        self.send((10, 0.0), (0, 50.0))
+        schedule = self.schedule(item)
+        self.assertEqual((schedule.hours_per_day, schedule.usage_source), (5.0, "readings"))
+        self.assertEqual(schedule.forecast_date, TODAY + timedelta(days=40))
+        with freeze_time(NOW + timedelta(days=5)):
+            self.send((-5, 150.0))
+            self.assertEqual(schedule.hours_per_day, 10.0)
+            self.assertEqual(schedule.forecast_date, TODAY + timedelta(days=5 + 10))
+
+    def test_a_machine_without_readings_uses_its_estimate(self):
+        machine = self.env["maintenance.equipment"].create(
+            {"name": "New dozer", "category_id": self.category.id, "estimated_hours_per_day": 8}
+        )
+        item = self.plan({"name": "250 h", "interval_hours": 250})
+        self.Schedule._cron_evaluate()
+        schedule = self.schedule(item, machine)
+        self.assertEqual((schedule.usage_source, schedule.hours_per_day), ("estimate", 8.0))
+        self.assertEqual(schedule.forecast_date, TODAY + timedelta(days=32))  # 250 / 8, up
+        self.assertEqual(machine.next_maintenance_forecast_date, TODAY + timedelta(days=32))
+
+    def test_forecast_inside_the_horizon_opens_a_request(self):
+        item = self.plan({"name": "250 h", "interval_hours": 250, "soon_hours": 0}, horizon_days=7)
+        self.send((10, 0.0), (0, 200.0))  # 20 h a day: 250 h in 3 days
+        self.assertEqual(self.schedule(item).forecast_date, TODAY + timedelta(days=3))
+        self.assertEqual(self.schedule(item).due_status, "soon")
+        self.assertEqual(len(self.plan_requests()), 1)
+
+    def test_first_service_offset_and_km_trigger(self):
+        item = self.plan(
+            {"name": "Running-in", "interval_km": 10000, "first_km": 1000, "soon_km": 100}
+        )
+        self.send((2, 1.0, 100.0), (0, 2.0, 950.0))
+        schedule = self.schedule(item)
+        self.assertEqual((schedule.due_km, schedule.due_status), (1000.0, "soon"))
+        self.assertEqual(len(self.plan_requests()), 1)
+
+    def test_machines_without_plans_cost_nothing(self):
+        self.send((1, 10.0), (0, 20.0))
+        self.assertFalse(self.Schedule.search([("equipment_id", "=", self.equipment.id)]))
+
+    def test_upcoming_maintenance_views_load(self):
+        item = self.plan({"name": "250 h", "interval_hours": 250})
+        self.send((1, 10.0), (0, 20.0))
+        action = self.env.ref("construction_asset_sync.construction_maintenance_schedule_action")
+        self.assertEqual(action.view_mode, "list,calendar,form")
+        for view in ("list", "calendar", "search"):
+            self.Schedule.get_view(view_type=view)
+        found = self.Schedule.search([("equipment_id", "=", self.equipment.id)])
+        self.assertEqual(found.item_id, item)
+        self.assertEqual(self.equipment.maintenance_due_status, "ok")
+
+
+@tagged("post_install", "-at_install")
+class TestPlanConcurrency(TransactionCase):
+    """Two committed transactions find the same item due: one request, never two."""
+
+    def setUp(self):
+        super().setUp()
+        with committed_env(self.registry) as env:
+            source, _key, equipment = make_fleet(env, suffix=f" plans {id(self)}")
+            category = env["maintenance.equipment.category"].create({"name": f"C {id(self)}"})
+            equipment.category_id = category
+            plan = env["construction.maintenance.plan"].create(
+                {"name": "Concurrent plan", "category_ids": [(6, 0, category.ids)]}
+            )
+            env["construction.maintenance.plan.item"].create(
+                {"name": "250 h", "interval_hours": 250, "plan_id": plan.id}
+            )
+            self.ids = {
+                "source": source.id,
+                "system": source.external_system_id.id,
+                "equipment": equipment.id,
+                "category": category.id,
+                "plan": plan.id,
+            }
+        self.addCleanup(self._drop_committed_data)
+
+    def _drop_committed_data(self):
+        with committed_env(self.registry) as env:
+            env["maintenance.request"].search(
+                [("equipment_id", "=", self.ids["equipment"])]
+            ).unlink()
+            env["construction.maintenance.plan"].browse(self.ids["plan"]).unlink()
+            Event = env["construction.telematics.event"].with_context(active_test=False)
+            Event.search([("source_id", "=", self.ids["source"])]).unlink()
+            env["construction.telematics.source"].browse(self.ids["source"]).unlink()
+            env["maintenance.equipment"].browse(self.ids["equipment"]).unlink()
+            env["maintenance.equipment.category"].browse(self.ids["category"]).unlink()
+            env["construction.external.system"].browse(self.ids["system"]).unlink()
+
+    def _requests(self):
+        with committed_env(self.registry) as env:
+            return len(
+                env["maintenance.request"].search(
+                    [("equipment_id", "=", self.ids["equipment"]), ("plan_open", "=", True)]
+                )
+            )
+
+    def test_two_evaluations_open_one_request(self):
+        with committed_env(self.registry) as env:
+            env["construction.maintenance.schedule"]._evaluate([self.ids["equipment"]])
+            env.cr.execute(
+                "UPDATE maintenance_equipment SET engine_hours = 260, engine_hours_at = %s "
+                "WHERE id = %s",
+                [datetime.now(), self.ids["equipment"]],
+            )
+            env["construction.maintenance.schedule"]._evaluate([self.ids["equipment"]])
+            # Both transactions below see the item overdue and no open request.
+            env["maintenance.request"].search(
+                [("equipment_id", "=", self.ids["equipment"])]
+            ).unlink()
+        first_inserted, errors, opened, waited = threading.Event(), [], [], []
+
+        def first():
+            try:
+                with committed_env(self.registry) as env:
+                    opened.append(
+                        len(
+                            env["construction.maintenance.schedule"]._evaluate(
+                                [self.ids["equipment"]]
+                            )
+                        )
+                    )
+                    first_inserted.set()
+                    # Hold the transaction open while the second one tries.
+                    threading.Event().wait(1.5)
+            except Exception as exc:
+                errors.append(exc)
+                first_inserted.set()
+
+        def second():
+            try:
+                first_inserted.wait(30)
+                started = time.monotonic()
+                with committed_env(self.registry) as env:
+                    opened.append(
+                        len(
+                            env["construction.maintenance.schedule"]._evaluate(
+                                [self.ids["equipment"]]
+                            )
+                        )
+                    )
+                    waited.append(time.monotonic() - started)
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        with mute_logger("odoo.sql_db"):
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        self.assertEqual(errors, [])
+        # The second insert waited on the partial unique index until the first
+        # committed, then gave way.
+        self.assertGreater(waited[0], 1.0)
+        self.assertEqual(sorted(opened), [0, 1])
+        self.assertEqual(self._requests(), 1)
+
+    def test_concurrent_batches_open_one_request(self):
+        with committed_env(self.registry) as env:
+            source = env["construction.telematics.source"].browse(self.ids["source"])
+            Event = env["construction.telematics.event"]
+            for batch in range(6):
+                at = datetime(2026, 11, 20) + timedelta(hours=batch)
+                Event._receive_readings(
+                    source,
+                    [{"device_id": "DEV-1", "at": at, "engine_hours": 240.0 + batch, "_index": 0}],
+                    [],
+                )
+        errors = []
+
+        def worker():
+            try:
+                while True:
+                    with committed_env(self.registry) as env:
+                        if not env["construction.telematics.event"]._process_batch(limit=1):
+                            return
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        with mute_logger("odoo.sql_db"):
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+        self.assertEqual(errors, [])
+        self.assertEqual(self._requests(), 1)
+        with committed_env(self.registry) as env:
+            events = env["construction.telematics.event"].search(
+                [("source_id", "=", self.ids["source"])]
+            )
+            self.assertEqual(set(events.mapped("state")), {"processed"})
