@@ -6,6 +6,7 @@ from . import construction_telematics_event
 from . import construction_telematics_reading
 from . import construction_telematics_idempotency
 from . import construction_telematics_processor
+from . import construction_telematics_mqtt_consumer
 from . import maintenance_equipment
 from . import maintenance_request
 from . import res_config_settings
