@@ -93,9 +93,10 @@ class Runner:
             except Exception:
                 _logger.exception("telematics_mqtt: could not refresh sources; retrying")
             self.stopping.wait(HEARTBEAT_SECONDS)
-        for source_id in list(self.consumers):
-            self._stop(source_id)
-        self._report(stopped=True)
+        for _settings, consumer in self.consumers.values():
+            consumer.stop()
+        self._report()
+        _logger.info("telematics_mqtt: consumer %r stopped", self.options.consumer_name)
 
     def _env(self, cr):
         return api.Environment(cr, SUPERUSER_ID, {})
@@ -164,13 +165,11 @@ class Runner:
 
         return commit
 
-    def _report(self, stopped=False):
+    def _report(self):
         with self.registry.cursor() as cr:
             Consumer = self._env(cr)["construction.telematics.mqtt.consumer"]
             for source_id, (settings, consumer) in self.consumers.items():
                 snapshot = dict(consumer.snapshot(), pid=os.getpid())
-                if stopped:
-                    snapshot["connected"] = False
                 Consumer._report(
                     source_id, self.options.consumer_name, settings.client_id, snapshot
                 )
