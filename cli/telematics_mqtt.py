@@ -52,6 +52,12 @@ def _arguments(args):
     parser.add_argument("--max-batch", type=int, default=500)
     parser.add_argument("--max-wait-ms", type=int, default=50)
     parser.add_argument("--receive-maximum", type=int, default=1000)
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=HEARTBEAT_SECONDS,
+        help="seconds between health reports and configuration reloads",
+    )
     return parser.parse_known_args(args)
 
 
@@ -92,7 +98,7 @@ class Runner:
                 self._report()
             except Exception:
                 _logger.exception("telematics_mqtt: could not refresh sources; retrying")
-            self.stopping.wait(HEARTBEAT_SECONDS)
+            self.stopping.wait(self.options.heartbeat)
         for _settings, consumer in self.consumers.values():
             consumer.stop()
         self._report()

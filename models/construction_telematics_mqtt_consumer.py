@@ -55,6 +55,9 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         readonly=True, help="Messages received and not yet committed and acknowledged."
     )
     committed_total = fields.Integer(string="Messages committed", readonly=True)
+    connection_count = fields.Integer(
+        string="Connections", readonly=True, help="Connections made since the process started."
+    )
     last_error = fields.Char(readonly=True)
     outage_notified = fields.Boolean(readonly=True)
     health = fields.Selection(
@@ -87,6 +90,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             "last_message_at": _utc(snapshot.get("last_message_at")),
             "waiting": snapshot.get("waiting") or 0,
             "committed_total": snapshot.get("committed_total") or 0,
+            "connection_count": snapshot.get("connections") or 0,
             "last_error": (snapshot.get("last_error") or "")[:500] or False,
         }
         if snapshot["connected"]:

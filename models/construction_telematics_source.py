@@ -225,7 +225,7 @@ class ConstructionTelematicsSource(models.Model):
             healthy = consumers.filtered(lambda consumer: consumer.health == "connected")
             if healthy:
                 source.mqtt_health = "connected"
-            elif source.mqtt_enabled or consumers:
+            elif source.mqtt_enabled:
                 source.mqtt_health = "disconnected"
             else:
                 source.mqtt_health = "off"

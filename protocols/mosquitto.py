@@ -6,6 +6,7 @@ offline queue, and, when users are given, a password file and an ACL file.
 The system broker (port 1883) is shared with others and never touched.
 """
 
+import getpass
 import os
 import shutil
 import signal
@@ -43,6 +44,9 @@ class PrivateMosquitto:
 
     def _write_configuration(self):
         lines = [
+            # Started as root, Mosquitto would become the "mosquitto" user, which cannot
+            # read this folder: it stays who started it.
+            f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
             "persistence true",
             f"persistence_location {self.folder}/",

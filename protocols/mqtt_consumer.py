@@ -125,8 +125,6 @@ class Consumer:
             _logger.warning("MQTT %s: %s", self.settings.client_id, self.last_error)
             return
         self._connection += 1
-        self.connected = True
-        self.last_error = None
         _logger.info(
             "MQTT %s connected to %s:%s (session present: %s)",
             self.settings.client_id,
@@ -143,6 +141,10 @@ class Consumer:
         if refused:
             self.last_error = f"subscription refused: {', '.join(refused)}"
             _logger.warning("MQTT %s: %s", self.settings.client_id, self.last_error)
+            return
+        # Connected means receiving: only once the broker granted every subscription.
+        self.connected = True
+        self.last_error = None
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties):
         self.connected = False
@@ -202,6 +204,7 @@ class Consumer:
             "waiting": self.waiting,
             "last_error": self.last_error,
             "committed_total": self.committed_total,
+            "connections": self._connection,
         }
 
     # -- the worker ---------------------------------------------------------

@@ -18,7 +18,9 @@ class TestTopics(unittest.TestCase):
     def test_layout_round_trip(self):
         topic = mqtt_topics.topic("fleet/v1", "acme", "CAT-320-0001", "readings")
         self.assertEqual(topic, "fleet/v1/acme/CAT-320-0001/readings")
-        self.assertEqual(mqtt_topics.parse("/fleet/v1/", "acme", topic), ("CAT-320-0001", "readings"))
+        self.assertEqual(
+            mqtt_topics.parse("/fleet/v1/", "acme", topic), ("CAT-320-0001", "readings")
+        )
         self.assertEqual(
             mqtt_topics.data_filters("fleet/v1", "acme", "odoo-ingest"),
             [
