@@ -118,6 +118,8 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         Event = receiver.env["construction.telematics.event"].with_context(
             telematics_defer_trigger=True
         )
+        # The ledger is written with plain SQL: check what the ORM would have.
+        Event.check_access("create")
         limit = int(
             self.env["res.config.settings"]._construction_setting("telematics_max_body_mb")
             * 1024
@@ -140,7 +142,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             if len(message.payload) > limit:
                 self._store_refused(
                     Event,
-                    source,
+                    receiver,
                     endpoint,
                     message,
                     device,
@@ -148,7 +150,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                     head=True,
                 )
                 continue
-            accepted += self._receive_one(Event, source, endpoint, message, device)
+            accepted += self._receive_one(Event, receiver, endpoint, message, device)
         if accepted:
             Event.with_context(telematics_defer_trigger=False)._trigger_processing()
         if statuses:
@@ -156,13 +158,14 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         return accepted
 
     def _receive_one(self, Event, source, endpoint, message, device):
+        # ``source`` is already the ingestion user's (``_as_ingestion_user``).
         """Accepted items of one message; whatever goes wrong, the message is in the ledger."""
         cr = self.env.cr
         try:
             with cr.savepoint():
                 try:
                     answer = Event._receive_body(
-                        source._as_ingestion_user(),
+                        source,
                         endpoint,
                         message.payload,
                         channel="mqtt",
