@@ -59,7 +59,9 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         string="Connections", readonly=True, help="Connections made since the process started."
     )
     last_error = fields.Char(readonly=True)
-    outage_notified = fields.Boolean(readonly=True)
+    last_connected_at = fields.Datetime(
+        string="Last connected report", readonly=True, help="Its last report while receiving."
+    )
     health = fields.Selection(
         [("connected", "Connected"), ("disconnected", "Disconnected")], compute="_compute_health"
     )
@@ -94,7 +96,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             "last_error": (snapshot.get("last_error") or "")[:500] or False,
         }
         if snapshot["connected"]:
-            values["outage_notified"] = False
+            values["last_connected_at"] = values["heartbeat_at"]
         consumer = self.sudo().search([("source_id", "=", source_id), ("name", "=", name)])
         if consumer:
             if not values["last_message_at"]:
@@ -226,15 +228,25 @@ class ConstructionTelematicsMqttConsumer(models.Model):
     def _cron_check_consumers(self):
         """Tell integration administrators once when every consumer of an MQTT source is gone.
 
-        A source whose consumers never reported shows *Disconnected* on its form.
+        Gone: none has reported receiving for ``STALE_SECONDS`` (a consumer still
+        connecting after its start is not gone). Only the source is written here:
+        the consumers' own rows are the consumer processes' to write. A source
+        whose consumers never reported shows *Disconnected* on its form.
         """
         sources = self.env["construction.telematics.source"].search([("mqtt_enabled", "=", True)])
         admins = self.env.ref("construction_asset_sync.group_integration_admin").sudo().users
+        threshold = fields.Datetime.now() - timedelta(seconds=STALE_SECONDS)
         for source in sources:
-            if source.mqtt_health != "disconnected":
-                continue
             consumers = source.mqtt_consumer_ids
-            if not consumers or all(consumers.mapped("outage_notified")):
+            if not consumers:
+                continue
+            alive = consumers.filtered(
+                lambda consumer: consumer.health == "connected"
+                or (consumer.last_connected_at or consumer.create_date) >= threshold
+            )
+            if alive or source.mqtt_outage_notified:
+                if alive and source.mqtt_outage_notified:
+                    source.mqtt_outage_notified = False
                 continue
             source.message_post(
                 body=self.env._(
@@ -246,4 +258,4 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                 partner_ids=admins.partner_id.ids,
                 subtype_xmlid="mail.mt_comment",
             )
-            consumers.write({"outage_notified": True})
+            source.mqtt_outage_notified = True

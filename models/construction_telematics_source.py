@@ -131,6 +131,9 @@ class ConstructionTelematicsSource(models.Model):
         "while it is away.",
     )
     mqtt_topic_filters = fields.Text(string="Subscriptions", compute="_compute_mqtt_topic_filters")
+    mqtt_outage_notified = fields.Boolean(
+        readonly=True, copy=False, help="Administrators were told that no consumer is connected."
+    )
     mqtt_consumer_ids = fields.One2many(
         "construction.telematics.mqtt.consumer", "source_id", string="MQTT consumers"
     )

@@ -13,10 +13,12 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import odoo
 import paho.mqtt.client as mqtt
+from odoo import fields
 from odoo.addons.construction_asset_sync.cli.telematics_mqtt import PAUSE_BEFORE_ACK_ENV
 from odoo.addons.construction_asset_sync.protocols.mosquitto import PrivateMosquitto
 from odoo.tests import TransactionCase, tagged
@@ -448,3 +450,58 @@ class TestTelematicsMqtt(TransactionCase):
         for machine in self._machines():
             # Whatever order the two consumers committed in, the machine ends on its latest.
             self.assertEqual((machine["readings"], machine["engine_hours"]), (60, 500.59))
+
+
+class TestMqttHealth(TransactionCase):
+    """What a person sees of consumers, without a broker: reports as the process writes them."""
+
+    def setUp(self):
+        super().setUp()
+        self.source = self.env["construction.telematics.source"].create(
+            {"name": "Health gateway", "mqtt_enabled": True, "mqtt_source_code": "health"}
+        )
+        self.Consumer = self.env["construction.telematics.mqtt.consumer"]
+
+    def _report(self, name, connected, age_seconds=0):
+        consumer = self.Consumer._report(
+            self.source.id,
+            name,
+            f"cas-test-{name}",
+            {"connected": connected, "waiting": 3, "last_message_at": time.time(), "pid": 42},
+        )
+        if age_seconds:
+            past = fields.Datetime.now() - timedelta(seconds=age_seconds)
+            consumer.write({"heartbeat_at": past, "last_connected_at": past, "create_date": past})
+        return consumer
+
+    def _outage_messages(self):
+        return self.source.message_ids.filtered(lambda m: "No MQTT consumer" in (m.body or ""))
+
+    def test_health_follows_the_reports(self):
+        self.assertEqual(self.source.mqtt_health, "disconnected")  # enabled, nobody reported
+        self._report("a", connected=True)
+        self.source.invalidate_recordset()
+        self.assertEqual(self.source.mqtt_health, "connected")
+        self.assertEqual(self.source.mqtt_waiting, 3)
+        self.assertTrue(self.source.mqtt_last_message_at)
+        self._report("a", connected=True, age_seconds=120)  # the process died
+        self.source.invalidate_recordset()
+        self.assertEqual(self.source.mqtt_health, "disconnected")
+        self.assertEqual(self.source.mqtt_waiting, 0)
+
+    def test_administrators_are_told_once_per_outage(self):
+        admin = self.env.ref("base.user_admin")
+        self._report("a", connected=False)  # just started, still connecting: not an outage
+        self.Consumer._cron_check_consumers()
+        self.assertFalse(self._outage_messages())
+        self._report("a", connected=True, age_seconds=600)
+        self.Consumer._cron_check_consumers()
+        self.Consumer._cron_check_consumers()
+        self.assertEqual(len(self._outage_messages()), 1)
+        self.assertIn(admin.partner_id, self._outage_messages().partner_ids)
+        self._report("a", connected=True)  # back
+        self.Consumer._cron_check_consumers()
+        self.assertFalse(self.source.mqtt_outage_notified)
+        self._report("a", connected=True, age_seconds=600)  # gone again
+        self.Consumer._cron_check_consumers()
+        self.assertEqual(len(self._outage_messages()), 2)
