@@ -59,7 +59,7 @@ class MqttBench(Bench):
         )
         self.topic_base = f"fleet/v1/bench-{self.tag}"
         self.consumers = {}
-        self.minute = 0  # readings of successive runs never share a timestamp
+        self.step = 0  # readings of successive runs never share a timestamp
 
     # -- consumers ----------------------------------------------------------
     def start_consumer(self, name):
@@ -104,30 +104,50 @@ class MqttBench(Bench):
             time.sleep(0.5)
         raise RuntimeError(f"consumer {name} did not connect")
 
-    def stop_consumers(self):
+    def stop_consumers(self, forget=False):
         for process in self.consumers.values():
             process.terminate()
             process.wait(60)
+        if forget:
+            for name in self.consumers:
+                self.forget_session(name)
         self.consumers = {}
+
+    def forget_session(self, name):
+        """End a consumer's session at the broker (it has nothing unacknowledged left).
+
+        A session outlives its consumer: as a member of the shared subscription it
+        would keep receiving its share of later messages, queued until it returns.
+        """
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"cas-{self.args.db}-{self.source_id}-bench-{self.tag}-{name}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.connect("127.0.0.1", self.broker.port, clean_start=True)
+        client.loop_start()
+        time.sleep(0.5)
+        client.disconnect()
+        client.loop_stop()
 
     # -- publishing and waiting -------------------------------------------
     def messages(self, count, per_message):
         """``count`` readings as (topic, payload), ``per_message`` of one device each."""
-        start = datetime.now(timezone.utc) - timedelta(days=60)
+        # One second apart: all runs together stay within the past (a reading more
+        # than 24 h ahead is refused) and rise by one engine hour per hour.
+        start = datetime.now(timezone.utc) - timedelta(days=10)
         machines = len(self.equipment_ids)
         out = []
         for number in range(count // per_message):
             device = number % machines
             readings = []
             for _ in range(per_message):
-                self.minute += 1
+                self.step += 1
                 readings.append(
                     {
                         "device_id": f"B{self.tag}-{device}",
-                        "at": (start + timedelta(minutes=self.minute)).strftime(
-                            "%Y-%m-%dT%H:%M:%SZ"
-                        ),
-                        "engine_hours": 1000 + self.minute / 600,
+                        "at": (start + timedelta(seconds=self.step)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "engine_hours": 1000 + self.step / 3600,
                         "fuel_level_pct": 50.0,
                     }
                 )
@@ -181,7 +201,8 @@ class MqttBench(Bench):
         published = time.perf_counter()
         in_ledger = self.wait_until(lambda: self.mqtt_events() >= before + len(messages))
         processed = self.wait_until(lambda: not self.mqtt_events(["pending", "failed"]))
-        self.stop_consumers()
+        self.stop_consumers(forget=True)
+        self.check_nothing_refused()
         readings = len(messages) * per_message
         return {
             "readings": readings,
@@ -190,6 +211,11 @@ class MqttBench(Bench):
             "to_ledger_per_s": round(readings / (in_ledger - started)),
             "to_processed_per_s": round(readings / (processed - started)),
         }
+
+    def check_nothing_refused(self):
+        refused = self.mqtt_events(["rejected", "dead", "failed"])
+        if refused:
+            raise RuntimeError(f"{refused} MQTT events of the bench were refused or failed")
 
     def backlog_rss(self, size):
         """Peak RSS of a consumer draining ``size`` messages queued while it was away."""
@@ -206,6 +232,7 @@ class MqttBench(Bench):
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         self.stop_consumers()
+        self.check_nothing_refused()
         return {
             "idle_rss_mb": round(idle),
             "peak_rss_mb": round(peak),
