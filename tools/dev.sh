@@ -410,6 +410,8 @@ run_odoo_runner() {
 
 cmd_test() {
     bootstrap
+    # The MQTT tests start private Mosquitto brokers of their own.
+    [ -n "$(mosquitto_bin)" ] || need_packages mosquitto mosquitto-clients
     say "ruff"
     "$VENV/bin/ruff" check "$REPO_ROOT"
     "$VENV/bin/ruff" format --check "$REPO_ROOT"
