@@ -248,7 +248,7 @@ class ConstructionTelematicsEvent(models.Model):
         return {key for (key,) in inserted}
 
     @api.model
-    def _receive_body(self, source, endpoint, body, channel="http", device=None):
+    def _receive_body(self, source, endpoint, body, channel="http", device=None, collect=None):
         """Receive one body (bytes), whatever carried it: the one receipt path of every channel.
 
         ``endpoint`` is a key of ``ENDPOINT_KINDS``. The body is parsed and
@@ -257,23 +257,26 @@ class ConstructionTelematicsEvent(models.Model):
         whole is stored as a *rejected* event and raises ``IngestError``. When
         ``device`` is given (an MQTT topic names its device), alerts and readings
         of another device are rejected: a gateway speaks for its own device only.
+        With ``collect`` (a list), the ledger rows are appended to it instead of
+        inserted, and None is returned: the caller inserts the rows of many bodies
+        with one ``_insert_rows``.
         """
         try:
             document = self._parse_body(body)
             if endpoint == "alerts":
-                return self._receive_alert_document(source, document, channel, device)
+                return self._receive_alert_document(source, document, channel, device, collect)
             if endpoint == "readings":
-                return self._receive_readings_document(source, document, channel, device)
-            return self._receive_iso_document(source, document, channel)
+                return self._receive_readings_document(source, document, channel, device, collect)
+            return self._receive_iso_document(source, document, channel, collect)
         except IngestError as exc:
             if exc.store is not None:
-                self._insert_rows(
-                    [
-                        self._rejected_row(
-                            source, channel, ENDPOINT_KINDS[endpoint], exc.store, exc.errors, device
-                        )
-                    ]
+                row = self._rejected_row(
+                    source, channel, ENDPOINT_KINDS[endpoint], exc.store, exc.errors, device
                 )
+                if collect is None:
+                    self._insert_rows([row])
+                else:
+                    collect.append(row)
             raise
 
     @api.model
@@ -302,7 +305,7 @@ class ConstructionTelematicsEvent(models.Model):
         return document
 
     @api.model
-    def _receive_alert_document(self, source, document, channel, device=None):
+    def _receive_alert_document(self, source, document, channel, device=None, collect=None):
         items, structure_error = telematics_payloads.split_alerts(document)
         if structure_error:
             raise IngestError(
@@ -312,10 +315,10 @@ class ConstructionTelematicsEvent(models.Model):
                 [structure_error],
                 store=document,
             )
-        return self._receive_alerts(source, items, channel=channel, device=device)
+        return self._receive_alerts(source, items, channel=channel, device=device, collect=collect)
 
     @api.model
-    def _receive_readings_document(self, source, document, channel, device=None):
+    def _receive_readings_document(self, source, document, channel, device=None, collect=None):
         items, structure_error = telematics_payloads.split_readings(document)
         if structure_error:
             raise IngestError(
@@ -336,10 +339,10 @@ class ConstructionTelematicsEvent(models.Model):
             else:
                 reading["_index"] = index
                 readings.append(reading)
-        return self._receive_readings(source, readings, rejected, channel=channel)
+        return self._receive_readings(source, readings, rejected, channel=channel, collect=collect)
 
     @api.model
-    def _receive_iso_document(self, source, document, channel):
+    def _receive_iso_document(self, source, document, channel, collect=None):
         readings, errors = iso15143.fleet_to_readings(document)
         if not readings:
             raise IngestError(
@@ -358,7 +361,7 @@ class ConstructionTelematicsEvent(models.Model):
             (index, equipment[index] if index is not None else document, errors)
             for index, errors in by_equipment.items()
         ]
-        return self._receive_readings(source, readings, rejected, channel=channel)
+        return self._receive_readings(source, readings, rejected, channel=channel, collect=collect)
 
     @api.model
     def _rejected_row(self, source, channel, kind, item, errors, device=None):
@@ -381,7 +384,7 @@ class ConstructionTelematicsEvent(models.Model):
         }
 
     @api.model
-    def _receive_alerts(self, source, items, channel="http", device=None):
+    def _receive_alerts(self, source, items, channel="http", device=None, collect=None):
         """Store alert items; returns the API answer ``{accepted, duplicates, rejected}``."""
         rows, rejected, accepted_keys = [], [], []
         seen = set()
@@ -412,6 +415,9 @@ class ConstructionTelematicsEvent(models.Model):
                     "state": "pending",
                 }
             )
+        if collect is not None:
+            collect.extend(rows)
+            return None
         inserted = self._insert_rows(rows)
         # An event_id sent twice in one request is accepted once.
         accepted = len(inserted & set(accepted_keys))
@@ -424,7 +430,7 @@ class ConstructionTelematicsEvent(models.Model):
         }
 
     @api.model
-    def _receive_readings(self, source, readings, rejected, channel="http"):
+    def _receive_readings(self, source, readings, rejected, channel="http", collect=None):
         """Store validated readings, one ledger event per device and batch.
 
         ``readings`` are normalised (``parse_reading`` output, with ``_index``);
@@ -466,6 +472,9 @@ class ConstructionTelematicsEvent(models.Model):
             )
         for _index, item, errors in rejected:
             rows.append(self._rejected_row(source, channel, "readings", item, errors))
+        if collect is not None:
+            collect.extend(rows)
+            return None
         inserted = self._insert_rows(rows)
         accepted = 0
         for row in rows:

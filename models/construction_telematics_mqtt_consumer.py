@@ -127,7 +127,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             * 1024
             * 1024
         )
-        accepted, statuses = 0, {}
+        statuses, planned = {}, []  # planned: (message, device, endpoint, its ledger rows)
         for message in messages:
             try:
                 device, kind = mqtt_topics.parse(
@@ -142,41 +142,37 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                 continue
             endpoint = mqtt_topics.DATA_KINDS[kind]
             if len(message.payload) > limit:
-                self._store_refused(
-                    Event,
-                    receiver,
-                    endpoint,
-                    message,
-                    device,
-                    f"must be at most {limit} bytes",
-                    head=True,
-                )
-                continue
-            accepted += self._receive_one(Event, receiver, endpoint, message, device)
-        if accepted:
+                reason = f"must be at most {limit} bytes"
+                rows = [self._refused_row(Event, receiver, endpoint, message, device, reason, True)]
+            else:
+                rows = self._rows_of(Event, receiver, endpoint, message, device)
+            planned.append((message, device, endpoint, rows))
+        inserted = self._insert_planned(Event, receiver, planned)
+        if any(
+            row["state"] == "pending" and row["dedupe_key"] in inserted
+            for *_head, rows in planned
+            for row in rows
+        ):
             Event.with_context(telematics_defer_trigger=False)._trigger_processing()
         if statuses:
             self._apply_statuses(source, statuses)
-        return accepted
+        return inserted
 
-    def _receive_one(self, Event, source, endpoint, message, device):
-        # ``source`` is already the ingestion user's (``_as_ingestion_user``).
-        """Accepted items of one message; whatever goes wrong, the message is in the ledger."""
-        cr = self.env.cr
+    def _rows_of(self, Event, source, endpoint, message, device):
+        """The ledger rows of one message, validated exactly as the HTTP API does."""
+        rows = []
         try:
-            with cr.savepoint():
-                try:
-                    answer = Event._receive_body(
-                        source,
-                        endpoint,
-                        message.payload,
-                        channel="mqtt",
-                        # An ISO 15143-3 snapshot speaks for a fleet: its topic names the gateway.
-                        device=device if endpoint != "iso15143" else None,
-                    )
-                except IngestError:
-                    return 0  # kept as a rejected event by _receive_body
-                return answer["accepted"]
+            Event._receive_body(
+                source,
+                endpoint,
+                message.payload,
+                channel="mqtt",
+                # An ISO 15143-3 snapshot speaks for a fleet: its topic names the gateway.
+                device=device if endpoint != "iso15143" else None,
+                collect=rows,
+            )
+        except IngestError:
+            pass  # its rejected row is in ``rows``
         except _DATABASE_TROUBLE:
             raise
         except Exception as exc:
@@ -186,28 +182,53 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                 message.topic,
                 exc_info=True,
             )
-            self._store_refused(
-                Event, source, endpoint, message, device, f"could not be received ({exc})"
-            )
-            return 0
+            rows = [
+                self._refused_row(
+                    Event, source, endpoint, message, device, f"could not be received ({exc})"
+                )
+            ]
+        return rows
 
-    def _store_refused(self, Event, source, endpoint, message, device, reason, head=False):
+    def _insert_planned(self, Event, source, planned):
+        """Insert the rows of a whole batch in one statement; the dedupe keys inserted.
+
+        Should the database refuse a row, each message is inserted alone and the
+        one at fault is kept as rejected, raw, so the batch can still be acknowledged.
+        """
+        cr = self.env.cr
+        try:
+            with cr.savepoint():
+                return Event._insert_rows([row for *_head, rows in planned for row in rows])
+        except _DATABASE_TROUBLE:
+            raise
+        except Exception:
+            _logger.warning("MQTT source %s: a batch was refused, one by one", source.id)
+        inserted = set()
+        for message, device, endpoint, rows in planned:
+            try:
+                with cr.savepoint():
+                    inserted |= Event._insert_rows(rows)
+            except _DATABASE_TROUBLE:
+                raise
+            except Exception as exc:
+                reason = f"could not be stored ({type(exc).__name__})"
+                refused = self._refused_row(Event, source, endpoint, message, device, reason)
+                inserted |= Event._insert_rows([refused])
+        return inserted
+
+    def _refused_row(self, Event, source, endpoint, message, device, reason, head=False):
         payload = message.payload[:RAW_HEAD_BYTES] if head else message.payload
         stored = safe_json.storable_raw_body(payload) | {
             "topic": message.topic,
             "bytes": len(message.payload),
         }
-        Event._insert_rows(
-            [
-                Event._rejected_row(
-                    source,
-                    "mqtt",
-                    ENDPOINT_KINDS[endpoint],
-                    stored,
-                    [{"field": "$", "message": reason}],
-                    device,
-                )
-            ]
+        return Event._rejected_row(
+            source,
+            "mqtt",
+            ENDPOINT_KINDS[endpoint],
+            stored,
+            [{"field": "$", "message": reason}],
+            device,
         )
 
     def _apply_statuses(self, source, statuses):
