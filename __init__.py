@@ -1,4 +1,5 @@
 from . import exceptions
+from . import cli
 from . import controllers
 from . import models
 from . import wizards

@@ -7,7 +7,7 @@
     "website": "https://github.com/construction-asset-sync/construction_asset_sync",
     "license": "LGPL-3",
     "depends": ["maintenance", "hr_timesheet", "account"],
-    "external_dependencies": {"python": ["requests", "jsonschema"]},
+    "external_dependencies": {"python": ["requests", "jsonschema", "paho-mqtt"]},
     "data": [
         "security/construction_asset_sync_security.xml",
         "security/ir.model.access.csv",

@@ -10,14 +10,14 @@ user in the source's company, never as the superuser.
 import hashlib
 import json
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 
 from odoo import http
 from odoo.http import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..protocols import iso15143, safe_json, telematics_auth, telematics_payloads
+from ..models.construction_telematics_event import IngestError
+from ..protocols import telematics_auth
 
 _logger = logging.getLogger(__name__)
 
@@ -31,17 +31,6 @@ ROUTE_OPTIONS = {
     "csrf": False,
     "save_session": False,
 }
-
-
-class IngestError(Exception):
-    def __init__(self, status, title, detail, errors=None, store=None):
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.errors = errors or []
-        # What to keep as a rejected ledger event, for authenticated senders.
-        self.store = store
 
 
 def problem(status, title, detail, errors=None, headers=None):
@@ -76,15 +65,15 @@ class TelematicsController(http.Controller):
 
     @http.route("/telematics/v1/alerts", methods=["POST"], readonly=False, **ROUTE_OPTIONS)
     def alerts(self):
-        return self._ingest(self._alerts, "alert")
+        return self._ingest("alerts")
 
     @http.route("/telematics/v1/readings", methods=["POST"], readonly=False, **ROUTE_OPTIONS)
     def readings(self):
-        return self._ingest(self._readings, "readings")
+        return self._ingest("readings")
 
     @http.route("/telematics/v1/iso15143/fleet", methods=["POST"], readonly=False, **ROUTE_OPTIONS)
     def iso15143_fleet(self):
-        return self._ingest(self._iso_fleet, "readings")
+        return self._ingest("iso15143")
 
     @http.route(
         ["/telematics/v1/alerts", "/telematics/v1/readings", "/telematics/v1/iso15143/fleet"],
@@ -101,7 +90,7 @@ class TelematicsController(http.Controller):
         )
 
     # ------------------------------------------------------------------
-    def _ingest(self, handler, kind):
+    def _ingest(self, endpoint):
         httprequest = request.httprequest
         ingestion_uid = request.env["ir.model.data"].sudo()._xmlid_to_res_id(INGESTION_USER)
         request.update_env(user=ingestion_uid)
@@ -161,13 +150,9 @@ class TelematicsController(http.Controller):
                     )
                 if known:
                     return json_response(known.response, known.status)
-            document = self._parse(body)
-            answer = handler(Event, source, document)
+            answer = Event._receive_body(source, endpoint, body, channel="http")
         except IngestError as exc:
-            if exc.store is not None:
-                Event._insert_rows(
-                    [Event._rejected_row(source, "http", kind, exc.store, exc.errors)]
-                )
+            # _receive_body has kept what it refused as a rejected event.
             return problem(exc.status, exc.title, exc.detail, exc.errors)
         if not answer["accepted"] and not answer["duplicates"]:
             status = 422
@@ -210,30 +195,6 @@ class TelematicsController(http.Controller):
             )
         return key
 
-    def _parse(self, body):
-        """The JSON document of ``body``, refused when no later step may see it."""
-        try:
-            document = safe_json.loads(body)
-        except safe_json.MalformedJSON as exc:
-            raise IngestError(
-                400,
-                "Malformed JSON",
-                f"The body is not valid JSON: {exc}",
-                [{"field": "$", "message": "is not valid JSON"}],
-                store=safe_json.storable_raw_body(body),
-            ) from None
-        hostile = safe_json.find_hostile(body, document)
-        if hostile:
-            field, message = hostile
-            raise IngestError(
-                422,
-                "Invalid request",
-                f"{field} {message}",
-                [{"field": field, "message": message}],
-                store=safe_json.storable_raw_body(body),
-            )
-        return document
-
     def _read_body(self, source):
         httprequest = request.httprequest
         mimetype = (httprequest.mimetype or "").lower()
@@ -262,58 +223,3 @@ class TelematicsController(http.Controller):
             return httprequest.get_data(cache=True)
         except RequestEntityTooLarge:
             raise too_large from None
-
-    # Handlers return the API answer {accepted, duplicates, rejected}.
-    def _alerts(self, Event, source, document):
-        items, structure_error = telematics_payloads.split_alerts(document)
-        if structure_error:
-            raise IngestError(
-                422,
-                "Invalid request",
-                structure_error["message"],
-                [structure_error],
-                store=document,
-            )
-        return Event._receive_alerts(source, items)
-
-    def _readings(self, Event, source, document):
-        items, structure_error = telematics_payloads.split_readings(document)
-        if structure_error:
-            raise IngestError(
-                422,
-                "Invalid request",
-                f"{structure_error['field']} {structure_error['message']}",
-                [structure_error],
-                store=document,
-            )
-        readings, rejected = [], []
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        for index, item in enumerate(items):
-            reading, errors = telematics_payloads.parse_reading(item, now=now)
-            if errors:
-                rejected.append((index, item, errors))
-            else:
-                reading["_index"] = index
-                readings.append(reading)
-        return Event._receive_readings(source, readings, rejected)
-
-    def _iso_fleet(self, Event, source, document):
-        readings, errors = iso15143.fleet_to_readings(document)
-        if not readings:
-            raise IngestError(
-                422,
-                "No valid item",
-                "The snapshot holds no reading this API can map.",
-                [error for _index, error in errors]
-                or [{"field": "Equipment", "message": "holds no mappable data element"}],
-                store=document,
-            )
-        by_equipment = {}
-        for index, error in errors:
-            by_equipment.setdefault(index, []).append(error)
-        equipment = iso15143.equipment_list_of(document)
-        rejected = [
-            (index, equipment[index] if index is not None else document, errors)
-            for index, errors in by_equipment.items()
-        ]
-        return Event._receive_readings(source, readings, rejected)

@@ -13,6 +13,7 @@ from . import construction_telematics_processor
 from . import construction_maintenance_plan
 from . import construction_maintenance_plan_item
 from . import construction_maintenance_schedule
+from . import construction_telematics_mqtt_consumer
 from . import maintenance_equipment
 from . import maintenance_request
 from . import res_config_settings

@@ -4,14 +4,14 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from odoo import api, fields, models
 from odoo.tools import SQL
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json, execute_values
 
-from ..protocols import telematics_payloads
+from ..protocols import iso15143, safe_json, telematics_payloads
 from ..state_machine import TELEMATICS_EVENT
 
 _logger = logging.getLogger(__name__)
@@ -35,12 +35,33 @@ MOVE_COLUMNS = {
 }
 
 
+# What each receipt endpoint (HTTP path or MQTT topic kind) stores as the event kind.
+ENDPOINT_KINDS = {"alerts": "alert", "readings": "readings", "iso15143": "readings"}
+
+
+class IngestError(Exception):
+    """A body refused as a whole; ``errors`` name the fields, ``status`` is the HTTP answer."""
+
+    def __init__(self, status, title, detail, errors=None, store=None):
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        # What to keep as a rejected ledger event, for authenticated senders.
+        self.store = store
+
+
 def _canonical_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _other_device_error(device):
+    return {"field": "device_id", "message": f"must be {device!r}, the device of the topic"}
 
 
 class ConstructionTelematicsEvent(models.Model):
@@ -227,10 +248,128 @@ class ConstructionTelematicsEvent(models.Model):
         return {key for (key,) in inserted}
 
     @api.model
-    def _rejected_row(self, source, channel, kind, item, errors):
+    def _receive_body(self, source, endpoint, body, channel="http", device=None, collect=None):
+        """Receive one body (bytes), whatever carried it: the one receipt path of every channel.
+
+        ``endpoint`` is a key of ``ENDPOINT_KINDS``. The body is parsed and
+        validated exactly as ``/telematics/v1/<endpoint>`` does, and stored in the
+        ledger; returns ``{accepted, duplicates, rejected}``. A body refused as a
+        whole is stored as a *rejected* event and raises ``IngestError``. When
+        ``device`` is given (an MQTT topic names its device), alerts and readings
+        of another device are rejected: a gateway speaks for its own device only.
+        With ``collect`` (a list), the ledger rows are appended to it instead of
+        inserted, and None is returned: the caller inserts the rows of many bodies
+        with one ``_insert_rows``.
+        """
+        try:
+            document = self._parse_body(body)
+            if endpoint == "alerts":
+                return self._receive_alert_document(source, document, channel, device, collect)
+            if endpoint == "readings":
+                return self._receive_readings_document(source, document, channel, device, collect)
+            return self._receive_iso_document(source, document, channel, collect)
+        except IngestError as exc:
+            if exc.store is not None:
+                row = self._rejected_row(
+                    source, channel, ENDPOINT_KINDS[endpoint], exc.store, exc.errors, device
+                )
+                if collect is None:
+                    self._insert_rows([row])
+                else:
+                    collect.append(row)
+            raise
+
+    @api.model
+    def _parse_body(self, body):
+        """The JSON document of ``body``, refused when no later step may see it."""
+        try:
+            document = safe_json.loads(body)
+        except safe_json.MalformedJSON as exc:
+            raise IngestError(
+                400,
+                "Malformed JSON",
+                f"The body is not valid JSON: {exc}",
+                [{"field": "$", "message": "is not valid JSON"}],
+                store=safe_json.storable_raw_body(body),
+            ) from None
+        hostile = safe_json.find_hostile(body, document)
+        if hostile:
+            field, message = hostile
+            raise IngestError(
+                422,
+                "Invalid request",
+                f"{field} {message}",
+                [{"field": field, "message": message}],
+                store=safe_json.storable_raw_body(body),
+            )
+        return document
+
+    @api.model
+    def _receive_alert_document(self, source, document, channel, device=None, collect=None):
+        items, structure_error = telematics_payloads.split_alerts(document)
+        if structure_error:
+            raise IngestError(
+                422,
+                "Invalid request",
+                structure_error["message"],
+                [structure_error],
+                store=document,
+            )
+        return self._receive_alerts(source, items, channel=channel, device=device, collect=collect)
+
+    @api.model
+    def _receive_readings_document(self, source, document, channel, device=None, collect=None):
+        items, structure_error = telematics_payloads.split_readings(document)
+        if structure_error:
+            raise IngestError(
+                422,
+                "Invalid request",
+                f"{structure_error['field']} {structure_error['message']}",
+                [structure_error],
+                store=document,
+            )
+        readings, rejected = [], []
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        for index, item in enumerate(items):
+            reading, errors = telematics_payloads.parse_reading(item, now=now)
+            if not errors and device is not None and reading["device_id"] != device:
+                errors = [_other_device_error(device)]
+            if errors:
+                rejected.append((index, item, errors))
+            else:
+                reading["_index"] = index
+                readings.append(reading)
+        return self._receive_readings(source, readings, rejected, channel=channel, collect=collect)
+
+    @api.model
+    def _receive_iso_document(self, source, document, channel, collect=None):
+        readings, errors = iso15143.fleet_to_readings(document)
+        if not readings:
+            raise IngestError(
+                422,
+                "No valid item",
+                "The snapshot holds no reading this API can map.",
+                [error for _index, error in errors]
+                or [{"field": "Equipment", "message": "holds no mappable data element"}],
+                store=document,
+            )
+        by_equipment = {}
+        for index, error in errors:
+            by_equipment.setdefault(index, []).append(error)
+        equipment = iso15143.equipment_list_of(document)
+        rejected = [
+            (index, equipment[index] if index is not None else document, errors)
+            for index, errors in by_equipment.items()
+        ]
+        return self._receive_readings(source, readings, rejected, channel=channel, collect=collect)
+
+    @api.model
+    def _rejected_row(self, source, channel, kind, item, errors, device=None):
         text = _canonical_json(item)
         digest = _sha256(text)
         device_id = item.get("device_id") if isinstance(item, dict) else None
+        if not isinstance(device_id, str):
+            device_id = device
         return {
             "source_id": source.id,
             "company_id": source.company_id.id,
@@ -245,12 +384,14 @@ class ConstructionTelematicsEvent(models.Model):
         }
 
     @api.model
-    def _receive_alerts(self, source, items, channel="http"):
+    def _receive_alerts(self, source, items, channel="http", device=None, collect=None):
         """Store alert items; returns the API answer ``{accepted, duplicates, rejected}``."""
         rows, rejected, accepted_keys = [], [], []
         seen = set()
         for index, item in enumerate(items):
             alert, errors = telematics_payloads.parse_alert(item)
+            if not errors and device is not None and alert["device_id"] != device:
+                errors = [_other_device_error(device)]
             if errors:
                 rejected.append({"index": index, "errors": errors})
                 rows.append(self._rejected_row(source, channel, "alert", item, errors))
@@ -274,6 +415,9 @@ class ConstructionTelematicsEvent(models.Model):
                     "state": "pending",
                 }
             )
+        if collect is not None:
+            collect.extend(rows)
+            return None
         inserted = self._insert_rows(rows)
         # An event_id sent twice in one request is accepted once.
         accepted = len(inserted & set(accepted_keys))
@@ -286,7 +430,7 @@ class ConstructionTelematicsEvent(models.Model):
         }
 
     @api.model
-    def _receive_readings(self, source, readings, rejected, channel="http"):
+    def _receive_readings(self, source, readings, rejected, channel="http", collect=None):
         """Store validated readings, one ledger event per device and batch.
 
         ``readings`` are normalised (``parse_reading`` output, with ``_index``);
@@ -328,6 +472,9 @@ class ConstructionTelematicsEvent(models.Model):
             )
         for _index, item, errors in rejected:
             rows.append(self._rejected_row(source, channel, "readings", item, errors))
+        if collect is not None:
+            collect.extend(rows)
+            return None
         inserted = self._insert_rows(rows)
         accepted = 0
         for row in rows:
@@ -347,6 +494,8 @@ class ConstructionTelematicsEvent(models.Model):
 
     @api.model
     def _trigger_processing(self):
+        if self.env.context.get("telematics_defer_trigger"):
+            return  # the caller triggers once for a whole batch of receipts
         self.env.ref("construction_asset_sync.ir_cron_process_telematics_events").sudo()._trigger()
 
     # ------------------------------------------------------------------

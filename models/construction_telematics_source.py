@@ -1,10 +1,11 @@
 import math
+import re
 import time
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 
-from ..protocols import telematics_auth
+from ..protocols import mqtt_topics, telematics_auth
 
 ATTENTION_STATES = ("unmapped", "dead", "rejected")
 INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
@@ -80,10 +81,161 @@ class ConstructionTelematicsSource(models.Model):
     )
     last_received_at = fields.Datetime(compute="_compute_event_stats")
 
+    # MQTT: read by the consumer process (``odoo-bin telematics_mqtt``).
+    mqtt_enabled = fields.Boolean(
+        string="Consume from MQTT",
+        tracking=True,
+        help="Consumers started with 'odoo-bin telematics_mqtt' subscribe to this source's "
+        "topics on the broker below.",
+    )
+    mqtt_host = fields.Char(string="Broker host", default="127.0.0.1", tracking=True)
+    mqtt_port = fields.Integer(string="Broker port", default=1883, tracking=True)
+    mqtt_tls = fields.Boolean(
+        string="TLS", tracking=True, help="Verify the broker's certificate against the system CAs."
+    )
+    mqtt_username = fields.Char(
+        string="Broker user", groups="construction_asset_sync.group_integration_admin"
+    )
+    mqtt_password = fields.Char(
+        string="Broker password",
+        copy=False,
+        groups="construction_asset_sync.group_integration_admin",
+    )
+    mqtt_topic_prefix = fields.Char(
+        string="Topic prefix", default=mqtt_topics.DEFAULT_PREFIX, tracking=True
+    )
+    mqtt_source_code = fields.Char(
+        string="Topic source code",
+        copy=False,
+        tracking=True,
+        help="The <source> level of <prefix>/<source>/<device>/<kind>; made from the name "
+        "when empty.",
+    )
+    mqtt_qos = fields.Selection(
+        [("1", "1: at least once"), ("2", "2: exactly once (to the consumer)")],
+        string="QoS",
+        default="1",
+        tracking=True,
+    )
+    mqtt_share_group = fields.Char(
+        string="Shared subscription group",
+        default=mqtt_topics.DEFAULT_SHARE_GROUP,
+        tracking=True,
+        help="Consumers in the same group split the data topics ($share/<group>/...); "
+        "empty: every consumer receives every message.",
+    )
+    mqtt_session_expiry_hours = fields.Integer(
+        string="Session kept for (hours)",
+        default=168,
+        help="How long the broker keeps a consumer's session and queues messages for it "
+        "while it is away.",
+    )
+    mqtt_topic_filters = fields.Text(string="Subscriptions", compute="_compute_mqtt_topic_filters")
+    mqtt_outage_notified = fields.Boolean(
+        readonly=True, copy=False, help="Administrators were told that no consumer is connected."
+    )
+    mqtt_consumer_ids = fields.One2many(
+        "construction.telematics.mqtt.consumer", "source_id", string="MQTT consumers"
+    )
+    mqtt_health = fields.Selection(
+        [("off", "Not consumed"), ("connected", "Connected"), ("disconnected", "Disconnected")],
+        string="MQTT consumer",
+        compute="_compute_mqtt_health",
+    )
+    mqtt_last_message_at = fields.Datetime(
+        string="Last MQTT message", compute="_compute_mqtt_health"
+    )
+    mqtt_waiting = fields.Integer(
+        string="MQTT messages waiting",
+        compute="_compute_mqtt_health",
+        help="Received by the consumers and not yet committed to the ledger, plus MQTT "
+        "events in the ledger not processed yet.",
+    )
+
     _sql_constraints = [
         ("api_key_prefix_uniq", "unique(api_key_prefix)", "API key prefixes must be unique."),
         ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
+        (
+            "mqtt_topic_uniq",
+            "unique(mqtt_topic_prefix, mqtt_source_code)",
+            "Another source already uses this topic prefix and source code.",
+        ),
+        (
+            "mqtt_port_range",
+            "CHECK(mqtt_port IS NULL OR (mqtt_port > 0 AND mqtt_port < 65536))",
+            "The broker port must be between 1 and 65535.",
+        ),
     ]
+
+    @api.constrains(
+        "mqtt_enabled", "mqtt_host", "mqtt_topic_prefix", "mqtt_source_code", "mqtt_share_group"
+    )
+    def _check_mqtt_topics(self):
+        for source in self:
+            if source.mqtt_enabled and not (source.mqtt_host and source.mqtt_source_code):
+                raise ValidationError(
+                    self.env._(
+                        "%(name)s: MQTT needs a broker host and a topic source code.",
+                        name=source.name,
+                    )
+                )
+            try:
+                mqtt_topics.check_prefix(source.mqtt_topic_prefix)
+                if source.mqtt_source_code:
+                    mqtt_topics.check_level(source.mqtt_source_code, "the topic source code")
+                if source.mqtt_share_group:
+                    mqtt_topics.check_level(
+                        source.mqtt_share_group, "the shared subscription group"
+                    )
+            except mqtt_topics.TopicError as exc:
+                raise ValidationError(str(exc)) from None
+
+    @api.depends("mqtt_topic_prefix", "mqtt_source_code", "mqtt_share_group")
+    def _compute_mqtt_topic_filters(self):
+        for source in self:
+            try:
+                source.mqtt_topic_filters = "\n".join(source._mqtt_subscriptions())
+            except mqtt_topics.TopicError:
+                source.mqtt_topic_filters = False
+
+    def _mqtt_subscriptions(self):
+        """The topic filters a consumer of this source subscribes to."""
+        self.ensure_one()
+        return [
+            *mqtt_topics.data_filters(
+                self.mqtt_topic_prefix, self.mqtt_source_code, self.mqtt_share_group or None
+            ),
+            mqtt_topics.status_filter(self.mqtt_topic_prefix, self.mqtt_source_code),
+        ]
+
+    def _compute_mqtt_health(self):
+        Consumer = self.env["construction.telematics.mqtt.consumer"].sudo()
+        queued = dict(
+            self.env["construction.telematics.event"]
+            .sudo()
+            ._read_group(
+                [
+                    ("source_id", "in", self.ids),
+                    ("channel", "=", "mqtt"),
+                    ("state", "in", ("pending", "failed")),
+                ],
+                ["source_id"],
+                ["__count"],
+            )
+        )
+        for source in self:
+            consumers = Consumer.search([("source_id", "=", source.id)])
+            healthy = consumers.filtered(lambda consumer: consumer.health == "connected")
+            if healthy:
+                source.mqtt_health = "connected"
+            elif source.mqtt_enabled:
+                source.mqtt_health = "disconnected"
+            else:
+                source.mqtt_health = "off"
+            source.mqtt_last_message_at = max(
+                filter(None, consumers.mapped("last_message_at")), default=False
+            )
+            source.mqtt_waiting = sum(healthy.mapped("waiting")) + queued.get(source, 0)
 
     def init(self):
         # One token bucket per source, shared by every Odoo worker: a plain table
@@ -121,6 +273,10 @@ class ConstructionTelematicsSource(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
+            if not vals.get("mqtt_source_code"):
+                vals["mqtt_source_code"] = self._unique_topic_code(
+                    vals.get("name"), vals.get("mqtt_topic_prefix") or mqtt_topics.DEFAULT_PREFIX
+                )
             if not vals.get("external_system_id"):
                 company_id = vals.get("company_id") or self.env.company.id
                 system = self.env["construction.external.system"].create(
@@ -133,6 +289,17 @@ class ConstructionTelematicsSource(models.Model):
                 )
                 vals["external_system_id"] = system.id
         return super().create(vals_list)
+
+    def _unique_topic_code(self, name, prefix):
+        base = re.sub(r"[^a-z0-9-]+", "-", (name or "").lower()).strip("-")[:40] or "source"
+        code, counter = base, 1
+        Sources = self.sudo().with_context(active_test=False)
+        while Sources.search_count(
+            [("mqtt_topic_prefix", "=", prefix), ("mqtt_source_code", "=", code)]
+        ):
+            counter += 1
+            code = f"{base}-{counter}"
+        return code
 
     def _unique_system_code(self, name, company_id):
         base = "-".join((name or "telematics").lower().split())[:40] or "telematics"

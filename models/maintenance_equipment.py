@@ -14,6 +14,17 @@ class MaintenanceEquipment(models.Model):
     # Telematics state: the latest values the machine reported.
     telematics_last_seen_at = fields.Datetime(string="Last seen at", readonly=True, copy=False)
     telematics_latitude = fields.Float(string="Latitude", digits=(10, 7), readonly=True, copy=False)
+    telematics_connectivity = fields.Selection(
+        [("online", "Online"), ("offline", "Offline")],
+        string="Gateway",
+        readonly=True,
+        copy=False,
+        help="What the machine's gateway last said on its MQTT status topic (usually its "
+        "last will when it drops off).",
+    )
+    telematics_connectivity_at = fields.Datetime(
+        string="Gateway status since", readonly=True, copy=False
+    )
     telematics_longitude = fields.Float(
         string="Longitude", digits=(10, 7), readonly=True, copy=False
     )
@@ -131,6 +142,12 @@ class MaintenanceEquipment(models.Model):
         action["domain"] = [("equipment_id", "=", self.id)]
         action["context"] = {"default_equipment_id": self.id}
         return action
+
+    def _set_telematics_connectivity(self, connectivity, at):
+        """The one writer of ``telematics_connectivity``: from the MQTT status topic."""
+        changed = self.filtered(lambda machine: machine.telematics_connectivity != connectivity)
+        changed.write({"telematics_connectivity": connectivity, "telematics_connectivity_at": at})
+        return changed
 
     def action_open_telematics_readings(self):
         self.ensure_one()

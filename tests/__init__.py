@@ -15,3 +15,4 @@ from . import test_telematics_fuzz
 from . import test_maintenance_plans
 from . import test_sensor_rules
 from . import test_meter_events
+from . import test_telematics_mqtt

@@ -72,6 +72,10 @@ class TestStateMachines(TransactionCase):
         writers = {
             # field: (file, method) that alone may assign it
             "odyssee_push_state": ("models/maintenance_request.py", "_set_odyssee_push_state"),
+            "telematics_connectivity": (
+                "models/maintenance_equipment.py",
+                "_set_telematics_connectivity",
+            ),
         }
         sources = {
             path.relative_to(ADDON).as_posix(): path.read_text()

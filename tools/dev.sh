@@ -24,6 +24,8 @@
 #   CAS_STATE_DIR   where the config, addons link and logs go (default: <repo>/.dev)
 #   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
 #   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
+#   MQTT_HOST MQTT_PORT   the MQTT broker `run` points the demo source at (default: the
+#                   local one on 1883, else a private Mosquitto on a free port)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +41,8 @@ STATE_DIR=${CAS_STATE_DIR:-$REPO_ROOT/.dev}
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
 PRIVATE_PG=$CAS_CACHE/postgresql
+PRIVATE_MQTT=$CAS_CACHE/mosquitto
+BACKGROUND_PIDS=()
 
 say() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[dev] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -162,6 +166,51 @@ start_private_cluster() {
     fi
 }
 
+tcp_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+mosquitto_bin() { command -v mosquitto 2>/dev/null || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; }; }
+
+ensure_mqtt_broker() {
+    # Sets MQTT_HOST and MQTT_PORT: the broker they name, else the local one on 1883,
+    # else a private Mosquitto (installed first when root), like PostgreSQL above.
+    if [ -n "${MQTT_HOST:-}${MQTT_PORT:-}" ]; then
+        MQTT_HOST=${MQTT_HOST:-127.0.0.1} MQTT_PORT=${MQTT_PORT:-1883}
+        tcp_answers "$MQTT_HOST" "$MQTT_PORT" || die "no MQTT broker answers at MQTT_HOST=$MQTT_HOST MQTT_PORT=$MQTT_PORT"
+        return 0
+    fi
+    MQTT_HOST=127.0.0.1 MQTT_PORT=1883
+    tcp_answers "$MQTT_HOST" "$MQTT_PORT" && return 0
+    [ -n "$(mosquitto_bin)" ] || need_packages mosquitto
+    start_private_mosquitto
+}
+
+start_private_mosquitto() {
+    # A broker of our own: persistent sessions, no limit on what they queue while a
+    # consumer is away (Mosquitto keeps 1,000 by default), anonymous on 127.0.0.1 only.
+    mkdir -p "$PRIVATE_MQTT"
+    if [ -f "$PRIVATE_MQTT/port" ] && kill -0 "$(cat "$PRIVATE_MQTT/mosquitto.pid" 2>/dev/null)" 2>/dev/null \
+        && tcp_answers 127.0.0.1 "$(cat "$PRIVATE_MQTT/port")"; then
+        MQTT_PORT=$(cat "$PRIVATE_MQTT/port")
+        return 0
+    fi
+    MQTT_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat > "$PRIVATE_MQTT/mosquitto.conf" <<CONF
+user $(id -un)
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $PRIVATE_MQTT/
+max_queued_messages 0
+pid_file $PRIVATE_MQTT/mosquitto.pid
+log_dest file $PRIVATE_MQTT/mosquitto.log
+CONF
+    echo "$MQTT_PORT" > "$PRIVATE_MQTT/port"
+    say "no MQTT broker on 127.0.0.1:1883: starting a private Mosquitto on port $MQTT_PORT ($PRIVATE_MQTT)"
+    "$(mosquitto_bin)" -c "$PRIVATE_MQTT/mosquitto.conf" -d
+    for _ in $(seq 50); do tcp_answers 127.0.0.1 "$MQTT_PORT" && return 0; sleep 0.1; done
+    die "the private Mosquitto did not start (log: $PRIVATE_MQTT/mosquitto.log)"
+}
+
 write_config() {
     mkdir -p "$ADDONS_LINK_DIR" "$CAS_CACHE/filestore"
     # Odoo names a module after its folder; the checkout may be called anything.
@@ -244,7 +293,11 @@ cmd_run() {
         echo "$fingerprint" > "$stamp_file"
     fi
     point_demo_at_emulator
+    ensure_mqtt_broker
+    point_demo_at_broker
+    trap stop_background EXIT
     start_emulator
+    start_mqtt_consumer
     say "Odoo is starting on http://localhost:$CAS_HTTP_PORT  (database $CAS_DB, login admin / password admin)"
     "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
 }
@@ -286,9 +339,42 @@ start_emulator() {
     (cd "$REPO_ROOT" && exec "$VENV/bin/python" -m odyssee_emulator \
         --port "$CAS_EMULATOR_PORT" --scenario demo --complete-after 30 --pdf-delay 20) \
         >"$STATE_DIR/emulator.log" 2>&1 &
-    local emulator_pid=$!
-    trap 'kill '"$emulator_pid"' 2>/dev/null' EXIT
+    BACKGROUND_PIDS+=($!)
     say "Odyssee emulator on http://127.0.0.1:$CAS_EMULATOR_PORT/api (domain DEMO, user api, password secret; log $STATE_DIR/emulator.log)"
+}
+
+stop_background() {
+    local pid
+    for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+
+point_demo_at_broker() {
+    # The demo source consumes MQTT from 127.0.0.1:1883; point it at the broker found.
+    local changed
+    changed=$(psql -d "$CAS_DB" -Atq -v ON_ERROR_STOP=1 <<SQL
+WITH source AS (
+    UPDATE construction_telematics_source s
+       SET mqtt_host = '$MQTT_HOST', mqtt_port = $MQTT_PORT, write_date = now() AT TIME ZONE 'UTC'
+      FROM ir_model_data d
+     WHERE d.module = '$ADDON' AND d.name = 'demo_telematics_source' AND s.id = d.res_id
+       AND s.mqtt_enabled AND (s.mqtt_host, s.mqtt_port) IS DISTINCT FROM ('$MQTT_HOST', $MQTT_PORT)
+ RETURNING s.id
+)
+SELECT count(*) FROM source;
+SQL
+    )
+    [ "$changed" = 0 ] || say "demo telematics source now consumes MQTT from $MQTT_HOST:$MQTT_PORT"
+}
+
+start_mqtt_consumer() {
+    # The MQTT consumer of every source marked "Consume from MQTT", stopped with Odoo.
+    local addons_path
+    addons_path=$(sed -n 's/^addons_path = //p' "$ODOO_CONF")
+    "$VENV/bin/python" "$ODOO_SRC/odoo-bin" --addons-path="$addons_path" telematics_mqtt \
+        -c "$ODOO_CONF" -d "$CAS_DB" --consumer-name "dev-$(hostname)" \
+        >"$STATE_DIR/mqtt-consumer.log" 2>&1 &
+    BACKGROUND_PIDS+=($!)
+    say "MQTT consumer on $MQTT_HOST:$MQTT_PORT (topics fleet/v1/demo/<device>/readings|alerts|iso15143|status; log $STATE_DIR/mqtt-consumer.log)"
 }
 
 fresh_database() {
@@ -324,6 +410,8 @@ run_odoo_runner() {
 
 cmd_test() {
     bootstrap
+    # The MQTT tests start private Mosquitto brokers of their own.
+    [ -n "$(mosquitto_bin)" ] || need_packages mosquitto mosquitto-clients
     say "ruff"
     "$VENV/bin/ruff" check "$REPO_ROOT"
     "$VENV/bin/ruff" format --check "$REPO_ROOT"

@@ -1,0 +1,1 @@
+from . import telematics_mqtt

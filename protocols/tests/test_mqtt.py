@@ -1,0 +1,246 @@
+"""Plain tests of the MQTT pieces: topics, the batch queue, and the consumer against a real
+Mosquitto (a private one on a free port, never a mock)."""
+
+import threading
+import time
+import unittest
+import uuid
+
+import paho.mqtt.client as mqtt
+
+from protocols import mqtt_topics
+from protocols.mosquitto import PrivateMosquitto
+from protocols.mqtt_batch_queue import BatchQueue
+from protocols.mqtt_consumer import BrokerSettings, Consumer
+
+
+class TestTopics(unittest.TestCase):
+    def test_layout_round_trip(self):
+        topic = mqtt_topics.topic("fleet/v1", "acme", "CAT-320-0001", "readings")
+        self.assertEqual(topic, "fleet/v1/acme/CAT-320-0001/readings")
+        self.assertEqual(
+            mqtt_topics.parse("/fleet/v1/", "acme", topic), ("CAT-320-0001", "readings")
+        )
+        self.assertEqual(
+            mqtt_topics.data_filters("fleet/v1", "acme", "odoo-ingest"),
+            [
+                "$share/odoo-ingest/fleet/v1/acme/+/readings",
+                "$share/odoo-ingest/fleet/v1/acme/+/alerts",
+                "$share/odoo-ingest/fleet/v1/acme/+/iso15143",
+            ],
+        )
+        self.assertEqual(mqtt_topics.data_filters("a", "b")[0], "a/b/+/readings")
+        self.assertEqual(mqtt_topics.status_filter("a", "b"), "a/b/+/status")
+
+    def test_bad_topics_say_why(self):
+        for topic, words in (
+            ("fleet/v1/other/DEV/readings", "is not under"),
+            ("fleet/v1/acme/DEV/readings/extra", "must end with"),
+            ("fleet/v1/acme/DEV/commands", "not one of"),
+            ("fleet/v1/acme//readings", "must not be empty"),
+            (b"fleet/v1/acme/DEV/readings", "is not under"),
+        ):
+            with self.subTest(topic=topic), self.assertRaises(mqtt_topics.TopicError) as caught:
+                mqtt_topics.parse("fleet/v1", "acme", topic)
+            self.assertIn(words, str(caught.exception))
+
+    def test_levels_refuse_wildcards_and_separators(self):
+        for value in ("a/b", "a+", "#", "", "$SYS", "a\x00b", None):
+            with self.subTest(value=value), self.assertRaises(mqtt_topics.TopicError):
+                mqtt_topics.check_level(value, "the source code")
+        with self.assertRaises(mqtt_topics.TopicError):
+            mqtt_topics.data_filters("fleet/+", "acme")
+        with self.assertRaises(mqtt_topics.TopicError):
+            mqtt_topics.check_prefix(" / ")
+
+    def test_status_payloads(self):
+        for payload, expected in (
+            (b"online", True),
+            (b" OFFLINE\n", False),
+            (b"1", True),
+            (b"false", False),
+            (b'{"online": true, "timestamp": 1}', True),
+            (b'{"online": "yes"}', None),
+            (b"\xff\xfe", None),
+            (b"[" * 5000, None),
+            (b"", None),
+        ):
+            with self.subTest(payload=payload[:20]):
+                self.assertIs(mqtt_topics.parse_status(payload), expected)
+
+
+class TestBatchQueue(unittest.TestCase):
+    def test_batches_by_count_then_by_time(self):
+        queue = BatchQueue(100)
+        for number in range(7):
+            queue.put(number)
+        self.assertEqual(queue.take(5, max_wait=1), [0, 1, 2, 3, 4])
+        started = time.monotonic()
+        self.assertEqual(queue.take(5, max_wait=0.05), [5, 6])
+        self.assertLess(time.monotonic() - started, 0.5)
+        self.assertEqual(queue.take(5, max_wait=0.01, idle_timeout=0.01), [])
+
+    def test_a_batch_fills_with_what_comes_within_the_wait(self):
+        queue = BatchQueue(100)
+        queue.put("first")
+        threading.Timer(0.02, queue.put, ["second"]).start()
+        self.assertEqual(queue.take(10, max_wait=0.3), ["first", "second"])
+
+    def test_bounded(self):
+        queue = BatchQueue(2)
+        self.assertTrue(queue.put(1) and queue.put(2))
+        self.assertFalse(queue.put(3, timeout=0.01))
+        self.assertEqual(queue.take(1, 0), [1])
+        self.assertTrue(queue.put(3, timeout=0.01))
+        self.assertEqual(len(queue), 2)
+
+
+class TestConsumerAgainstMosquitto(unittest.TestCase):
+    """At-least-once, offline queueing and Receive Maximum on a real broker."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = PrivateMosquitto().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.remove()
+
+    def setUp(self):
+        self.prefix = f"cas-test-{uuid.uuid4().hex[:8]}"
+        self.client_id = f"cas-plain-{uuid.uuid4().hex[:8]}"
+        self.consumers = []
+        self.addCleanup(self._stop_all)
+
+    def _stop_all(self):
+        for consumer in self.consumers:
+            consumer.stop(timeout=2)
+
+    def _consumer(self, commit, receive_maximum=100, before_ack=None):
+        settings = BrokerSettings(
+            host="127.0.0.1",
+            port=self.broker.port,
+            client_id=self.client_id,
+            subscriptions=((f"{self.prefix}/#", 1),),
+            session_expiry=600,
+            receive_maximum=receive_maximum,
+        )
+        consumer = Consumer(settings, commit, before_ack=before_ack, reconnect_min=1)
+        self.consumers.append(consumer)
+        consumer.start()
+        self._wait(lambda: consumer.connected, "the consumer did not connect")
+        time.sleep(0.2)  # the SUBACK
+        return consumer
+
+    def _wait(self, condition, message, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.02)
+        self.fail(message)
+
+    def _publish(self, count, start=0):
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        infos = [
+            client.publish(f"{self.prefix}/DEV/readings", str(number).encode(), qos=1)
+            for number in range(start, start + count)
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+
+    @staticmethod
+    def _recorder():
+        received = []
+
+        def commit(messages):
+            received.extend(int(message.payload) for message in messages)
+
+        return received, commit
+
+    def test_messages_published_while_away_arrive_in_order_on_return(self):
+        received, commit = self._recorder()
+        self._consumer(commit).stop()
+        self._publish(50)
+        self._consumer(commit)
+        self._wait(lambda: len(received) == 50, f"got {len(received)} of 50")
+        self.assertEqual(received, list(range(50)))
+
+    def test_a_failed_commit_is_retried_and_only_then_acknowledged(self):
+        received, record = self._recorder()
+        failures = []
+
+        def commit(messages):
+            if not failures:
+                failures.append(len(messages))
+                raise ConnectionError("database away")
+            record(messages)
+
+        consumer = self._consumer(commit)
+        with self.assertLogs("protocols.mqtt_consumer", "WARNING") as logs:
+            self._publish(10)
+            self._wait(lambda: len(received) == 10, f"got {len(received)} of 10")
+        self.assertIn("could not commit", logs.output[0])
+        self.assertEqual(received, list(range(10)))
+        self.assertTrue(failures)
+        consumer.stop()
+        # Everything was acknowledged: the next session receives nothing again.
+        again, commit_again = self._recorder()
+        self._consumer(commit_again)
+        time.sleep(1)
+        self.assertEqual(again, [])
+
+    def test_committed_but_unacknowledged_messages_come_again(self):
+        committed, commit = self._recorder()
+        hold = threading.Event()
+        self.addCleanup(hold.set)
+        crashed = self._consumer(commit, before_ack=lambda _batch: hold.wait(30))
+        self._publish(5)
+        self._wait(lambda: len(committed) == 5, "the batch was not committed")
+        # The process "dies" between commit and acknowledgement: no PUBACK ever leaves.
+        crashed.client.socket().close()
+        crashed._stop.set()
+        again, commit_again = self._recorder()
+        self._consumer(commit_again)
+        self._wait(lambda: len(again) == 5, f"redelivered {len(again)} of 5")
+        self.assertEqual(sorted(again), list(range(5)))
+
+    def test_receive_maximum_bounds_what_waits_in_the_consumer(self):
+        release = threading.Event()
+        self.addCleanup(release.set)
+        received, record = self._recorder()
+
+        def slow_commit(messages):
+            release.wait(30)
+            record(messages)
+
+        consumer = self._consumer(slow_commit, receive_maximum=5)
+        self._publish(40)
+        time.sleep(1)
+        self.assertLessEqual(consumer.waiting, 5)
+        release.set()
+        self._wait(lambda: len(received) == 40, f"got {len(received)} of 40")
+        self.assertEqual(received, list(range(40)))
+
+    def test_reconnects_after_a_broker_restart(self):
+        received, commit = self._recorder()
+        consumer = self._consumer(commit)
+        with self.assertLogs("protocols.mqtt_consumer", "WARNING"):
+            self.broker.restart()
+            self._wait(lambda: not consumer.connected, "the restart went unnoticed")
+        self._wait(lambda: consumer.connected, "no reconnection", timeout=30)
+        time.sleep(0.3)
+        self._publish(3)
+        self._wait(lambda: len(received) == 3, f"got {len(received)} of 3")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,507 @@
+"""MQTT ingestion end to end: real consumer processes, a real Mosquitto, real PostgreSQL.
+
+Each test runs ``odoo-bin telematics_mqtt`` processes against this database and a
+private Mosquitto (password file and ACL, persistence, started on a free port);
+the data they see is committed (``committed_env``) and removed afterwards.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import odoo
+import paho.mqtt.client as mqtt
+from odoo import fields
+from odoo.addons.construction_asset_sync.cli.telematics_mqtt import PAUSE_BEFORE_ACK_ENV
+from odoo.addons.construction_asset_sync.protocols.mosquitto import PrivateMosquitto
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import config
+
+from .common import committed_env
+
+ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
+ROOT_PREFIX = "cas-mqtt-test"
+PASSWORDS = {"odoo": "odoo-pw", "acme": "acme-pw", "rival": "rival-pw"}
+# The setup README documents: the consumer reads everything under the root,
+# each gateway writes only under <prefix>/<its user name>/.
+ACL = f"""user odoo
+topic read {ROOT_PREFIX}/#
+
+pattern write {ROOT_PREFIX}/+/%u/#
+"""
+MAX_BODY_PARAMETER = "construction_asset_sync.telematics_max_body_mb"
+
+
+@tagged("post_install", "-at_install")
+class TestTelematicsMqtt(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.broker = PrivateMosquitto(users=PASSWORDS, acl=ACL).start()
+        cls.addClassCleanup(cls.broker.remove)
+        cls.logs = Path(tempfile.mkdtemp(prefix="cas-mqtt-consumers-"))
+
+    def setUp(self):
+        super().setUp()
+        self.prefix = f"{ROOT_PREFIX}/{uuid.uuid4().hex[:10]}"
+        self.processes = {}
+        with committed_env(self.registry) as env:
+            machines = env["maintenance.equipment"].create(
+                [{"name": f"MQTT machine {n} {self.prefix}"} for n in (1, 2)]
+            )
+            source = env["construction.telematics.source"].create(
+                {
+                    "name": f"MQTT gateway {self.prefix}",
+                    "mqtt_enabled": True,
+                    "mqtt_host": "127.0.0.1",
+                    "mqtt_port": self.broker.port,
+                    "mqtt_username": "odoo",
+                    "mqtt_password": PASSWORDS["odoo"],
+                    "mqtt_topic_prefix": self.prefix,
+                    "mqtt_source_code": "acme",
+                }
+            )
+            env["construction.external.id"].create(
+                [
+                    {
+                        "system_id": source.external_system_id.id,
+                        "external_id": f"DEV-{n}",
+                        "equipment_id": machine.id,
+                    }
+                    for n, machine in zip((1, 2), machines, strict=True)
+                ]
+            )
+            self.source_id, self.machine_ids = source.id, machines.ids
+            self.system_id = source.external_system_id.id
+        self.addCleanup(self._drop_committed_data)
+        self.addCleanup(self._kill_consumers)
+
+    def _kill_consumers(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    def _drop_committed_data(self):
+        with committed_env(self.registry) as env:
+            env["construction.telematics.reading"].search(
+                [("equipment_id", "in", self.machine_ids)]
+            ).unlink()
+            env["maintenance.request"].search([("equipment_id", "in", self.machine_ids)]).unlink()
+            env["construction.telematics.event"].with_context(active_test=False).search(
+                [("source_id", "=", self.source_id)]
+            ).unlink()
+            env["construction.telematics.source"].browse(self.source_id).unlink()
+            env["maintenance.equipment"].browse(self.machine_ids).unlink()
+            env["construction.external.system"].browse(self.system_id).unlink()
+
+    # ------------------------------------------------------------------
+    # Consumers, gateways, waiting
+    # ------------------------------------------------------------------
+    def _start_consumer(self, name, pause_before_ack=None):
+        environ = dict(os.environ)
+        environ.pop(PAUSE_BEFORE_ACK_ENV, None)
+        if pause_before_ack:
+            environ[PAUSE_BEFORE_ACK_ENV] = str(pause_before_ack)
+        log = (self.logs / f"{name}.log").open("ab")
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ODOO_BIN),
+                f"--addons-path={config['addons_path']}",
+                "telematics_mqtt",
+                "-c",
+                config.rcfile,
+                "-d",
+                self.env.cr.dbname,
+                "--consumer-name",
+                name,
+                "--source",
+                str(self.source_id),
+                "--heartbeat",
+                "0.5",
+                "--log-level",
+                "info",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environ,
+        )
+        self.processes[name] = process
+        self._wait(
+            lambda: self._consumer_row(name).get("connected")
+            and self._consumer_row(name).get("pid") == process.pid,
+            f"consumer {name} did not connect (log: {self.logs / name}.log)",
+            timeout=180,
+            process=process,
+        )
+        return process
+
+    def _stop_consumer(self, name):
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(60), 0)
+
+    def _consumer_row(self, name):
+        with committed_env(self.registry) as env:
+            consumer = env["construction.telematics.mqtt.consumer"].search(
+                [("source_id", "=", self.source_id), ("name", "=", name)]
+            )
+            if not consumer:
+                return {}
+            return consumer.read(
+                ["connected", "pid", "committed_total", "waiting", "health", "connection_count"]
+            )[0]
+
+    def _wait(self, condition, message, timeout=60, process=None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if process is not None and process.poll() is not None:
+                self.fail(f"{message}: the process exited with {process.returncode}")
+            time.sleep(0.2)
+        self.fail(message)
+
+    def _gateway(self, user="acme", will_device=None):
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"gw-{user}-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.username_pw_set(user, PASSWORDS[user])
+        client.puback = {}
+        client.on_publish = lambda _c, _u, mid, reason, _p: client.puback.__setitem__(mid, reason)
+        if will_device:
+            client.will_set(self._topic(will_device, "status"), b"offline", qos=1, retain=True)
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        self.addCleanup(client.loop_stop)
+        return client
+
+    def _topic(self, device, kind, source="acme"):
+        return f"{self.prefix}/{source}/{device}/{kind}"
+
+    def _publish(self, client, device, kind, payload, retain=False, source="acme"):
+        """Publish at QoS 1; returns the broker's PUBACK reason code."""
+        if not isinstance(payload, bytes):
+            payload = json.dumps(payload).encode()
+        info = client.publish(self._topic(device, kind, source), payload, qos=1, retain=retain)
+        info.wait_for_publish(20)
+        self._wait(lambda: info.mid in client.puback, "no PUBACK")
+        return client.puback[info.mid]
+
+    def _publish_reading(self, gateway, minute):
+        reading = self._reading("DEV-1", minute, 100 + minute / 100)
+        self._publish(gateway, "DEV-1", "readings", {"readings": [reading]})
+
+    def _reading(self, device, minute, hours):
+        return {
+            "device_id": device,
+            "at": f"2026-11-20T08:{minute:02d}:00Z",
+            "engine_hours": hours,
+        }
+
+    def _alert(self, device, event_id, severity="critical"):
+        return {
+            "event_id": event_id,
+            "device_id": device,
+            "occurred_at": "2026-11-20T09:00:00Z",
+            "severity": severity,
+            "code": "SPN110-FMI0",
+            "message": "Coolant hot",
+        }
+
+    def _ledger(self):
+        with committed_env(self.registry) as env:
+            events = env["construction.telematics.event"].search(
+                [("source_id", "=", self.source_id)], order="id"
+            )
+            return [
+                {
+                    "key": event.dedupe_key,
+                    "state": event.state,
+                    "channel": event.channel,
+                    "device": event.device_id,
+                    "items": event.item_count,
+                    "errors": event.validation_errors,
+                }
+                for event in events
+            ]
+
+    def _wait_ledger(self, count, timeout=60):
+        self._wait(
+            lambda: len(self._ledger()) >= count,
+            f"the ledger did not reach {count} events: {self._ledger()}",
+            timeout=timeout,
+        )
+        return self._ledger()
+
+    def _process_all(self):
+        while True:
+            with committed_env(self.registry) as env:
+                if not env["construction.telematics.event"]._process_batch():
+                    return
+
+    def _machines(self):
+        with committed_env(self.registry) as env:
+            machines = env["maintenance.equipment"].browse(self.machine_ids)
+            return [
+                {
+                    "engine_hours": machine.engine_hours,
+                    "connectivity": machine.telematics_connectivity,
+                    "readings": len(machine.telematics_reading_ids),
+                    "requests": len(machine.maintenance_ids),
+                    "to_review": machine.maintenance_ids.mapped("to_review"),
+                }
+                for machine in machines
+            ]
+
+    # ------------------------------------------------------------------
+    # Tests
+    # ------------------------------------------------------------------
+    def test_a_gateway_with_its_own_credentials_reaches_the_machine(self):
+        self._start_consumer("main")
+        gateway = self._gateway(will_device="DEV-1")
+        self.assertEqual(
+            self._publish(gateway, "DEV-1", "status", b"online", retain=True), 0, "status"
+        )
+        reading = {
+            "readings": [self._reading("DEV-1", 0, 1234.5), self._reading("DEV-1", 5, 1234.55)]
+        }
+        self.assertEqual(self._publish(gateway, "DEV-1", "readings", reading), 0)
+        alert = self._alert("DEV-2", "mqtt-alert-1")
+        self.assertEqual(self._publish(gateway, "DEV-2", "alerts", alert), 0)
+        # A gateway re-publishing (or a broker redelivering) changes nothing.
+        self.assertEqual(self._publish(gateway, "DEV-2", "alerts", alert), 0)
+        self.assertEqual(self._publish(gateway, "DEV-1", "readings", reading), 0)
+        # Another gateway's credentials do not reach this source's topics.
+        rival = self._gateway("rival")
+        refused = self._publish(rival, "DEV-1", "alerts", self._alert("DEV-1", "forged"))
+        self.assertEqual(refused.getName(), "Not authorized")
+        self._wait(lambda: self._consumer_row("main").get("committed_total", 0) >= 5, "not all in")
+        ledger = self._ledger()
+        self.assertEqual(
+            sorted((event["device"], event["state"], event["channel"]) for event in ledger),
+            [("DEV-1", "pending", "mqtt"), ("DEV-2", "pending", "mqtt")],
+        )
+        self._process_all()
+        first, second = self._machines()
+        self.assertEqual((first["engine_hours"], first["readings"]), (1234.55, 2))
+        self.assertEqual(first["connectivity"], "online")
+        self.assertEqual((second["requests"], second["to_review"]), (1, [True]))
+        with committed_env(self.registry) as env:
+            source = env["construction.telematics.source"].browse(self.source_id)
+            self.assertEqual(source.mqtt_health, "connected")
+            self.assertTrue(source.mqtt_last_message_at)
+            self.assertEqual(source.mqtt_waiting, 0)
+        # The gateway drops off: the broker publishes its last will, the machine goes offline.
+        gateway.socket().close()
+        self._wait(lambda: self._machines()[0]["connectivity"] == "offline", "no last will")
+        self._stop_consumer("main")
+        with committed_env(self.registry) as env:
+            source = env["construction.telematics.source"].browse(self.source_id)
+            self.assertEqual(source.mqtt_health, "disconnected")
+            self.assertEqual(source.mqtt_consumer_ids.health, "disconnected")
+
+    def test_malformed_payloads_are_rejected_acknowledged_and_do_not_stop_the_consumer(self):
+        with committed_env(self.registry) as env:
+            parameters = env["ir.config_parameter"]
+            previous = parameters.get_param(MAX_BODY_PARAMETER)
+            parameters.set_param(MAX_BODY_PARAMETER, "0.001")  # 1,048 bytes
+        self.addCleanup(self._restore_parameter, previous)
+        self._start_consumer("main")
+        gateway = self._gateway()
+        bad = [
+            ("alerts", b"not json at all"),
+            ("alerts", b"\xff\xfe\x00binary"),
+            ("readings", b'{"readings": [{"device_id": "DEV-1", "at": NaN}]}'),
+            ("readings", b'{"readings": "none"}'),
+            ("readings", b'{"readings": [{"device_id": "DEV-1", "at": "x\\u0000"}]}'),
+            ("readings", {"readings": [self._reading("DEV-2", 1, 10)]}),  # not this topic's device
+            ("alerts", self._alert("DEV-1", "bad", severity="apocalyptic")),
+            ("readings", {"readings": [self._reading("DEV-1", m, 100 + m) for m in range(30)]}),
+        ]
+        for kind, payload in bad:
+            self.assertEqual(self._publish(gateway, "DEV-1", kind, payload), 0)
+        good = {"readings": [self._reading("DEV-1", 59, 7.5)]}
+        self._publish(gateway, "DEV-1", "readings", good)
+        ledger = self._wait_ledger(len(bad) + 1)
+        rejected = [event for event in ledger if event["state"] == "rejected"]
+        self.assertEqual(len(rejected), len(bad))
+        # A rejected item names its own device; a body refused as a whole, the topic's.
+        self.assertEqual({event["device"] for event in rejected}, {"DEV-1", "DEV-2"})
+        messages = [error["message"] for event in rejected for error in event["errors"]]
+        fields = [error["field"] for event in rejected for error in event["errors"]]
+        self.assertIn("is not valid JSON", messages)
+        self.assertIn("must be 'DEV-1', the device of the topic", messages)
+        self.assertIn("must be at most 1048 bytes", messages)
+        self.assertIn("severity", fields)
+        self.assertIn("readings", fields)
+        self.assertEqual([event["state"] for event in ledger][-1], "pending")
+        self._wait(lambda: self._consumer_row("main").get("waiting") == 0, "still waiting")
+        self.assertIsNone(self.processes["main"].poll())
+        self._process_all()
+        self.assertEqual(self._machines()[0]["engine_hours"], 7.5)
+
+    def _restore_parameter(self, previous):
+        with committed_env(self.registry) as env:
+            env["ir.config_parameter"].set_param(MAX_BODY_PARAMETER, previous or False)
+
+    def test_kill_9_between_commit_and_ack_loses_and_duplicates_nothing(self):
+        self._start_consumer("crashing", pause_before_ack=60)
+        gateway = self._gateway()
+        self._publish_reading(gateway, 0)
+        # The first batch is committed, and its consumer sleeps before acknowledging it
+        # while the rest of the stream arrives.
+        self.assertEqual(len(self._wait_ledger(1)), 1)
+        self._publish(gateway, "DEV-2", "alerts", self._alert("DEV-2", "kill-0"))
+        published = 2
+        for minute in range(1, 20):
+            self._publish_reading(gateway, minute)
+            self._publish(gateway, "DEV-2", "alerts", self._alert("DEV-2", f"kill-{minute}"))
+            published += 2
+        time.sleep(0.5)
+        self.processes["crashing"].send_signal(signal.SIGKILL)
+        self.processes.pop("crashing").wait()
+        self.assertEqual(len(self._ledger()), 1, "nothing else was committed before the kill")
+        # Same consumer name, same client id: the broker resumes the session and
+        # sends every unacknowledged message again, the committed ones included.
+        self._start_consumer("crashing")
+        self._wait(
+            lambda: self._consumer_row("crashing").get("committed_total", 0) >= published,
+            f"got {self._consumer_row('crashing')} of {published}",
+        )
+        ledger = self._ledger()
+        self.assertEqual(len(ledger), published, "nothing lost, nothing twice")
+        self.assertEqual(len({event["key"] for event in ledger}), published)
+        # The restarted consumer received all of them: the committed ones were redelivered.
+        self.assertEqual(self._consumer_row("crashing")["committed_total"], published)
+        self._process_all()
+        first, second = self._machines()
+        self.assertEqual((first["readings"], first["engine_hours"]), (20, 100.19))
+        # One request per machine and code; the repeats count on it.
+        self.assertEqual(second["requests"], 1)
+        with committed_env(self.registry) as env:
+            request = env["maintenance.request"].search(
+                [("equipment_id", "=", self.machine_ids[1])]
+            )
+            self.assertEqual(request.alert_repeat_count, 20)
+
+    def test_offline_consumer_and_broker_restarts_lose_nothing(self):
+        self._start_consumer("main")
+        gateway = self._gateway()
+        # The broker restarts under a running consumer: it reconnects by itself.
+        self.broker.restart()
+        self._wait(
+            lambda: self._consumer_row("main").get("connection_count") == 2
+            and self._consumer_row("main").get("connected"),
+            "no reconnection",
+        )
+        gateway = self._gateway()
+        for minute in range(5):
+            self._publish_reading(gateway, minute)
+        self._wait_ledger(5)
+        # The consumer is away while gateways publish, and the broker restarts meanwhile:
+        # the persistent session kept the subscription and the messages.
+        self._stop_consumer("main")
+        for minute in range(5, 15):
+            self._publish_reading(gateway, minute)
+        self.broker.restart()
+        self._start_consumer("main")
+        ledger = self._wait_ledger(15)
+        self.assertEqual(len(ledger), 15)
+        self._process_all()
+        self.assertEqual(self._machines()[0]["readings"], 15)
+        self.assertEqual(self._machines()[0]["engine_hours"], 100.14)
+
+    def test_two_consumers_share_one_subscription(self):
+        self._start_consumer("one")
+        self._start_consumer("two")
+        gateway = self._gateway()
+        published = 0
+        for minute in range(60):
+            for device in ("DEV-1", "DEV-2"):
+                reading = self._reading(device, minute, 500 + minute / 100)
+                self._publish(gateway, device, "readings", {"readings": [reading]})
+                published += 1
+        self._wait(
+            lambda: self._consumer_row("one").get("committed_total", 0)
+            + self._consumer_row("two").get("committed_total", 0)
+            >= published,
+            "not all messages were committed",
+        )
+        one, two = self._consumer_row("one"), self._consumer_row("two")
+        # Each message went to one consumer only, and both took a share.
+        self.assertEqual(one["committed_total"] + two["committed_total"], published)
+        self.assertGreater(one["committed_total"], 0)
+        self.assertGreater(two["committed_total"], 0)
+        ledger = self._ledger()
+        self.assertEqual(len(ledger), published)
+        self._process_all()
+        for machine in self._machines():
+            # Whatever order the two consumers committed in, the machine ends on its latest.
+            self.assertEqual((machine["readings"], machine["engine_hours"]), (60, 500.59))
+
+
+class TestMqttHealth(TransactionCase):
+    """What a person sees of consumers, without a broker: reports as the process writes them."""
+
+    def setUp(self):
+        super().setUp()
+        self.source = self.env["construction.telematics.source"].create(
+            {"name": "Health gateway", "mqtt_enabled": True, "mqtt_source_code": "health"}
+        )
+        self.Consumer = self.env["construction.telematics.mqtt.consumer"]
+
+    def _report(self, name, connected, age_seconds=0):
+        consumer = self.Consumer._report(
+            self.source.id,
+            name,
+            f"cas-test-{name}",
+            {"connected": connected, "waiting": 3, "last_message_at": time.time(), "pid": 42},
+        )
+        if age_seconds:
+            past = fields.Datetime.now() - timedelta(seconds=age_seconds)
+            consumer.write({"heartbeat_at": past, "last_connected_at": past, "create_date": past})
+        return consumer
+
+    def _outage_messages(self):
+        return self.source.message_ids.filtered(lambda m: "No MQTT consumer" in (m.body or ""))
+
+    def test_health_follows_the_reports(self):
+        self.assertEqual(self.source.mqtt_health, "disconnected")  # enabled, nobody reported
+        self._report("a", connected=True)
+        self.source.invalidate_recordset()
+        self.assertEqual(self.source.mqtt_health, "connected")
+        self.assertEqual(self.source.mqtt_waiting, 3)
+        self.assertTrue(self.source.mqtt_last_message_at)
+        self._report("a", connected=True, age_seconds=120)  # the process died
+        self.source.invalidate_recordset()
+        self.assertEqual(self.source.mqtt_health, "disconnected")
+        self.assertEqual(self.source.mqtt_waiting, 0)
+
+    def test_administrators_are_told_once_per_outage(self):
+        admin = self.env.ref("base.user_admin")
+        self._report("a", connected=False)  # just started, still connecting: not an outage
+        self.Consumer._cron_check_consumers()
+        self.assertFalse(self._outage_messages())
+        self._report("a", connected=True, age_seconds=600)
+        self.Consumer._cron_check_consumers()
+        self.Consumer._cron_check_consumers()
+        self.assertEqual(len(self._outage_messages()), 1)
+        self.assertIn(admin.partner_id, self._outage_messages().partner_ids)
+        self._report("a", connected=True)  # back
+        self.Consumer._cron_check_consumers()
+        self.assertFalse(self.source.mqtt_outage_notified)
+        self._report("a", connected=True, age_seconds=600)  # gone again
+        self.Consumer._cron_check_consumers()
+        self.assertEqual(len(self._outage_messages()), 2)
