@@ -51,6 +51,9 @@ class ConstructionOdysseeStream(models.Model):
     )
     # Odyssee stamps rows with milliseconds; an Odoo Datetime keeps seconds only.
     watermark = fields.Char(default=NO_DATE, help="Highest modified_dateutc fully imported.")
+    watermark_at = fields.Datetime(
+        string="Imported up to", compute="_compute_watermark_at", help="The watermark, readable."
+    )
     resume_after_id = fields.Char(
         readonly=True,
         help="Set when a run was cut short: the id of the last row it imported, at the "
@@ -90,6 +93,16 @@ class ConstructionOdysseeStream(models.Model):
             kinds = stream.attention_ids.mapped("kind")
             stream.waiting_count = kinds.count("waiting_pdf")
             stream.failed_count = kinds.count("failed")
+
+    @api.depends("watermark")
+    def _compute_watermark_at(self):
+        for stream in self:
+            stamp = (stream.watermark or "")[:19].replace("T", " ")
+            try:
+                at = fields.Datetime.to_datetime(stamp) if stamp else False
+            except ValueError:
+                at = False
+            stream.watermark_at = at if at and at.year > 1980 else False
 
     def _runner(self):
         """The method that moves this stream's data: ``(stream, client, call_log, …)``."""
@@ -167,6 +180,8 @@ class ConstructionOdysseeStream(models.Model):
                     total_count=stream.total_count + count,
                 )
             stream.write(values)
+        # A failure (or a recovery) reaches the integration administrators now.
+        self.env["construction.integration.health"]._stream_state_changed(self)
 
     def _set_aside(self, kind, external_id, **values):
         """Record (or count again) an item this stream set aside; returns it."""

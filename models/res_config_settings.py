@@ -14,6 +14,8 @@ DEFAULTS = {
     "telematics_batch_items": 20000,
     "telematics_max_engine_hours_per_day": 24.0,
     "telematics_max_km_per_day": 2000.0,
+    "telematics_silent_hours": 24,
+    "health_stall_minutes": 10,
 }
 
 
@@ -46,6 +48,20 @@ class ResConfigSettings(models.TransientModel):
         string="Plausible km per day",
         config_parameter=PREFIX + "telematics_max_km_per_day",
         default=DEFAULTS["telematics_max_km_per_day"],
+    )
+    telematics_silent_hours = fields.Integer(
+        string="Silent after (hours)",
+        config_parameter=PREFIX + "telematics_silent_hours",
+        default=DEFAULTS["telematics_silent_hours"],
+        help="A machine that has reported telematics and then sends nothing for this long is "
+        "flagged silent on its card and listed under Silent machines.",
+    )
+    health_stall_minutes = fields.Integer(
+        string="Processing stalled after (minutes)",
+        config_parameter=PREFIX + "health_stall_minutes",
+        default=DEFAULTS["health_stall_minutes"],
+        help="When an event due for processing has waited this long, the integration "
+        "administrators get an activity.",
     )
 
     @api.model
