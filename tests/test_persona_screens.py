@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from lxml import etree
-
 from odoo import SUPERUSER_ID, fields
 from odoo.tests import tagged
 
