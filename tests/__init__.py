@@ -14,3 +14,4 @@ from . import test_telematics_hardening
 from . import test_telematics_fuzz
 from . import test_integration_health
 from . import test_persona_screens
+from . import test_persona_tours
