@@ -322,8 +322,26 @@ run_odoo_runner() {
     fi
 }
 
+ensure_browser() {
+    # The persona tours run in headless Chromium, which Odoo finds on the PATH
+    # (google-chrome, chromium, chromium-browser); Odoo drives it through the
+    # websocket-client module. Missing either, the tours would be skipped:
+    # install them instead.
+    local browser
+    for browser in google-chrome chromium chromium-browser google-chrome-stable; do
+        command -v "$browser" >/dev/null && break
+        browser=
+    done
+    [ -n "$browser" ] || need_packages chromium
+    if ! "$VENV/bin/python" -c 'import websocket' 2>/dev/null; then
+        say "installing websocket-client (Odoo drives Chromium with it)"
+        "$VENV/bin/python" -m pip install --quiet "websocket-client>=1.6"
+    fi
+}
+
 cmd_test() {
     bootstrap
+    ensure_browser
     say "ruff"
     "$VENV/bin/ruff" check "$REPO_ROOT"
     "$VENV/bin/ruff" format --check "$REPO_ROOT"
