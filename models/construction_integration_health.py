@@ -185,10 +185,12 @@ class ConstructionIntegrationHealth(models.Model):
                 default=0,
             )
             values.update(
-                health=HEALTH_LEVELS[rank][0],
-                health_rank=rank,
-                summary="; ".join(summary for _severity, summary in problems.values()) or False,
-                checked_at=now,
+                {
+                    "health": HEALTH_LEVELS[rank][0],
+                    "health_rank": rank,
+                    "summary": "; ".join(summary for _s, summary in problems.values()) or False,
+                    "checked_at": now,
+                }
             )
             row.write(values)
             found[row] = problems

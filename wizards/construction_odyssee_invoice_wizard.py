@@ -87,7 +87,8 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
     def _invoice_groups(self, billable):
         """``{key: lines}``: the lines of each invoice to create, by the chosen split."""
         groups = defaultdict(lambda: self.env["construction.odyssee.usage.line"].sudo())
-        for line in billable.sorted("id"):
+        # In the form (an onchange) the lines are new records: order by their real id.
+        for line in billable.sorted(lambda line: line._origin.id or 0):
             key = line.customer_id
             if self.split_by == "job":
                 key = (key, line.request_id)
