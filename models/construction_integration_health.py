@@ -147,16 +147,7 @@ class ConstructionIntegrationHealth(models.Model):
             }
             for source in sources
             if source.id not in have_sources
-        ] + [
-            {
-                "name": f"{stream.backend_id.name}: {STREAM_KINDS[stream.kind]}",
-                "kind": "odyssee",
-                "stream_id": stream.id,
-                "company_id": stream.company_id.id,
-            }
-            for stream in streams
-            if stream.id not in have_streams
-        ]
+        ] + [self._stream_row_values(stream) for stream in streams if stream.id not in have_streams]
         created = Health.with_context(mail_create_nolog=True).create(values) if values else Health
         wanted = {("s", s.id) for s in sources} | {("o", s.id) for s in streams}
         gone = rows.filtered(
@@ -170,6 +161,15 @@ class ConstructionIntegrationHealth(models.Model):
         back = (rows - gone).filtered(lambda r: not r.active)
         back.write({"active": True})
         return (rows - gone) | created
+
+    @api.model
+    def _stream_row_values(self, stream):
+        return {
+            "name": f"{stream.backend_id.name}: {STREAM_KINDS[stream.kind]}",
+            "kind": "odyssee",
+            "stream_id": stream.id,
+            "company_id": stream.company_id.id,
+        }
 
     def _refresh(self):
         """Measure these rows, write the figures, raise and close their problems."""
@@ -381,10 +381,13 @@ class ConstructionIntegrationHealth(models.Model):
         """Check these streams' rows now (called when a stream run ends); never raises."""
         try:
             with self.env.cr.savepoint():
-                Health = self.sudo()
+                Health = self.sudo().with_context(active_test=False)
                 rows = Health.search([("stream_id", "in", streams.ids)])
-                if len(rows) < len(streams):
-                    rows = Health._ensure_rows().filtered(lambda r: r.stream_id in streams)
+                missing = streams - rows.stream_id
+                if missing:
+                    rows |= Health.with_context(mail_create_nolog=True).create(
+                        [Health._stream_row_values(stream) for stream in missing]
+                    )
                 rows._refresh()
         except Exception:
             _logger.exception("integration health check of Odyssee streams %s failed", streams.ids)

@@ -163,6 +163,8 @@ class ConstructionOdysseeStream(models.Model):
     def _set_state(self, state, count=0, calls=0, error=False, reread=0, error_kind=False):
         """The one way a stream's state changes, with what the run did."""
         ODYSSEE_STREAM.check([(stream.state, state) for stream in self])
+        # Only a stream that is or was not OK concerns the integration health.
+        concerned = self.filtered(lambda stream: stream.state != "ok" or state != "ok")
         now = fields.Datetime.now()
         for stream in self:
             values = {
@@ -181,7 +183,8 @@ class ConstructionOdysseeStream(models.Model):
                 )
             stream.write(values)
         # A failure (or a recovery) reaches the integration administrators now.
-        self.env["construction.integration.health"]._stream_state_changed(self)
+        if concerned:
+            self.env["construction.integration.health"]._stream_state_changed(concerned)
 
     def _set_aside(self, kind, external_id, **values):
         """Record (or count again) an item this stream set aside; returns it."""
