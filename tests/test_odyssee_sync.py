@@ -266,7 +266,9 @@ class TestOdysseePull(OdysseeCase):
 
     def test_late_pdfs_are_attached_when_they_appear(self):
         self.emulator.__post_init__()
-        self.emulator.set_faults(Faults(pdf_delay_seconds=0.5))
+        # Long enough that the first pull ends before the PDFs appear, even on a
+        # loaded machine (0.5 s was not).
+        self.emulator.set_faults(Faults(pdf_delay_seconds=3.0))
         populate(self.emulator, customers=1, approvals=3)
         self.pull()
         approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
@@ -274,7 +276,7 @@ class TestOdysseePull(OdysseeCase):
         self.assertFalse(approvals.mapped("pdf_attachment_id"))
         import time
 
-        time.sleep(0.6)
+        time.sleep(3.1)
         self.pull()
         self.assertEqual(len(approvals.mapped("pdf_attachment_id")), 3)
         attachment = approvals[0].pdf_attachment_id
