@@ -12,8 +12,10 @@
         "security/construction_asset_sync_security.xml",
         "security/ir.model.access.csv",
         "security/construction_asset_sync_rules.xml",
+        "security/construction_integration_health_rules.xml",
         "data/maintenance_request_actions.xml",
         "data/ir_cron_data.xml",
+        "data/construction_integration_health_data.xml",
         "views/construction_external_system_views.xml",
         "views/construction_telematics_source_views.xml",
         "views/construction_telematics_event_views.xml",
@@ -31,8 +33,14 @@
         "views/construction_maintenance_schedule_views.xml",
         "views/maintenance_equipment_views.xml",
         "views/maintenance_request_views.xml",
+        "views/construction_integration_health_views.xml",
         "views/construction_asset_sync_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "construction_asset_sync/static/tests/tours/*.js",
+        ],
+    },
     "demo": [
         "demo/construction_asset_sync_demo.xml",
     ],

@@ -31,3 +31,5 @@ from . import account_analytic_line
 from . import construction_odyssee_hour_product
 from . import construction_odyssee_invoice_link
 from . import construction_odyssee_reconciliation
+from . import construction_integration_health
+from . import construction_integration_problem

@@ -89,7 +89,9 @@ class ConstructionExternalId(models.Model):
     @api.depends("res_model", "res_id")
     def _compute_equipment_id(self):
         for binding in self:
-            binding.equipment_id = binding.res_id if binding.res_model == MACHINE else False
+            # res_id is 0 on a new binding: that is no machine (record 0 breaks the form).
+            machine = binding.res_model == MACHINE and binding.res_id
+            binding.equipment_id = machine or False
 
     @api.depends("system_id", "external_id")
     def _compute_display_name(self):

@@ -191,21 +191,18 @@ class ConstructionOdysseeBackend(models.Model):
             )
 
     def action_test_connection(self):
-        """One cheap call; the answer is shown, and the call stays in the log either way."""
+        """One cheap call, without retries; says which failure it met, if any.
+
+        The call stays in the log either way.
+        """
         self.ensure_one()
         call_log = []
         client = self._client(call_log)
+        client.max_retries = 0  # what happens now, not after a minute of backoff
         try:
             client.get("JobType", query="$top=1")
-        except odyssee_client.OdysseeAuthError as exc:
-            message = self.env._("Odyssee refused the credentials: %(error)s", error=str(exc))
-            kind = "danger"
-        except odyssee_client.OdysseeConnectionError as exc:
-            message = self.env._("Odyssee could not be reached: %(error)s", error=str(exc))
-            kind = "danger"
         except odyssee_client.OdysseeError as exc:
-            message = self.env._("Odyssee refused the connection: %(error)s", error=str(exc))
-            kind = "danger"
+            message, kind = self._connection_failure(exc), "danger"
         else:
             message, kind = self.env._("Connected to Odyssee."), "success"
         self._write_call_log(call_log)
@@ -214,6 +211,51 @@ class ConstructionOdysseeBackend(models.Model):
             "tag": "display_notification",
             "params": {"type": kind, "message": message, "sticky": kind == "danger"},
         }
+
+    def _connection_failure(self, exc):
+        """What a person should read about a failed connection test (no credential in it)."""
+        client = odyssee_client
+        url = self.url
+        if isinstance(exc, client.OdysseeAuthError):
+            return self.env._(
+                "Odyssee answered but refused the credentials (HTTP %(status)s): check the "
+                "domain, API user and password.",
+                status=exc.status,
+            )
+        if isinstance(exc, client.OdysseeTLSError):
+            return self.env._(
+                "The secure connection to %(url)s failed (TLS): the certificate is invalid or "
+                "the server does not speak HTTPS. %(error)s",
+                url=url,
+                error=exc,
+            )
+        if isinstance(exc, client.OdysseeTimeout):
+            return self.env._(
+                "%(url)s did not answer within %(timeout)s s (timeout): the server is "
+                "overloaded or a firewall drops the connection.",
+                url=url,
+                timeout=self.timeout,
+            )
+        if isinstance(exc, client.OdysseeUnreachable):
+            return self.env._(
+                "%(url)s could not be reached: unknown host, or nothing listens there. "
+                "Check the API URL. %(error)s",
+                url=url,
+                error=exc,
+            )
+        if isinstance(exc, client.OdysseeConnectionError):
+            return self.env._(
+                "The connection to %(url)s broke off before a complete answer: %(error)s",
+                url=url,
+                error=exc,
+            )
+        if isinstance(exc, client.OdysseeNotFound):
+            return self.env._(
+                "%(url)s answered 404: this is not the Odyssee API (check the URL and its /api "
+                "suffix).",
+                url=url,
+            )
+        return self.env._("Odyssee answered with an error: %(error)s", error=exc)
 
     def _products_to_push(self):
         """The products sent as articles: ``product_domain``, with an internal reference."""

@@ -19,5 +19,5 @@ class ConstructionOdysseeCallLog(models.Model):
     status = fields.Integer()
     duration_ms = fields.Float(string="Duration (ms)", digits=(10, 1))
     retries = fields.Integer()
-    correlation_id = fields.Char(index=True)
+    correlation_id = fields.Char(string="Correlation ID", index=True)
     error = fields.Text()

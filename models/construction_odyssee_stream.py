@@ -70,6 +70,9 @@ class ConstructionOdysseeStream(models.Model):
     )
     # Odyssee stamps rows with milliseconds; an Odoo Datetime keeps seconds only.
     watermark = fields.Char(default=NO_DATE, help="Highest modified_dateutc fully imported.")
+    watermark_at = fields.Datetime(
+        string="Imported up to", compute="_compute_watermark_at", help="The watermark, readable."
+    )
     resume_after_id = fields.Char(
         readonly=True,
         help="Set when a run was cut short: the id of the last row it imported, at the "
@@ -115,6 +118,16 @@ class ConstructionOdysseeStream(models.Model):
             kinds = stream.attention_ids.mapped("kind")
             stream.waiting_count = kinds.count("waiting_pdf")
             stream.failed_count = kinds.count("failed")
+
+    @api.depends("watermark")
+    def _compute_watermark_at(self):
+        for stream in self:
+            stamp = (stream.watermark or "")[:19].replace("T", " ")
+            try:
+                at = fields.Datetime.to_datetime(stamp) if stamp else False
+            except ValueError:
+                at = False
+            stream.watermark_at = at if at and at.year > 1980 else False
 
     def _runner(self):
         """The method that moves this stream's data: ``(stream, client, call_log, …)``."""
@@ -176,6 +189,8 @@ class ConstructionOdysseeStream(models.Model):
     def _set_state(self, state, count=0, calls=0, error=False, reread=0, error_kind=False):
         """The one way a stream's state changes, with what the run did."""
         ODYSSEE_STREAM.check([(stream.state, state) for stream in self])
+        # Only a stream that is or was not OK concerns the integration health.
+        concerned = self.filtered(lambda stream: stream.state != "ok" or state != "ok")
         now = fields.Datetime.now()
         for stream in self:
             values = {
@@ -196,6 +211,9 @@ class ConstructionOdysseeStream(models.Model):
                     total_count=stream.total_count + count,
                 )
             stream.write(values)
+        # A failure (or a recovery) reaches the integration administrators now.
+        if concerned:
+            self.env["construction.integration.health"]._stream_state_changed(concerned)
 
     def _set_aside_items(self, kind, external_ids=None):
         """This stream's set-aside items of ``kind`` (of ``external_ids`` only, if given)."""

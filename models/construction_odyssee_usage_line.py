@@ -39,8 +39,24 @@ class ConstructionOdysseeUsageLine(models.Model):
     employee_id = fields.Many2one("hr.employee", ondelete="restrict")
     user_guid = fields.Char(string="Odyssee user GUID")
     working_date = fields.Date()
-    quantity = fields.Float(digits="Product Unit of Measure")
-    price = fields.Float(string="Odyssee unit price", digits="Product Price")
+    # Parts count in their unit, time in hours: a sum over both means nothing.
+    quantity = fields.Float(digits="Product Unit of Measure", aggregator=False)
+    unit = fields.Char(
+        compute="_compute_unit", help="Hours for time, the product's unit for parts."
+    )
+    price = fields.Float(string="Odyssee unit price", digits="Product Price", aggregator=False)
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    amount = fields.Monetary(
+        compute="_compute_amount",
+        store=True,
+        currency_field="currency_id",
+        help="Quantity times Odyssee unit price; 0 for work under warranty, which is billed at 0.",
+    )
+    invoice_block_reason = fields.Char(
+        string="Left out because",
+        compute="_compute_invoice_block_reason",
+        help="Why the invoicing wizard leaves this line out; empty when it can be billed.",
+    )
     is_under_warranty = fields.Boolean(string="Under warranty")
     invoiceable = fields.Boolean(compute="_compute_invoiceable", store=True)
     timesheet_id = fields.Many2one("account.analytic.line", ondelete="set null")
@@ -90,6 +106,46 @@ class ConstructionOdysseeUsageLine(models.Model):
     def _compute_invoiceable(self):
         for line in self:
             line.invoiceable = line.quantity > 0
+
+    @api.depends("kind", "product_id.uom_id")
+    def _compute_unit(self):
+        for line in self:
+            if line.kind == "time":
+                line.unit = self.env._("h")
+            else:
+                line.unit = line.product_id.uom_id.name or self.env._("Units")
+
+    @api.depends("quantity", "price", "is_under_warranty")
+    def _compute_amount(self):
+        for line in self:
+            line.amount = 0.0 if line.is_under_warranty else line.quantity * line.price
+
+    def _compute_invoice_block_reason(self):
+        for line in self:
+            line.invoice_block_reason = line._invoice_block_reason()
+
+    def _service_product(self):
+        """The product that bills this time line: its hour type's, else the backend's."""
+        self.ensure_one()
+        backend = self.backend_id
+        mapped = backend.hour_product_ids.filtered(lambda m: m.line_code == self.code)[:1]
+        return mapped.product_id or backend.service_product_id
+
+    def _invoice_block_reason(self):
+        """Why this line cannot be billed, or False."""
+        self.ensure_one()
+        line = self.sudo()
+        if line.invoice_status != "to_invoice":
+            return self.env._("already invoiced or not invoiceable")
+        if not line.request_id.equipment_id:
+            return self.env._("unknown machine: the job is linked to no machine")
+        if not line.customer_id:
+            return self.env._("no customer: set the partner of the job site")
+        if line.kind == "part" and not line.product_id:
+            return self.env._("unknown article %(code)s", code=line.code or "")
+        if line.kind == "time" and not line._service_product():
+            return self.env._("no service product for hour type %(code)s", code=line.code or "")
+        return False
 
     def _odyssee_systems(self):
         return {record.id: record.backend_id.external_system_id for record in self}

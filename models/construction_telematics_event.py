@@ -80,15 +80,15 @@ class ConstructionTelematicsEvent(models.Model):
         [("http", "HTTP"), ("mqtt", "MQTT"), ("pull", "Pull")], required=True, default="http"
     )
     received_at = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
-    dedupe_key = fields.Char(required=True)
+    dedupe_key = fields.Char(string="Deduplication key", required=True)
     kind = fields.Selection([("alert", "Alert"), ("readings", "Readings")], required=True)
-    device_id = fields.Char(index=True)
+    device_id = fields.Char(string="Device ID", index=True)
     payload = fields.Json(required=True)
     payload_sha256 = fields.Char(string="Payload SHA-256", required=True)
     item_count = fields.Integer(default=1)
     state = fields.Selection(EVENT_STATES, required=True, default="pending", index=True)
     attempts = fields.Integer(default=0)
-    next_attempt_at = fields.Datetime()
+    next_attempt_at = fields.Datetime(string="Next attempt at")
     last_error = fields.Text()
     validation_errors = fields.Json()
     validation_errors_text = fields.Text(
@@ -122,6 +122,48 @@ class ConstructionTelematicsEvent(models.Model):
                ON construction_telematics_event (source_id, device_id)
                WHERE state = 'unmapped'"""
         )
+
+    @api.depends("kind", "state", "device_id", "item_count")
+    def _compute_display_name(self):
+        """A title a person reads: what it is and from which device, never a hash."""
+        # Only the alert code of the payload, read in SQL: a readings payload may
+        # hold thousands of values that a title does not need.
+        codes = {}
+        alert_ids = tuple(event.id for event in self if event.id and event.kind == "alert")
+        if alert_ids:
+            self.env.cr.execute(
+                """SELECT id, payload->>'code' FROM construction_telematics_event
+                   WHERE id IN %s AND jsonb_typeof(payload) = 'object'""",
+                [alert_ids],
+            )
+            codes = dict(self.env.cr.fetchall())
+        for event in self:
+            device = event.device_id or self.env._("unknown device")
+            if event.kind == "alert":
+                code = codes.get(event.id)
+                what = self.env._("Alert %(code)s", code=code) if code else self.env._("Alert")
+            else:
+                what = self.env._("%(n)s reading(s)", n=event.item_count or 0)
+            if event.state == "rejected":
+                what = self.env._("Rejected: %(what)s", what=what)
+            event.display_name = self.env._("%(what)s from %(device)s", what=what, device=device)
+
+    def action_map_device(self):
+        """Open a new mapping of this event's device, prefilled; saving it queues the event."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Map device %(device)s", device=self.device_id),
+            "res_model": "construction.external.id",
+            "view_mode": "form",
+            "views": [(False, "form")],
+            "target": "new",
+            "context": {
+                "default_system_id": self.source_id.external_system_id.id,
+                "default_external_id": self.device_id,
+                "default_note": self.env._("Mapped from the telematics ledger"),
+            },
+        }
 
     @api.depends("validation_errors")
     def _compute_validation_errors_text(self):

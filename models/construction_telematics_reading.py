@@ -26,7 +26,7 @@ class ConstructionTelematicsReading(models.Model):
     event_id = fields.Many2one(
         "construction.telematics.event", required=True, index=True, ondelete="cascade"
     )
-    device_id = fields.Char(required=True)
+    device_id = fields.Char(string="Device ID", required=True)
     at = fields.Datetime(required=True)
     engine_hours = fields.Float(digits=(16, 2), aggregator="max")
     idle_hours = fields.Float(digits=(16, 2), aggregator="max")

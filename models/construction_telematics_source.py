@@ -49,7 +49,10 @@ class ConstructionTelematicsSource(models.Model):
         help="First part of the API key, to recognise it; the key itself is never stored.",
     )
     api_key_hash = fields.Char(
-        readonly=True, copy=False, groups="construction_asset_sync.group_integration_admin"
+        string="API key hash (SHA-256)",
+        readonly=True,
+        copy=False,
+        groups="construction_asset_sync.group_integration_admin",
     )
     api_key_created_at = fields.Datetime(readonly=True, copy=False)
     hmac_secret = fields.Char(

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
@@ -43,6 +45,19 @@ class MaintenanceEquipment(models.Model):
         "construction.telematics.reading", "equipment_id", string="Readings"
     )
     telematics_reading_count = fields.Integer(compute="_compute_telematics_reading_count")
+    telematics_silent = fields.Boolean(
+        string="Silent",
+        compute="_compute_telematics_silent",
+        search="_search_telematics_silent",
+        help="The machine has reported telematics before and has sent nothing for longer than "
+        "the silence setting (Settings > Maintenance).",
+    )
+    telematics_seen_text = fields.Char(string="Last seen", compute="_compute_telematics_silent")
+    open_alert_count = fields.Integer(
+        string="Open alerts",
+        compute="_compute_open_alert_count",
+        help="Open maintenance requests that telematics alerts opened.",
+    )
 
     # Preventive maintenance plans
     maintenance_schedule_ids = fields.One2many(
@@ -148,6 +163,62 @@ class MaintenanceEquipment(models.Model):
         changed = self.filtered(lambda machine: machine.telematics_connectivity != connectivity)
         changed.write({"telematics_connectivity": connectivity, "telematics_connectivity_at": at})
         return changed
+
+    @api.model
+    def _silent_cutoff(self):
+        hours = self.env["res.config.settings"]._construction_setting("telematics_silent_hours")
+        return fields.Datetime.now() - timedelta(hours=hours)
+
+    @api.depends("telematics_last_seen_at")
+    def _compute_telematics_silent(self):
+        cutoff = self._silent_cutoff()
+        now = fields.Datetime.now()
+        for equipment in self:
+            seen = equipment.telematics_last_seen_at
+            equipment.telematics_silent = bool(seen and seen < cutoff)
+            if not seen:
+                equipment.telematics_seen_text = False
+                continue
+            minutes = max(0, int((now - seen).total_seconds() // 60))
+            if minutes < 60:
+                ago = self.env._("%(n)s min ago", n=minutes)
+            elif minutes < 48 * 60:
+                ago = self.env._("%(n)s h ago", n=minutes // 60)
+            else:
+                ago = self.env._("%(n)s days ago", n=minutes // (24 * 60))
+            equipment.telematics_seen_text = (
+                self.env._("Silent, last seen %(ago)s", ago=ago)
+                if equipment.telematics_silent
+                else self.env._("Seen %(ago)s", ago=ago)
+            )
+
+    def _search_telematics_silent(self, operator, value):
+        if operator not in ("=", "!="):
+            raise NotImplementedError(operator)
+        silent = [("telematics_last_seen_at", "<", self._silent_cutoff())]
+        if (operator == "=") == bool(value):
+            return silent
+        return [
+            "|",
+            ("telematics_last_seen_at", "=", False),
+            ("telematics_last_seen_at", ">=", self._silent_cutoff()),
+        ]
+
+    def _compute_open_alert_count(self):
+        counts = dict(
+            self.env["maintenance.request"]._read_group(
+                [
+                    ("equipment_id", "in", self.ids),
+                    ("request_origin", "=", "telematics_alert"),
+                    ("stage_id.done", "=", False),
+                    ("archive", "=", False),
+                ],
+                ["equipment_id"],
+                ["__count"],
+            )
+        )
+        for equipment in self:
+            equipment.open_alert_count = counts.get(equipment, 0)
 
     def action_open_telematics_readings(self):
         self.ensure_one()

@@ -1,6 +1,5 @@
-import json
-
-from odoo import api, fields, models
+from markupsafe import Markup
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError
 
 from ..state_machine import ODYSSEE_PUSH
@@ -12,6 +11,20 @@ REQUEST_ORIGINS = [
     ("odyssee", "Odyssee"),
 ]
 ALERT_SEVERITIES = [("info", "Info"), ("warning", "Warning"), ("critical", "Critical")]
+# How a sensor snapshot's values read: label and unit per key. Other keys are
+# shown with their name made readable and no unit.
+SNAPSHOT_LABELS = {
+    "engine_hours": ("Engine hours", "h"),
+    "idle_hours": ("Idle hours", "h"),
+    "odometer_km": ("Odometer", "km"),
+    "fuel_level_pct": ("Fuel level", "%"),
+    "def_level_pct": ("DEF level", "%"),
+    "fuel_used_l": ("Fuel used", "l"),
+    "speed_kmh": ("Speed", "km/h"),
+    "coolant_temp_c": ("Coolant temperature", "°C"),
+    "device_id": ("Device", ""),
+    "event_id": ("Event", ""),
+}
 
 
 class MaintenanceRequest(models.Model):
@@ -43,8 +56,13 @@ class MaintenanceRequest(models.Model):
         default=0,
         help="How many times telematics reported this alert while the request was open.",
     )
-    alert_sensor_snapshot_text = fields.Text(
-        string="Sensor snapshot", compute="_compute_alert_sensor_snapshot_text"
+    alert_sensor_snapshot_html = fields.Html(
+        string="Sensor snapshot",
+        compute="_compute_alert_sensor_snapshot_html",
+        sanitize=False,  # built here from escaped values only
+    )
+    job_site_project_id = fields.Many2one(
+        related="equipment_id.job_site_project_id", string="Job site"
     )
 
     # The preventive plan item that opened the request.
@@ -131,12 +149,71 @@ class MaintenanceRequest(models.Model):
         )
 
     @api.depends("alert_sensor_snapshot")
-    def _compute_alert_sensor_snapshot_text(self):
+    def _compute_alert_sensor_snapshot_html(self):
         for request in self:
-            snapshot = request.alert_sensor_snapshot
-            request.alert_sensor_snapshot_text = (
-                json.dumps(snapshot, indent=2, sort_keys=True) if snapshot else False
+            rows = request._snapshot_rows()
+            if not rows:
+                request.alert_sensor_snapshot_html = False
+                continue
+            body = Markup("").join(
+                Markup('<tr><th class="fw-normal text-muted pe-3">%s</th><td>%s</td></tr>')
+                % (label, value)
+                for label, value in rows
             )
+            request.alert_sensor_snapshot_html = (
+                Markup('<table class="table table-sm o_sensor_snapshot"><tbody>%s</tbody></table>')
+                % body
+            )
+
+    def _snapshot_rows(self):
+        """``[(label, value)]`` of the alert's snapshot, readings first, with units."""
+        self.ensure_one()
+        snapshot = self.alert_sensor_snapshot
+        if not isinstance(snapshot, dict):
+            return [(self.env._("Value"), str(snapshot))] if snapshot else []
+        values = dict(snapshot.get("readings") or {})
+        values.update(
+            (key, value)
+            for key, value in snapshot.items()
+            if key not in ("readings", "location") and value not in (None, "")
+        )
+        rows = []
+        for key, value in values.items():
+            label, unit = SNAPSHOT_LABELS.get(key, (key.replace("_", " ").capitalize(), ""))
+            if isinstance(value, float):
+                value = f"{value:,.2f}".rstrip("0").rstrip(".")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = f"{value:,}"
+            rows.append((self.env._(label), f"{value} {unit}".strip()))
+        location = snapshot.get("location") or {}
+        if isinstance(location, dict) and location.get("lat") is not None:
+            lat, lon = location.get("lat"), location.get("lon")
+            url = f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=15/{lat}/{lon}"
+            rows.append(
+                (
+                    self.env._("Position"),
+                    Markup('<a href="%s" target="_blank">%s, %s</a>') % (url, lat, lon),
+                )
+            )
+        return rows
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        # Requests opened by telematics or Odyssee run as the superuser (OdooBot):
+        # they must not show OdooBot as their creator or technician.
+        automatic = [vals for vals in vals_list if vals.get("request_origin", "manual") != "manual"]
+        if automatic and self.env.uid == SUPERUSER_ID:
+            for vals in automatic:
+                vals.setdefault("owner_user_id", False)
+        requests = super().create(vals_list)
+        for request in requests.filtered(
+            lambda r: r.request_origin != "manual" and r.user_id.id == SUPERUSER_ID
+        ):
+            # A category created at install time names OdooBot as its technician.
+            equipment, team = request.equipment_id, request.maintenance_team_id
+            people = equipment.technician_user_id | team.member_ids
+            request.user_id = people.filtered(lambda user: user.id != SUPERUSER_ID)[:1]
+        return requests
 
     def _odyssee_reference(self):
         """Our key for the request in Odyssee (its reference_back_office), set once."""

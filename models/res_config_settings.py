@@ -15,6 +15,8 @@ DEFAULTS = {
     "telematics_max_engine_hours_per_day": 24.0,
     "telematics_max_km_per_day": 2000.0,
     "maintenance_usage_days": 30,
+    "telematics_silent_hours": 24,
+    "health_stall_minutes": 10,
 }
 
 
@@ -47,6 +49,20 @@ class ResConfigSettings(models.TransientModel):
         string="Plausible km per day",
         config_parameter=PREFIX + "telematics_max_km_per_day",
         default=DEFAULTS["telematics_max_km_per_day"],
+    )
+    telematics_silent_hours = fields.Integer(
+        string="Silent after (hours)",
+        config_parameter=PREFIX + "telematics_silent_hours",
+        default=DEFAULTS["telematics_silent_hours"],
+        help="A machine that has reported telematics and then sends nothing for this long is "
+        "flagged silent on its card and listed under Silent machines.",
+    )
+    health_stall_minutes = fields.Integer(
+        string="Processing stalled after (minutes)",
+        config_parameter=PREFIX + "health_stall_minutes",
+        default=DEFAULTS["health_stall_minutes"],
+        help="When an event due for processing has waited this long, the integration "
+        "administrators get an activity.",
     )
 
     maintenance_usage_days = fields.Integer(

@@ -40,12 +40,24 @@ class OdysseeConnectionError(OdysseeError):
     """No usable answer: refused, dropped or timed-out connection, or a truncated body."""
 
 
+class OdysseeUnreachable(OdysseeConnectionError):
+    """No connection at all: unknown host, nothing listening, no route."""
+
+
+class OdysseeTimeout(OdysseeConnectionError):
+    """Connected (or trying to), but no answer within the client's timeout."""
+
+
+class OdysseeTLSError(OdysseeConnectionError):
+    """The TLS handshake failed: bad or expired certificate, or not a TLS server."""
+
+
 class OdysseeHTTPError(OdysseeError):
     """Odyssee answered with an error status."""
 
 
 class OdysseeAuthError(OdysseeHTTPError):
-    """401: wrong credentials or a resource this API user may not see."""
+    """401 or 403: wrong credentials, or a resource this API user may not see."""
 
 
 class OdysseeNotFound(OdysseeHTTPError):
@@ -206,7 +218,7 @@ class OdysseeClient:
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                failure = OdysseeConnectionError(
+                failure = _connection_error(exc)(
                     f"{method} {shown_path}: {type(exc).__name__}",
                     method=method,
                     path=shown_path,
@@ -274,10 +286,27 @@ def _next_link(envelope):
     return None
 
 
+def _connection_error(exc):
+    """The typed error of a ``requests`` failure that got no usable answer.
+
+    Order matters: ``SSLError`` and ``ConnectTimeout`` are both ``ConnectionError``s.
+    """
+    if isinstance(exc, requests.exceptions.SSLError):
+        return OdysseeTLSError
+    if isinstance(exc, requests.Timeout):
+        return OdysseeTimeout
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return OdysseeConnectionError  # an answer began, then broke off
+    if isinstance(exc, requests.ConnectionError):
+        return OdysseeUnreachable
+    return OdysseeConnectionError
+
+
 def _http_error(method, path, response, retries):
     status = response.status_code
     cls = {
         401: OdysseeAuthError,
+        403: OdysseeAuthError,
         404: OdysseeNotFound,
         409: OdysseeConflict,
         400: OdysseeValidationError,

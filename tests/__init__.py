@@ -16,3 +16,6 @@ from . import test_maintenance_plans
 from . import test_sensor_rules
 from . import test_meter_events
 from . import test_telematics_mqtt
+from . import test_integration_health
+from . import test_persona_screens
+from . import test_persona_tours

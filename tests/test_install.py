@@ -29,6 +29,8 @@ class TestInstall(TransactionCase):
         self.assertEqual(
             menu.child_id.mapped("name"),
             [
+                "Integration health",
+                "Silent machines",
                 "External IDs",
                 "Telematics ledger",
                 "Telematics readings",

@@ -79,9 +79,26 @@ class TestReviewFlow(ConstructionAssetSyncCase):
         self.assertFalse(any(selection.mapped("to_review")))
 
     def test_sensor_snapshot_is_readable_on_the_form(self):
-        text = self.alert_request.alert_sensor_snapshot_text
-        self.assertIn('"coolant_temp_c": 108', text)
-        self.assertFalse(self.manual_request.alert_sensor_snapshot_text)
+        html = str(self.alert_request.alert_sensor_snapshot_html)
+        self.assertIn("Coolant temperature", html)
+        self.assertIn("108 °C", html)
+        self.assertIn("Engine hours", html)
+        self.assertIn("4,218.5 h", html)
+        self.assertNotIn("coolant_temp_c", html)
+        self.assertFalse(self.manual_request.alert_sensor_snapshot_html)
+
+    def test_snapshot_of_a_processed_alert_names_values_units_and_position(self):
+        self.alert_request.alert_sensor_snapshot = {
+            "readings": {"fuel_level_pct": 40, "odometer_km": 12500.25},
+            "location": {"lat": 48.87, "lon": 2.35},
+            "device_id": "DEV-1",
+            "event_id": "evt-<b>1</b>",
+        }
+        html = str(self.alert_request.alert_sensor_snapshot_html)
+        self.assertIn("Fuel level</th><td>40 %", html)
+        self.assertIn("12,500.25 km", html)
+        self.assertIn("openstreetmap.org/?mlat=48.87&amp;mlon=2.35", html)
+        self.assertIn("evt-&lt;b&gt;1&lt;/b&gt;", html)  # values are escaped, never markup
 
     def test_odyssee_links_are_unique_per_company(self):
         from odoo.exceptions import ValidationError

@@ -76,6 +76,8 @@ class TestStateMachines(TransactionCase):
                 "models/maintenance_equipment.py",
                 "_set_telematics_connectivity",
             ),
+            # A measurement, not a workflow: only the health check sets it.
+            "health": ("models/construction_integration_health.py", "_refresh"),
         }
         sources = {
             path.relative_to(ADDON).as_posix(): path.read_text()

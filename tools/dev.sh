@@ -7,6 +7,8 @@
 #   tools/dev.sh setup   only the bootstrap (venv, Odoo source, PostgreSQL, config)
 #   tools/dev.sh config  only write the Odoo configuration (no venv, no PostgreSQL)
 #   tools/dev.sh odoo …  odoo-bin with the project's config, e.g. `odoo shell -d DB`
+#   tools/dev.sh screenshots  run the persona tours and save their screens in
+#                   docs/screenshots (the README's images), on the test database
 #   tools/dev.sh telematics-key [SOURCE]  print a new API key of a telematics source
 #                   of the run database (default: the demo source)
 #
@@ -408,10 +410,28 @@ run_odoo_runner() {
     fi
 }
 
+ensure_browser() {
+    # The persona tours run in headless Chromium, which Odoo finds on the PATH
+    # (google-chrome, chromium, chromium-browser); Odoo drives it through the
+    # websocket-client module. Missing either, the tours would be skipped:
+    # install them instead.
+    local browser
+    for browser in google-chrome chromium chromium-browser google-chrome-stable; do
+        command -v "$browser" >/dev/null && break
+        browser=
+    done
+    [ -n "$browser" ] || need_packages chromium
+    if ! "$VENV/bin/python" -c 'import websocket' 2>/dev/null; then
+        say "installing websocket-client (Odoo drives Chromium with it)"
+        "$VENV/bin/python" -m pip install --quiet "websocket-client>=1.6"
+    fi
+}
+
 cmd_test() {
     bootstrap
     # The MQTT tests start private Mosquitto brokers of their own.
     [ -n "$(mosquitto_bin)" ] || need_packages mosquitto mosquitto-clients
+    ensure_browser
     say "ruff"
     "$VENV/bin/ruff" check "$REPO_ROOT"
     "$VENV/bin/ruff" format --check "$REPO_ROOT"
@@ -460,8 +480,19 @@ cmd_test() {
     echo "odoo-runner: $RUNNER_PASSED passed, $RUNNER_FAILED failed"
 }
 
+cmd_screenshots() {
+    bootstrap
+    ensure_browser
+    if db_exists "$CAS_TEST_DB"; then install_checked "$CAS_TEST_DB" -u; else install_checked "$CAS_TEST_DB" -i; fi
+    say "persona tours, screenshots into $REPO_ROOT/docs/screenshots"
+    CAS_SCREENSHOTS_DIR=$REPO_ROOT/docs/screenshots "$VENV/bin/python" -m pytest -p no:cacheprovider -q \
+        --odoo-config="$ODOO_CONF" --odoo-database="$CAS_TEST_DB" --odoo-http \
+        "$ADDONS_LINK_DIR/$ADDON/tests/test_persona_tours.py"
+}
+
 case ${1:-} in
     run) shift; cmd_run "$@" ;;
+    screenshots) shift; cmd_screenshots ;;
     test) shift; cmd_test "$@" ;;
     setup) bootstrap; say "ready: ODOO_SRC=$ODOO_SRC venv=$VENV config=$ODOO_CONF" ;;
     config)

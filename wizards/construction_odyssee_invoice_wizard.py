@@ -1,7 +1,9 @@
 from collections import defaultdict
 
+from markupsafe import Markup
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import format_amount
 
 SOURCES = {
     "construction.odyssee.usage.line": lambda records: records,
@@ -38,7 +40,14 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
     )
     invoice_date = fields.Date()
     billable_count = fields.Integer(compute="_compute_summary")
+    skipped_count = fields.Integer(compute="_compute_summary")
     skipped_summary = fields.Text(compute="_compute_summary")
+    preview_html = fields.Html(
+        string="Invoices to create",
+        compute="_compute_summary",
+        sanitize=False,  # built here from escaped values only
+        help="One row per draft invoice the wizard will create, with its untaxed total.",
+    )
 
     @api.model
     def default_get(self, fields_list):
@@ -51,44 +60,92 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
             ]
         return values
 
-    @api.depends("line_ids", "price_source")
+    @api.depends("line_ids", "price_source", "split_by")
     def _compute_summary(self):
         for wizard in self:
             billable, skipped = wizard._sort_lines()
             wizard.billable_count = len(billable)
+            wizard.skipped_count = len(skipped)
             wizard.skipped_summary = "\n".join(
                 f"{line.display_name}: {reason}" for line, reason in skipped
             )
-
-    def _service_product(self, line):
-        backend = line.backend_id
-        mapped = backend.hour_product_ids.filtered(lambda m: m.line_code == line.code)[:1]
-        return mapped.product_id or backend.service_product_id
+            wizard.preview_html = wizard._preview_html(billable)
 
     def _sort_lines(self):
         """Billable lines, and the others with the reason they cannot be billed here."""
         billable, skipped = self.env["construction.odyssee.usage.line"].sudo(), []
         for line in self.line_ids.sudo():
-            if line.invoice_status != "to_invoice":
-                skipped.append((line, self.env._("already invoiced or not invoiceable")))
-            elif line.company_id != self.env.company:
-                skipped.append((line, self.env._("belongs to another company")))
-            elif not line.customer_id:
-                skipped.append((line, self.env._("no customer: set the partner of the job site")))
-            elif line.kind == "part" and not line.product_id:
-                skipped.append((line, self.env._("unknown article %(code)s", code=line.code or "")))
-            elif line.kind == "time" and not self._service_product(line):
-                skipped.append(
-                    (
-                        line,
-                        self.env._(
-                            "no service product for hour type %(code)s", code=line.code or ""
-                        ),
-                    )
-                )
+            reason = line._invoice_block_reason()
+            if not reason and line.company_id != self.env.company:
+                reason = self.env._("belongs to another company")
+            if reason:
+                skipped.append((line, reason))
             else:
                 billable |= line
         return billable, skipped
+
+    def _invoice_groups(self, billable):
+        """``{key: lines}``: the lines of each invoice to create, by the chosen split."""
+        groups = defaultdict(lambda: self.env["construction.odyssee.usage.line"].sudo())
+        # In the form (an onchange) the lines are new records: order by their real id.
+        for line in billable.sorted(lambda line: line._origin.id or 0):
+            key = line.customer_id
+            if self.split_by == "job":
+                key = (key, line.request_id)
+            elif self.split_by == "project":
+                key = (key, line.project_id)
+            groups[key] |= line
+        return groups
+
+    def _line_total(self, line):
+        product = line.product_id if line.kind == "part" else line._service_product()
+        return line.quantity * self._price(line, product)
+
+    def _preview_html(self, billable):
+        if not billable:
+            return False
+        rows, grand_total = [], 0.0
+        currency = self.env.company.currency_id
+        for key, lines in self._invoice_groups(billable).items():
+            customer, detail = (key, "") if not isinstance(key, tuple) else (key[0], key[1])
+            total = sum(self._line_total(line) for line in lines)
+            grand_total += total
+            rows.append(
+                Markup(
+                    "<tr><td>%s</td><td>%s</td><td class='text-end'>%s</td>"
+                    "<td class='text-end o_preview_total'>%s</td></tr>"
+                )
+                % (
+                    customer.display_name,
+                    detail.display_name if detail else "",
+                    len(lines),
+                    format_amount(self.env, total, currency),
+                )
+            )
+        header = Markup(
+            "<thead><tr><th>%s</th><th>%s</th><th class='text-end'>%s</th>"
+            "<th class='text-end'>%s</th></tr></thead>"
+        ) % (
+            self.env._("Customer"),
+            {"job": self.env._("Job"), "project": self.env._("Job site")}.get(self.split_by, ""),
+            self.env._("Lines"),
+            self.env._("Untaxed total"),
+        )
+        footer = Markup(
+            "<tfoot><tr><th colspan='3'>%s</th><th class='text-end o_preview_grand_total'>%s</th>"
+            "</tr></tfoot>"
+        ) % (
+            self.env._("%(n)s draft invoice(s)", n=len(rows)),
+            format_amount(self.env, grand_total, currency),
+        )
+        table = Markup(
+            "<table class='table table-sm o_invoice_preview'>%s<tbody>%s</tbody>%s</table>"
+        )
+        return table % (
+            header,
+            Markup("").join(rows),
+            footer,
+        )
 
     def action_create_invoices(self):
         self.ensure_one()
@@ -111,14 +168,7 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
         billable = billable.sudo()
         if not billable:
             raise UserError(self.env._("Nothing left to invoice in this selection."))
-        groups = defaultdict(lambda: self.env["construction.odyssee.usage.line"])
-        for line in billable:
-            key = line.customer_id
-            if self.split_by == "job":
-                key = (key, line.request_id)
-            elif self.split_by == "project":
-                key = (key, line.project_id)
-            groups[key] |= line
+        groups = self._invoice_groups(billable)
         invoices = self.env["account.move"]
         for group_lines in groups.values():
             invoices |= self._create_invoice(group_lines)
@@ -164,7 +214,7 @@ class ConstructionOdysseeInvoiceWizard(models.TransientModel):
             )
         time_groups = defaultdict(lambda: self.env["construction.odyssee.usage.line"])
         for line in lines.filtered(lambda line: line.kind == "time"):
-            product = self._service_product(line)
+            product = line._service_product()
             key = (
                 line.request_id,
                 line.approval_guid,

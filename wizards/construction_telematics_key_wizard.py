@@ -8,4 +8,4 @@ class ConstructionTelematicsKeyWizard(models.TransientModel):
     _description = "New telematics API key"
 
     source_id = fields.Many2one("construction.telematics.source", required=True, readonly=True)
-    api_key = fields.Char(readonly=True)
+    api_key = fields.Char(string="API key", readonly=True)
