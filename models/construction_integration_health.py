@@ -22,7 +22,6 @@ _logger = logging.getLogger(__name__)
 ADMIN_GROUP = "construction_asset_sync.group_integration_admin"
 ACTIVITY_TYPE = "construction_asset_sync.mail_activity_integration_problem"
 HEALTH_LEVELS = [("ok", "OK"), ("warning", "Needs attention"), ("error", "Failing")]
-STREAM_KINDS = {"approvals": "Job approvals in", "pdfs": "Approval PDFs in", "push": "Work out"}
 
 
 def _duration_text(minutes):
@@ -165,7 +164,7 @@ class ConstructionIntegrationHealth(models.Model):
     @api.model
     def _stream_row_values(self, stream):
         return {
-            "name": f"{stream.backend_id.name}: {STREAM_KINDS[stream.kind]}",
+            "name": f"{stream.backend_id.name}: {stream._kind_label()}",
             "kind": "odyssee",
             "stream_id": stream.id,
             "company_id": stream.company_id.id,
@@ -235,6 +234,11 @@ class ConstructionIntegrationHealth(models.Model):
             "construction_asset_sync.ir_cron_process_telematics_events", raise_if_not_found=False
         )
         processing_off = not (cron and cron.sudo().active)
+        no_consumer = (
+            env["construction.telematics.mqtt.consumer"]
+            .sudo()
+            ._sources_without_consumer(self.source_id)
+        )
         result = {}
         for row in self:
             by_state = counts.get(row.source_id.id, {})
@@ -271,6 +275,16 @@ class ConstructionIntegrationHealth(models.Model):
                 problems["dead"] = (
                     "error",
                     env._("%(n)s dead event(s): retries exhausted, replay them", n=dead),
+                )
+            if row.source_id in no_consumer:
+                problems["mqtt"] = (
+                    "error",
+                    env._(
+                        "No MQTT consumer is connected: messages wait at the broker "
+                        "%(host)s:%(port)s (start 'odoo-bin telematics_mqtt')",
+                        host=row.source_id.mqtt_host,
+                        port=row.source_id.mqtt_port,
+                    ),
                 )
             if unmapped:
                 problems["unmapped"] = (
@@ -330,7 +344,7 @@ class ConstructionIntegrationHealth(models.Model):
             elif stream.kind == "approvals":
                 attention = issues.get(backend, 0)
             problems = {}
-            label = f"{backend.name}: {STREAM_KINDS[stream.kind]}"
+            label = f"{backend.name}: {stream._kind_label()}"
             if stream.state == "error":
                 problems["error"] = (
                     "error",

@@ -229,6 +229,9 @@ class ConstructionOdysseeStream(models.Model):
             lambda item: item.attempts >= self.backend_id.max_attempts
         )
 
+    def _kind_label(self):
+        return dict(self._fields["kind"]._description_selection(self.env))[self.kind]
+
     def _row_label(self):
         return {"jobs": self.env._("Job"), "approvals": self.env._("Approval")}.get(
             self.kind, self.env._("Row")

@@ -246,6 +246,25 @@ class ConstructionTelematicsMqttConsumer(models.Model):
     # Alerting
     # ------------------------------------------------------------------
     @api.model
+    def _sources_without_consumer(self, sources):
+        """The MQTT sources of ``sources`` whose consumers have all gone.
+
+        Gone: none has reported receiving for ``STALE_SECONDS`` (a consumer still
+        connecting after its start is not gone); a source whose consumers never
+        reported is not counted here (its form shows *Disconnected*).
+        """
+        threshold = fields.Datetime.now() - timedelta(seconds=STALE_SECONDS)
+        gone = sources.browse()
+        for source in sources.filtered(lambda s: s.mqtt_enabled and s.mqtt_consumer_ids):
+            alive = source.mqtt_consumer_ids.filtered(
+                lambda consumer: consumer.health == "connected"
+                or (consumer.last_connected_at or consumer.create_date) >= threshold
+            )
+            if not alive:
+                gone |= source
+        return gone
+
+    @api.model
     def _cron_check_consumers(self):
         """Tell integration administrators once when every consumer of an MQTT source is gone.
 
@@ -256,15 +275,9 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         """
         sources = self.env["construction.telematics.source"].search([("mqtt_enabled", "=", True)])
         admins = self.env.ref("construction_asset_sync.group_integration_admin").sudo().users
-        threshold = fields.Datetime.now() - timedelta(seconds=STALE_SECONDS)
-        for source in sources:
-            consumers = source.mqtt_consumer_ids
-            if not consumers:
-                continue
-            alive = consumers.filtered(
-                lambda consumer: consumer.health == "connected"
-                or (consumer.last_connected_at or consumer.create_date) >= threshold
-            )
+        gone = self._sources_without_consumer(sources)
+        for source in sources.filtered("mqtt_consumer_ids"):
+            alive = source not in gone
             if alive or source.mqtt_outage_notified:
                 if alive and source.mqtt_outage_notified:
                     source.mqtt_outage_notified = False

@@ -168,6 +168,36 @@ class TestTelematicsHealth(HealthCase):
         self.assertFalse(row.active)
         self.assertFalse(self.open_activities(row))
 
+    def test_an_mqtt_source_whose_consumers_are_gone_is_a_problem_until_one_reports(self):
+        self.source.mqtt_enabled = True
+        Consumer = self.env["construction.telematics.mqtt.consumer"]
+        consumer = Consumer._report(
+            self.source.id, "site-gateway-1", "cas-test-1", {"connected": True, "waiting": 0}
+        )
+        self.Health._check_all()
+        row = self.row_of(self.source)
+        self.assertFalse(self.open_activities(row), "a connected consumer is no problem")
+        # The consumer process died: it stopped reporting two minutes ago.
+        long_ago = fields.Datetime.now() - timedelta(minutes=2)
+        consumer.write({"heartbeat_at": long_ago, "last_connected_at": long_ago})
+        self.env.cr.execute(
+            "UPDATE construction_telematics_mqtt_consumer SET create_date = %s WHERE id = %s",
+            [long_ago, consumer.id],
+        )
+        consumer.invalidate_recordset()
+        self.Health._check_all()
+        self.assertEqual(row.health, "error")
+        self.assertIn("No MQTT consumer is connected", row.summary)
+        activity = self.open_activities(row)
+        self.assertEqual(len(activity), 1)
+        self.assertTrue(activity.user_id.has_group(ADMIN_GROUP))
+        Consumer._report(
+            self.source.id, "site-gateway-1", "cas-test-1", {"connected": True, "waiting": 3}
+        )
+        self.Health._check_all()
+        self.assertNotEqual(row.health, "error")
+        self.assertFalse(self.open_activities(row), "closed by itself on recovery")
+
 
 @tagged("post_install", "-at_install")
 class TestOdysseeHealth(HealthCase):
@@ -223,8 +253,11 @@ class TestOdysseeHealth(HealthCase):
         self.backend._sync()
         self.Health._check_all()
         rows = self.Health.search([("backend_id", "=", self.backend.id)])
-        self.assertEqual(len(rows), 3)
+        self.assertEqual(len(rows), len(self.backend.stream_ids))
+        self.assertEqual(len(rows), 4)
         self.assertEqual(set(rows.mapped("health")), {"ok"})
+        jobs = self.row_of(self.backend._stream("jobs"))
+        self.assertIn("Job statuses in", jobs.name)
         pdfs = self.row_of(self.backend._stream("pdfs"))
         self.assertIn("Approval PDFs in", pdfs.name)
         self.assertEqual(pdfs.waiting_pdf_count, 0)
