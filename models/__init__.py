@@ -6,7 +6,9 @@ from . import construction_telematics_event
 from . import construction_telematics_reading
 from . import construction_telematics_idempotency
 from . import construction_telematics_processor
+from . import construction_telematics_usage
 from . import maintenance_equipment
+from . import maintenance_equipment_usage
 from . import maintenance_request
 from . import res_config_settings
 from . import construction_odyssee_backend

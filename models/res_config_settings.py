@@ -14,6 +14,9 @@ DEFAULTS = {
     "telematics_batch_items": 20000,
     "telematics_max_engine_hours_per_day": 24.0,
     "telematics_max_km_per_day": 2000.0,
+    "telematics_reading_retention_days": 400,
+    "telematics_idle_share_threshold": 40.0,
+    "telematics_unused_days": 7,
 }
 
 
@@ -46,6 +49,25 @@ class ResConfigSettings(models.TransientModel):
         string="Plausible km per day",
         config_parameter=PREFIX + "telematics_max_km_per_day",
         default=DEFAULTS["telematics_max_km_per_day"],
+    )
+    telematics_reading_retention_days = fields.Integer(
+        string="Keep raw readings (days)",
+        config_parameter=PREFIX + "telematics_reading_retention_days",
+        default=DEFAULTS["telematics_reading_retention_days"],
+        help="Older readings are deleted; the daily utilisation and each machine's "
+        "latest state remain. 0 keeps every reading.",
+    )
+    telematics_idle_share_threshold = fields.Float(
+        string="Idle share exception (%)",
+        config_parameter=PREFIX + "telematics_idle_share_threshold",
+        default=DEFAULTS["telematics_idle_share_threshold"],
+        help="A day whose idle share is above this is listed as an exception.",
+    )
+    telematics_unused_days = fields.Integer(
+        string="Unused after (days)",
+        config_parameter=PREFIX + "telematics_unused_days",
+        default=DEFAULTS["telematics_unused_days"],
+        help="A machine whose engine has not run for this many days is listed as unused.",
     )
 
     @api.model

@@ -12,3 +12,4 @@ from . import test_binder
 from . import test_state_machines
 from . import test_telematics_hardening
 from . import test_telematics_fuzz
+from . import test_telematics_usage
