@@ -19,6 +19,8 @@
         "views/construction_telematics_event_views.xml",
         "views/construction_telematics_reading_views.xml",
         "views/construction_telematics_usage_views.xml",
+        "views/construction_telematics_site_visit_views.xml",
+        "views/project_project_views.xml",
         "views/res_config_settings_views.xml",
         "views/construction_odyssee_backend_views.xml",
         "views/construction_odyssee_approval_views.xml",
@@ -29,6 +31,14 @@
         "views/maintenance_request_views.xml",
         "views/construction_asset_sync_menus.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            "construction_asset_sync/static/src/fleet_map/*",
+        ],
+        "web.assets_tests": [
+            "construction_asset_sync/static/tests/tours/*",
+        ],
+    },
     "demo": [
         "demo/construction_asset_sync_demo.xml",
     ],

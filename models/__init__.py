@@ -7,6 +7,8 @@ from . import construction_telematics_reading
 from . import construction_telematics_idempotency
 from . import construction_telematics_processor
 from . import construction_telematics_usage
+from . import construction_telematics_site_visit
+from . import project_project
 from . import maintenance_equipment
 from . import maintenance_equipment_usage
 from . import maintenance_request

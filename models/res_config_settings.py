@@ -17,6 +17,10 @@ DEFAULTS = {
     "telematics_reading_retention_days": 400,
     "telematics_idle_share_threshold": 40.0,
     "telematics_unused_days": 7,
+    "telematics_geofence_hysteresis_m": 25.0,
+    "telematics_map_tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "telematics_map_tile_attribution": "© OpenStreetMap contributors",
+    "telematics_map_silent_hours": 24.0,
 }
 
 
@@ -68,6 +72,31 @@ class ResConfigSettings(models.TransientModel):
         config_parameter=PREFIX + "telematics_unused_days",
         default=DEFAULTS["telematics_unused_days"],
         help="A machine whose engine has not run for this many days is listed as unused.",
+    )
+    telematics_geofence_hysteresis_m = fields.Float(
+        string="Geofence margin (m)",
+        config_parameter=PREFIX + "telematics_geofence_hysteresis_m",
+        default=DEFAULTS["telematics_geofence_hysteresis_m"],
+        help="A machine arrives on a site this far inside its fence and leaves it this "
+        "far outside, so GPS jitter at the fence does not count as visits.",
+    )
+    telematics_map_tile_url = fields.Char(
+        string="Map tiles URL",
+        config_parameter=PREFIX + "telematics_map_tile_url",
+        default=DEFAULTS["telematics_map_tile_url"],
+        help="A tile server template with {z}, {x} and {y} (OpenStreetMap by default). "
+        "Without reachable tiles the fleet map draws on a blank background.",
+    )
+    telematics_map_tile_attribution = fields.Char(
+        string="Map tiles attribution",
+        config_parameter=PREFIX + "telematics_map_tile_attribution",
+        default=DEFAULTS["telematics_map_tile_attribution"],
+    )
+    telematics_map_silent_hours = fields.Float(
+        string="Silent after (hours)",
+        config_parameter=PREFIX + "telematics_map_silent_hours",
+        default=DEFAULTS["telematics_map_silent_hours"],
+        help="The fleet map shows a machine not seen for this long as silent.",
     )
 
     @api.model

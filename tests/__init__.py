@@ -13,3 +13,5 @@ from . import test_state_machines
 from . import test_telematics_hardening
 from . import test_telematics_fuzz
 from . import test_telematics_usage
+from . import test_telematics_site_visits
+from . import test_fleet_map
