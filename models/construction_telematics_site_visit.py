@@ -134,13 +134,16 @@ class ConstructionTelematicsSiteVisit(models.Model):
         last_site = {}
         for equipment_id, at, left, arrived in moves:
             if left:
+                # A stored visit, or one this batch opened (still a dict of values).
                 visit = open_visits.pop((equipment_id, left), None)
-                if visit:
+                if isinstance(visit, dict):
+                    visit["left_at"] = at
+                elif visit:
                     visit.left_at = at
             if arrived:
-                to_create.append(
-                    {"equipment_id": equipment_id, "project_id": arrived, "arrived_at": at}
-                )
+                values = {"equipment_id": equipment_id, "project_id": arrived, "arrived_at": at}
+                to_create.append(values)
+                open_visits[(equipment_id, arrived)] = values
             last_site[equipment_id] = arrived
         if to_create:
             self.create(to_create)

@@ -32,7 +32,8 @@ class MaintenanceEquipment(models.Model):
         string="Unused",
         compute="_compute_usage_unused",
         search="_search_usage_unused",
-        help="The engine has not run for the number of days set in the settings.",
+        help="The machine reports, but its engine has not run for the number of days "
+        "set in the settings.",
     )
 
     # Where the machine is by its positions (geofences with hysteresis), not by hand.
@@ -56,22 +57,28 @@ class MaintenanceEquipment(models.Model):
         days = self.env["res.config.settings"]._construction_setting("telematics_unused_days")
         return fields.Date.context_today(self) - timedelta(days=days)
 
-    @api.depends("usage_last_active_day")
+    @api.depends("usage_last_active_day", "telematics_last_seen_at")
     def _compute_usage_unused(self):
         since = self._usage_unused_since()
         for equipment in self:
-            equipment.usage_unused = (
+            equipment.usage_unused = bool(equipment.telematics_last_seen_at) and (
                 not equipment.usage_last_active_day or equipment.usage_last_active_day < since
             )
 
     def _search_usage_unused(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise NotImplementedError(operator)
-        unused = ["|", ("usage_last_active_day", "=", False)]
-        unused.append(("usage_last_active_day", "<", self._usage_unused_since()))
+        # Machines that report but whose engine has not run; not those without telematics.
+        since = self._usage_unused_since()
+        unused = [
+            ("telematics_last_seen_at", "!=", False),
+            "|",
+            ("usage_last_active_day", "=", False),
+            ("usage_last_active_day", "<", since),
+        ]
         if (operator == "=") == value:
             return unused
-        return [("usage_last_active_day", ">=", self._usage_unused_since())]
+        return ["!", *unused]
 
     def action_open_telematics_usage(self):
         self.ensure_one()

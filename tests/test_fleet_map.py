@@ -17,8 +17,8 @@ class TestFleetMap(HttpCase):
             {
                 "name": "Map site",
                 "geofence_kind": "circle",
-                "geofence_latitude": 48.87,
-                "geofence_longitude": 2.35,
+                "geofence_latitude": 50.47,
+                "geofence_longitude": 4.87,
                 "geofence_radius_m": 300,
             }
         )
@@ -28,8 +28,8 @@ class TestFleetMap(HttpCase):
                 "device_id": "DEV-1",
                 "at": now - timedelta(minutes=50 - i * 10),
                 "engine_hours": 100 + i * 0.1,
-                "lat": 48.87,
-                "lon": 2.35,
+                "lat": 50.47,
+                "lon": 4.87,
                 "_index": i,
             }
             for i in range(5)
@@ -51,8 +51,9 @@ class TestFleetMap(HttpCase):
         self.assertIn("openstreetmap", data["tile_url"])
 
     def test_map_without_tiles_opens_a_machine(self):
+        now = fields.Datetime.now().isoformat() + "Z"
         self.Event._receive_alerts(
-            self.source, [alert(occurred_at=fields.Datetime.now().isoformat() + "Z")]
+            self.source, [alert(occurred_at=now, location={"lat": 50.47, "lon": 4.87})]
         )
         while self.Event._process_batch():
             pass
@@ -61,7 +62,7 @@ class TestFleetMap(HttpCase):
             "construction_asset_sync.telematics_map_tile_url", "http://127.0.0.1:9/{z}/{x}/{y}.png"
         )
         self.start_tour(
-            "/odoo/action-construction_asset_sync.fleet_map_action",
+            "/web#action=construction_asset_sync.fleet_map_action",
             "construction_asset_sync_fleet_map",
             login="admin",
         )

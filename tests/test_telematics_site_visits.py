@@ -6,6 +6,7 @@ from odoo.tests import TransactionCase
 from .telematics_common import make_fleet
 
 METRE_LAT = 1 / 111_195
+# Near Namur, far from the demo job sites (Paris, Marseille).
 START = datetime(2026, 11, 16, 7, 0)
 
 
@@ -19,8 +20,8 @@ class TestSiteVisits(TransactionCase):
             {
                 "name": "Depot Nord",
                 "geofence_kind": "circle",
-                "geofence_latitude": 48.87,
-                "geofence_longitude": 2.35,
+                "geofence_latitude": 50.47,
+                "geofence_longitude": 4.87,
                 "geofence_radius_m": 200,
             }
         )
@@ -28,8 +29,8 @@ class TestSiteVisits(TransactionCase):
             {
                 "name": "Tower site",
                 "geofence_kind": "polygon",
-                "geofence_polygon": "[[48.880, 2.370], [48.882, 2.370], "
-                "[48.882, 2.373], [48.880, 2.373]]",
+                "geofence_polygon": "[[50.480, 4.890], [50.482, 4.890], "
+                "[50.482, 4.893], [50.480, 4.893]]",
             }
         )
         cls.manual = Project.create({"name": "Assigned by hand"})
@@ -56,8 +57,8 @@ class TestSiteVisits(TransactionCase):
         return self.Visit.search([("equipment_id", "=", self.equipment.id)], order="arrived_at")
 
     def test_arrivals_and_departures_without_flapping(self):
-        north = [48.87 + metres * METRE_LAT for metres in (0, 100, 185, 215, 190, 222, 195, 300)]
-        self.drive([(lat, 2.35) for lat in north] + [(48.881, 2.3715), (48.881, 2.3716)])
+        north = [50.47 + metres * METRE_LAT for metres in (0, 100, 185, 215, 190, 222, 195, 300)]
+        self.drive([(lat, 4.87) for lat in north] + [(50.481, 4.8915), (50.481, 4.8916)])
         depot, tower = self.visits()
         self.assertEqual((depot.project_id, tower.project_id), (self.depot, self.tower))
         self.assertEqual(depot.arrived_at, START)
@@ -71,12 +72,12 @@ class TestSiteVisits(TransactionCase):
         self.assertFalse(self.equipment.telematics_outside_sites)
 
     def test_a_manual_assignment_wins_until_the_machine_leaves(self):
-        self.drive([(48.87, 2.35)])
+        self.drive([(50.47, 4.87)])
         self.assertEqual(self.equipment.job_site_project_id, self.depot)
         self.equipment.job_site_project_id = self.manual
-        self.drive([(48.87, 2.3501)], start=START + timedelta(hours=1))  # still at the depot
+        self.drive([(50.47, 4.8701)], start=START + timedelta(hours=1))  # still at the depot
         self.assertEqual(self.equipment.job_site_project_id, self.manual)
-        self.drive([(48.90, 2.40)], start=START + timedelta(hours=2))  # gone
+        self.drive([(50.60, 5.00)], start=START + timedelta(hours=2))  # gone
         self.assertFalse(self.equipment.job_site_project_id)
         self.assertTrue(self.equipment.telematics_outside_sites)
         outside = self.env["maintenance.equipment"].search(
@@ -85,16 +86,16 @@ class TestSiteVisits(TransactionCase):
         self.assertIn(self.equipment, outside)
         self.assertTrue(self.visits().left_at)
 
-    def test_late_positions_do_not_replay_and_suspect_readings_are_ignored(self):
-        self.drive([(48.87, 2.35)], start=START + timedelta(hours=3))
+    def test_late_positions_do_not_replay(self):
+        self.drive([(50.47, 4.87)], start=START + timedelta(hours=3))
         # Older positions elsewhere, delivered late: history only.
-        self.drive([(48.90, 2.40)], start=START)
+        self.drive([(50.60, 5.00)], start=START)
         self.assertEqual(self.equipment.telematics_site_project_id, self.depot)
         self.assertEqual(len(self.visits()), 1)
 
     def test_invalid_geofences_are_refused_naming_the_field(self):
         with self.assertRaisesRegex(ValidationError, "Polygon"):
-            self.tower.geofence_polygon = "[[48.88, 2.37], [48.88, 2.37]]"
+            self.tower.geofence_polygon = "[[50.48, 4.89], [50.48, 4.89]]"
         with self.assertRaisesRegex(ValidationError, "Radius"):
             self.depot.geofence_radius_m = -5
         with self.assertRaisesRegex(ValidationError, "Centre latitude"):
