@@ -1,7 +1,7 @@
 {
     "name": "Construction Asset Sync",
     "summary": "Telematics and Odyssee field service in sync with maintenance and invoicing",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Manufacturing/Maintenance",
     "author": "construction_asset_sync contributors",
     "website": "https://github.com/construction-asset-sync/construction_asset_sync",
@@ -20,6 +20,9 @@
         "views/construction_telematics_source_views.xml",
         "views/construction_telematics_event_views.xml",
         "views/construction_telematics_reading_views.xml",
+        "views/construction_telematics_usage_views.xml",
+        "views/construction_telematics_site_visit_views.xml",
+        "views/project_project_views.xml",
         "views/res_config_settings_views.xml",
         "views/construction_odyssee_backend_views.xml",
         "views/construction_odyssee_approval_views.xml",
@@ -32,13 +35,17 @@
         "views/construction_maintenance_plan_item_views.xml",
         "views/construction_maintenance_schedule_views.xml",
         "views/maintenance_equipment_views.xml",
+        "views/maintenance_equipment_usage_views.xml",
         "views/maintenance_request_views.xml",
         "views/construction_integration_health_views.xml",
         "views/construction_asset_sync_menus.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "construction_asset_sync/static/src/fleet_map/*",
+        ],
         "web.assets_tests": [
-            "construction_asset_sync/static/tests/tours/*.js",
+            "construction_asset_sync/static/tests/tours/*",
         ],
     },
     "demo": [

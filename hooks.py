@@ -14,3 +14,6 @@ def post_init_hook(env):
     Event._receive_alerts(source, telematics_history.alerts(now))
     while Event._process_batch():
         pass
+    # The week's daily utilisation, as the scheduled rollup would compute it.
+    while env["construction.telematics.usage"]._rollup():
+        pass

@@ -14,7 +14,11 @@ from . import construction_maintenance_plan
 from . import construction_maintenance_plan_item
 from . import construction_maintenance_schedule
 from . import construction_telematics_mqtt_consumer
+from . import construction_telematics_usage
+from . import construction_telematics_site_visit
+from . import project_project
 from . import maintenance_equipment
+from . import maintenance_equipment_usage
 from . import maintenance_request
 from . import res_config_settings
 from . import construction_odyssee_backend

@@ -298,6 +298,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 if alert:
                     alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
         stored = self._insert_readings(reading_rows)
+        self.env["construction.telematics.usage"]._mark_dirty(reading_rows)
+        self.env["construction.telematics.site.visit"]._follow_positions(reading_rows)
         for event_id, count in stored.items():
             outcomes[event_id]["stored"] = count
         if sensors and sensors.samples:

@@ -17,6 +17,12 @@ DEFAULTS = {
     "maintenance_usage_days": 30,
     "telematics_silent_hours": 24,
     "health_stall_minutes": 10,
+    "telematics_reading_retention_days": 400,
+    "telematics_idle_share_threshold": 40.0,
+    "telematics_unused_days": 7,
+    "telematics_geofence_hysteresis_m": 25.0,
+    "telematics_map_tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "telematics_map_tile_attribution": "© OpenStreetMap contributors",
 }
 
 
@@ -71,6 +77,44 @@ class ResConfigSettings(models.TransientModel):
         default=DEFAULTS["maintenance_usage_days"],
         help="Maintenance plans forecast due dates from the machine's average use per day "
         "over this many days of readings.",
+    )
+    telematics_reading_retention_days = fields.Integer(
+        string="Keep raw readings (days)",
+        config_parameter=PREFIX + "telematics_reading_retention_days",
+        default=DEFAULTS["telematics_reading_retention_days"],
+        help="Older readings are deleted; the daily utilisation and each machine's "
+        "latest state remain. 0 keeps every reading.",
+    )
+    telematics_idle_share_threshold = fields.Float(
+        string="Idle share exception (%)",
+        config_parameter=PREFIX + "telematics_idle_share_threshold",
+        default=DEFAULTS["telematics_idle_share_threshold"],
+        help="A day whose idle share is above this is listed as an exception.",
+    )
+    telematics_unused_days = fields.Integer(
+        string="Unused after (days)",
+        config_parameter=PREFIX + "telematics_unused_days",
+        default=DEFAULTS["telematics_unused_days"],
+        help="A machine whose engine has not run for this many days is listed as unused.",
+    )
+    telematics_geofence_hysteresis_m = fields.Float(
+        string="Geofence margin (m)",
+        config_parameter=PREFIX + "telematics_geofence_hysteresis_m",
+        default=DEFAULTS["telematics_geofence_hysteresis_m"],
+        help="A machine arrives on a site this far inside its fence and leaves it this "
+        "far outside, so GPS jitter at the fence does not count as visits.",
+    )
+    telematics_map_tile_url = fields.Char(
+        string="Map tiles URL",
+        config_parameter=PREFIX + "telematics_map_tile_url",
+        default=DEFAULTS["telematics_map_tile_url"],
+        help="A tile server template with {z}, {x} and {y} (OpenStreetMap by default). "
+        "Without reachable tiles the fleet map draws on a blank background.",
+    )
+    telematics_map_tile_attribution = fields.Char(
+        string="Map tiles attribution",
+        config_parameter=PREFIX + "telematics_map_tile_attribution",
+        default=DEFAULTS["telematics_map_tile_attribution"],
     )
 
     @api.model

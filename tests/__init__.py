@@ -19,3 +19,6 @@ from . import test_telematics_mqtt
 from . import test_integration_health
 from . import test_persona_screens
 from . import test_persona_tours
+from . import test_telematics_usage
+from . import test_telematics_site_visits
+from . import test_fleet_map

@@ -1,0 +1,441 @@
+"""Daily utilisation per machine, rolled up set-wise from the readings history.
+
+Each processed batch marks its machines dirty from their earliest new reading
+(``_mark_dirty``, one statement per batch); the scheduled action *Telematics:
+roll up daily utilisation* then recomputes, per dirty machine, every day from
+the marked one on: a handful of queries for a whole chunk of machines, never
+one per reading. The definitions are in ``protocols/usage_rollup.py``.
+
+Each rollup keeps the counters' last values of its day, so the next day (and a
+recomputation after the raw readings are purged) rises from them exactly.
+"""
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+from odoo import api, fields, models
+from psycopg2.extras import execute_values
+
+from ..protocols import usage_rollup
+
+_logger = logging.getLogger(__name__)
+
+# The working window per ISO weekday (1 = Monday) as two int[7] arrays; NULL = weekend.
+AGGREGATE_SQL = """
+WITH ranges(equipment_id, start_at, tz, seed_engine, seed_level, win_start, win_end) AS (
+    VALUES %s
+),
+pts AS (
+    SELECT r.equipment_id, r.at, r.engine_hours, r.idle_hours, r.odometer_km, r.fuel_used_l,
+           r.fuel_level_pct, (r.at AT TIME ZONE 'UTC') AT TIME ZONE g.tz AS local_at
+    FROM ranges g
+    JOIN construction_telematics_reading r
+      ON r.equipment_id = g.equipment_id AND r.at >= g.start_at AND NOT r.suspect
+),
+engine AS (
+    SELECT p.equipment_id, p.at, p.local_at, g.win_start, g.win_end,
+           p.engine_hours - COALESCE(lag(p.engine_hours) OVER w, g.seed_engine, p.engine_hours)
+               AS rise
+    FROM pts p JOIN ranges g ON g.equipment_id = p.equipment_id
+    WHERE p.engine_hours IS NOT NULL
+    WINDOW w AS (PARTITION BY p.equipment_id ORDER BY p.at)
+),
+engine_days AS (
+    SELECT e.equipment_id, e.local_at::date AS day, sum(e.rise) AS engine_rise,
+           COALESCE(sum(e.rise) FILTER (
+               WHERE e.win_start[c.dow] IS NOT NULL
+                 AND NOT (c.secs >= e.win_start[c.dow] AND c.secs < e.win_end[c.dow])), 0)
+               AS out_of_hours_rise,
+           COALESCE(sum(e.rise) FILTER (WHERE e.win_start[c.dow] IS NULL), 0) AS weekend_rise,
+           min(e.at) FILTER (WHERE e.rise > 0) AS first_activity_at,
+           max(e.at) FILTER (WHERE e.rise > 0) AS last_activity_at
+    FROM engine e,
+         LATERAL (SELECT extract(isodow FROM e.local_at)::int AS dow,
+                         extract(epoch FROM e.local_at::time) AS secs) c
+    GROUP BY 1, 2
+),
+level_days AS (
+    SELECT equipment_id, local_at::date AS day, sum(fuel_drop) AS level_drops
+    FROM (
+        SELECT p.equipment_id, p.local_at,
+               GREATEST(0, COALESCE(lag(p.fuel_level_pct) OVER w, g.seed_level, p.fuel_level_pct)
+                           - p.fuel_level_pct) AS fuel_drop
+        FROM pts p JOIN ranges g ON g.equipment_id = p.equipment_id
+        WHERE p.fuel_level_pct IS NOT NULL
+        WINDOW w AS (PARTITION BY p.equipment_id ORDER BY p.at)
+    ) drops
+    GROUP BY 1, 2
+),
+pt_days AS (
+    SELECT equipment_id, local_at::date AS day, count(*) AS reading_count,
+           (array_agg(idle_hours ORDER BY at)
+               FILTER (WHERE idle_hours IS NOT NULL))[1] AS first_idle,
+           (array_agg(odometer_km ORDER BY at)
+               FILTER (WHERE odometer_km IS NOT NULL))[1] AS first_odometer,
+           (array_agg(fuel_used_l ORDER BY at)
+               FILTER (WHERE fuel_used_l IS NOT NULL))[1] AS first_fuel_used,
+           (array_agg(engine_hours ORDER BY at DESC)
+               FILTER (WHERE engine_hours IS NOT NULL))[1] AS last_engine,
+           (array_agg(idle_hours ORDER BY at DESC)
+               FILTER (WHERE idle_hours IS NOT NULL))[1] AS last_idle,
+           (array_agg(odometer_km ORDER BY at DESC)
+               FILTER (WHERE odometer_km IS NOT NULL))[1] AS last_odometer,
+           (array_agg(fuel_used_l ORDER BY at DESC)
+               FILTER (WHERE fuel_used_l IS NOT NULL))[1] AS last_fuel_used,
+           (array_agg(fuel_level_pct ORDER BY at DESC)
+               FILTER (WHERE fuel_level_pct IS NOT NULL))[1] AS last_fuel_level
+    FROM pts
+    GROUP BY 1, 2
+)
+SELECT d.equipment_id, d.day, d.reading_count, COALESCE(e.engine_rise, 0),
+       COALESCE(e.out_of_hours_rise, 0), COALESCE(e.weekend_rise, 0),
+       e.first_activity_at, e.last_activity_at, COALESCE(l.level_drops, 0),
+       d.first_idle, d.first_odometer, d.first_fuel_used, d.last_engine, d.last_idle,
+       d.last_odometer, d.last_fuel_used, d.last_fuel_level
+FROM pt_days d
+LEFT JOIN engine_days e ON e.equipment_id = d.equipment_id AND e.day = d.day
+LEFT JOIN level_days l ON l.equipment_id = d.equipment_id AND l.day = d.day
+ORDER BY d.equipment_id, d.day
+"""
+
+END_COLUMNS = tuple(f"end_{name}" for name in usage_rollup.END_FIELDS)
+ROLLUP_COLUMNS = (
+    "equipment_id",
+    "company_id",
+    "category_id",
+    "job_site_project_id",
+    "day",
+    "reading_count",
+    "engine_hours",
+    "idle_hours",
+    "idle_share",
+    "distance_km",
+    "fuel_used_l",
+    "fuel_source",
+    "out_of_hours_hours",
+    "weekend_hours",
+    "first_activity_at",
+    "last_activity_at",
+    "idle_exception",
+    *END_COLUMNS,
+)
+# An engine that ran less than this is not judged on its idle share.
+IDLE_EXCEPTION_MIN_HOURS = 1.0
+
+
+class ConstructionTelematicsUsage(models.Model):
+    _name = "construction.telematics.usage"
+    _description = "Daily machine utilisation"
+    _order = "day desc, equipment_id"
+    _rec_name = "day"
+    _log_access = False
+
+    equipment_id = fields.Many2one(
+        "maintenance.equipment", string="Machine", required=True, ondelete="cascade"
+    )
+    company_id = fields.Many2one("res.company", readonly=True, index=True)
+    category_id = fields.Many2one("maintenance.equipment.category", readonly=True)
+    job_site_project_id = fields.Many2one(
+        "project.project",
+        string="Job site",
+        readonly=True,
+        help="The machine's job site when the day was rolled up.",
+    )
+    day = fields.Date(required=True, readonly=True, help="Local day in the company's time zone.")
+    reading_count = fields.Integer(string="Readings", readonly=True)
+    engine_hours = fields.Float(string="Engine hours", digits=(16, 2), readonly=True)
+    idle_hours = fields.Float(string="Idle hours", digits=(16, 2), readonly=True)
+    # A float, not a numeric: a ratio, rounded once to 0.1 %.
+    idle_share = fields.Float(string="Idle share (%)", readonly=True, aggregator="avg")
+    distance_km = fields.Float(string="Distance (km)", digits=(16, 1), readonly=True)
+    fuel_used_l = fields.Float(string="Fuel used (L)", digits=(16, 1), readonly=True)
+    fuel_source = fields.Selection(
+        [("counter", "Fuel counter"), ("level", "Fuel level and tank")],
+        readonly=True,
+        help="Cumulative fuel from the sender, or drops of the fuel level times the tank size.",
+    )
+    out_of_hours_hours = fields.Float(
+        string="Out-of-hours hours",
+        digits=(16, 2),
+        readonly=True,
+        help="Engine hours outside the working hours of the company calendar, on working days.",
+    )
+    weekend_hours = fields.Float(
+        digits=(16, 2), readonly=True, help="Engine hours on days without working hours."
+    )
+    first_activity_at = fields.Datetime(string="First activity", readonly=True, aggregator="min")
+    last_activity_at = fields.Datetime(string="Last activity", readonly=True, aggregator="max")
+    idle_exception = fields.Boolean(
+        string="Idle share exceeded", readonly=True, help="Idle share above the threshold."
+    )
+    # Where the next day rises from; exact decimals like the readings (numeric columns).
+    end_engine_hours = fields.Float(digits=(16, 4), readonly=True, aggregator=None)
+    end_idle_hours = fields.Float(digits=(16, 4), readonly=True, aggregator=None)
+    end_odometer_km = fields.Float(digits=(16, 4), readonly=True, aggregator=None)
+    end_fuel_used_l = fields.Float(digits=(16, 4), readonly=True, aggregator=None)
+    end_fuel_level_pct = fields.Float(digits=(16, 4), readonly=True, aggregator=None)
+
+    _sql_constraints = [
+        ("equipment_day_uniq", "unique(equipment_id, day)", "One rollup per machine and day."),
+    ]
+
+    # -- marking -------------------------------------------------------------
+    @api.model
+    def _mark_dirty(self, reading_rows):
+        """Mark machines for rollup from their earliest reading in ``reading_rows``.
+
+        Called by the processor once per batch with its history rows (machine
+        first, time fourth); the machines are already locked by the batch.
+        """
+        earliest = {}
+        for row in reading_rows:
+            equipment_id, at = row[0], row[3]
+            if equipment_id not in earliest or at < earliest[equipment_id]:
+                earliest[equipment_id] = at
+        if not earliest:
+            return
+        execute_values(
+            self.env.cr._obj,
+            """UPDATE maintenance_equipment e
+               SET usage_dirty_from = LEAST(e.usage_dirty_from, v.at)
+               FROM (VALUES %s) AS v(id, at)
+               WHERE e.id = v.id""",
+            sorted(earliest.items()),
+            template="(%s, %s::timestamp)",
+        )
+        self.env["maintenance.equipment"].invalidate_model(["usage_dirty_from"])
+
+    # -- computing ------------------------------------------------------------
+    @api.model
+    def _company_calendar(self, company):
+        """(time zone, windows as two int[7] arrays) of ``company``'s working calendar."""
+        calendar = company.resource_calendar_id
+        tz = calendar.tz or company.partner_id.tz or "UTC"
+        windows = usage_rollup.working_windows(
+            (att.dayofweek, att.hour_from, att.hour_to)
+            for att in calendar.attendance_ids
+            if not att.display_type
+        )
+        return tz, windows
+
+    @api.model
+    def _rollup(self, limit=200):
+        """Recompute the dirty days of up to ``limit`` machines; returns how many."""
+        cr = self.env.cr
+        self.env.flush_all()
+        # Same lock as the processor: a batch of new readings waits for the rollup of
+        # its machine (or the rollup skips it), so no reading is left out unmarked.
+        cr.execute(
+            """SELECT id, usage_dirty_from, usage_raw_since, company_id, category_id,
+                      job_site_project_id, fuel_tank_capacity_l
+               FROM maintenance_equipment
+               WHERE usage_dirty_from IS NOT NULL
+               ORDER BY id LIMIT %s
+               FOR NO KEY UPDATE SKIP LOCKED""",
+            [limit],
+        )
+        machines = cr.fetchall()
+        if not machines:
+            return 0
+        companies = {}
+        ranges = []
+        info = {}
+        for eid, dirty_from, raw_since, company_id, category_id, site_id, capacity in machines:
+            company = self.env["res.company"].browse(company_id) if company_id else self.env.company
+            if company.id not in companies:
+                companies[company.id] = self._company_calendar(company)
+            tz, windows = companies[company.id]
+            start_day = usage_rollup.local_time(dirty_from, tz).date()
+            if raw_since:
+                # Days before the purge horizon keep their rollups: their raw readings are gone.
+                complete_from = usage_rollup.next_local_day_start(raw_since, tz)
+                start_day = max(start_day, usage_rollup.local_time(complete_from, tz).date())
+            info[eid] = (company.id, category_id, site_id, capacity, start_day, tz, windows)
+        seeds = self._seeds({eid: values[4] for eid, values in info.items()})
+        for eid, (_c, _cat, _s, _cap, start_day, tz, windows) in info.items():
+            seed = seeds.get(eid, {})
+            ranges.append(
+                (
+                    eid,
+                    usage_rollup.local_day_start(start_day, tz),
+                    tz,
+                    seed.get("engine_hours"),
+                    seed.get("fuel_level_pct"),
+                    [windows.get(day, (None, None))[0] for day in range(7)],
+                    [windows.get(day, (None, None))[1] for day in range(7)],
+                )
+            )
+        aggregates = defaultdict(list)
+        for row in execute_values(
+            cr._obj,
+            AGGREGATE_SQL,
+            ranges,
+            template="(%s, %s::timestamp, %s, %s::numeric, %s::numeric, %s::int[], %s::int[])",
+            fetch=True,
+        ):
+            aggregates[row[0]].append(usage_rollup.DayAggregate(*row[1:]))
+        threshold = self.env["res.config.settings"]._construction_setting(
+            "telematics_idle_share_threshold"
+        )
+        rows = []
+        for eid, (company_id, category_id, site_id, capacity, _day, _tz, _w) in info.items():
+            for day in usage_rollup.finish_days(aggregates[eid], seeds.get(eid), capacity):
+                rows.append(
+                    (
+                        eid,
+                        company_id,
+                        category_id,
+                        site_id,
+                        day["day"],
+                        day["reading_count"],
+                        day["engine_hours"],
+                        day["idle_hours"],
+                        day["idle_share"],
+                        day["distance_km"],
+                        day["fuel_used_l"],
+                        day["fuel_source"] or None,
+                        day["out_of_hours_hours"],
+                        day["weekend_hours"],
+                        day["first_activity_at"],
+                        day["last_activity_at"],
+                        day["engine_hours"] >= IDLE_EXCEPTION_MIN_HOURS
+                        and day["idle_share"] > threshold,
+                        *(day[column] for column in END_COLUMNS),
+                    )
+                )
+        execute_values(
+            cr._obj,
+            """DELETE FROM construction_telematics_usage u USING (VALUES %s) AS v(id, day)
+               WHERE u.equipment_id = v.id AND u.day >= v.day""",
+            [(eid, values[4]) for eid, values in info.items()],
+            template="(%s, %s::date)",
+        )
+        if rows:
+            execute_values(
+                cr._obj,
+                f"INSERT INTO construction_telematics_usage ({', '.join(ROLLUP_COLUMNS)}) "
+                "VALUES %s",
+                rows,
+                page_size=1000,
+            )
+        cr.execute(
+            """UPDATE maintenance_equipment e SET usage_dirty_from = NULL,
+                   usage_last_active_day = (
+                       SELECT max(day) FROM construction_telematics_usage u
+                       WHERE u.equipment_id = e.id AND u.engine_hours > 0)
+               WHERE e.id IN %s""",
+            [tuple(info)],
+        )
+        self.invalidate_model()
+        self.env["maintenance.equipment"].invalidate_model(
+            ["usage_dirty_from", "usage_last_active_day"]
+        )
+        return len(info)
+
+    @api.model
+    def _seeds(self, start_days):
+        """Each machine's END_FIELDS values before its start day, from its latest rollup."""
+        if not start_days:
+            return {}
+        rows = execute_values(
+            self.env.cr._obj,
+            f"""SELECT v.id, {", ".join("u." + column for column in END_COLUMNS)}
+                FROM (VALUES %s) AS v(id, day)
+                JOIN LATERAL (
+                    SELECT * FROM construction_telematics_usage u
+                    WHERE u.equipment_id = v.id AND u.day < v.day
+                    ORDER BY u.day DESC LIMIT 1
+                ) u ON true""",
+            sorted(start_days.items()),
+            template="(%s, %s::date)",
+            fetch=True,
+        )
+        return {row[0]: dict(zip(usage_rollup.END_FIELDS, row[1:], strict=True)) for row in rows}
+
+    @api.model
+    def _cron_rollup(self, time_budget=50.0):
+        """Roll up dirty machines in committed chunks until none is left or time runs out."""
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        done = 0
+        while time.monotonic() < deadline:
+            count = self._rollup()
+            done += count
+            if auto_commit:
+                self.env.cr.commit()
+            if not count:
+                break
+        return done
+
+    # -- retention ------------------------------------------------------------
+    @api.model
+    def _cron_purge_readings(self, time_budget=50.0, batch_size=10000):
+        """Delete raw readings past the retention period, in bounded committed batches.
+
+        Machines are rolled up first; a machine still dirty from before the cutoff
+        (locked by a batch) waits for the next run. Each machine's purge horizon is
+        a local day boundary: the days before it are final, their rollups are never
+        recomputed.
+        Returns the number of readings deleted.
+        """
+        days = self.env["res.config.settings"]._construction_setting(
+            "telematics_reading_retention_days"
+        )
+        if days <= 0:
+            return 0
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        self._cron_rollup(time_budget=time_budget / 2)
+        cr = self.env.cr
+        cutoff = fields.Datetime.now() - timedelta(days=days)
+        cr.execute(
+            """SELECT e.id, e.company_id FROM maintenance_equipment e
+               WHERE (e.usage_dirty_from IS NULL OR e.usage_dirty_from >= %s)
+                 AND EXISTS (SELECT 1 FROM construction_telematics_reading r
+                             WHERE r.equipment_id = e.id AND r.at < %s)
+               ORDER BY e.id""",
+            [cutoff, cutoff],
+        )
+        deleted = 0
+        calendars = {}
+        for equipment_id, company_id in cr.fetchall():
+            if time.monotonic() > deadline:
+                break
+            company = self.env["res.company"].browse(company_id) if company_id else self.env.company
+            if company.id not in calendars:
+                calendars[company.id] = self._company_calendar(company)[0]
+            tz = calendars[company.id]
+            horizon = usage_rollup.local_day_start(usage_rollup.local_time(cutoff, tz).date(), tz)
+            # The horizon first (days before it become final), then the rows; a run cut
+            # short leaves old rows that the next run deletes.
+            cr.execute(
+                """UPDATE maintenance_equipment
+                   SET usage_raw_since = GREATEST(usage_raw_since, %s)
+                   WHERE id = %s AND (usage_dirty_from IS NULL OR usage_dirty_from >= %s)
+                   RETURNING usage_raw_since""",
+                [horizon, equipment_id, cutoff],
+            )
+            if not cr.fetchone():
+                continue  # marked dirty before the horizon since: rolled up first, next run
+            if auto_commit:
+                cr.commit()
+            while time.monotonic() < deadline:
+                cr.execute(
+                    """DELETE FROM construction_telematics_reading WHERE id IN (
+                           SELECT id FROM construction_telematics_reading
+                           WHERE equipment_id = %s AND at < %s LIMIT %s)""",
+                    [equipment_id, horizon, batch_size],
+                )
+                deleted += cr.rowcount
+                if auto_commit:
+                    cr.commit()
+                if cr.rowcount < batch_size:
+                    break
+        self.env["construction.telematics.reading"].invalidate_model()
+        self.env["maintenance.equipment"].invalidate_model(["usage_raw_since"])
+        if deleted:
+            _logger.info("purged %s telematics readings past %s days", deleted, days)
+        return deleted

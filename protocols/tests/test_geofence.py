@@ -1,0 +1,87 @@
+"""Geofences: inside and outside circles and polygons, hysteresis (no database)."""
+
+import unittest
+
+from protocols import geofence
+
+# A 200 m circle and a ~220 m x ~220 m square, 2 km apart, in Paris.
+CIRCLE = geofence.Fence(1, "circle", (48.8700, 2.3500), 200.0, None)
+SQUARE = geofence.Fence(
+    2,
+    "polygon",
+    None,
+    None,
+    ((48.8800, 2.3700), (48.8820, 2.3700), (48.8820, 2.3730), (48.8800, 2.3730)),
+)
+METRE_LAT = 1 / 111_195  # degrees of latitude per metre
+
+
+class TestGeometry(unittest.TestCase):
+    def test_circle_distance_from_the_boundary(self):
+        self.assertAlmostEqual(geofence.signed_distance_m(CIRCLE, 48.87, 2.35), -200, places=3)
+        north = 48.87 + 250 * METRE_LAT
+        self.assertAlmostEqual(geofence.signed_distance_m(CIRCLE, north, 2.35), 50, delta=0.1)
+
+    def test_polygon_inside_outside_and_concave(self):
+        self.assertLess(geofence.signed_distance_m(SQUARE, 48.8810, 2.3715), -100)
+        outside = geofence.signed_distance_m(SQUARE, 48.8800 - 30 * METRE_LAT, 2.3715)
+        self.assertAlmostEqual(outside, 30, delta=0.1)
+        # An L shape: the notch is outside.
+        ell = geofence.Fence(
+            3,
+            "polygon",
+            None,
+            None,
+            ((0, 0), (0, 0.002), (0.001, 0.002), (0.001, 0.001), (0.002, 0.001), (0.002, 0)),
+        )
+        self.assertLess(geofence.signed_distance_m(ell, 0.0005, 0.0005), 0)
+        self.assertGreater(geofence.signed_distance_m(ell, 0.0015, 0.0015), 0)
+
+
+class TestHysteresis(unittest.TestCase):
+    def test_jitter_at_the_fence_does_not_flap(self):
+        fences = [CIRCLE, SQUARE]
+        site = None
+        sites = []
+        # Drive north out of the circle, jittering +-20 m around its edge, then away.
+        for metres in (0, 100, 185, 215, 190, 220, 195, 226, 500):
+            site = geofence.next_site(site, fences, 48.87 + metres * METRE_LAT, 2.35, 25)
+            sites.append(site)
+        self.assertEqual(sites, [1, 1, 1, 1, 1, 1, 1, None, None])
+
+    def test_arrival_needs_to_be_well_inside(self):
+        edge = 48.87 + 190 * METRE_LAT  # 10 m inside
+        self.assertIsNone(geofence.next_site(None, [CIRCLE], edge, 2.35, 25))
+        inside = 48.87 + 170 * METRE_LAT
+        self.assertEqual(geofence.next_site(None, [CIRCLE], inside, 2.35, 25), 1)
+
+    def test_leaving_for_another_site_and_the_deepest_of_overlapping_sites(self):
+        self.assertEqual(geofence.next_site(1, [CIRCLE, SQUARE], 48.8810, 2.3715, 25), 2)
+        big = geofence.Fence(9, "circle", (48.87, 2.35), 5000.0, None)
+        self.assertEqual(geofence.next_site(None, [big, CIRCLE], 48.87, 2.35, 25), 9)
+
+
+class TestPolygonText(unittest.TestCase):
+    def test_bad_polygons_name_the_field(self):
+        for text in (
+            "",
+            "{",
+            "[[1, 2], [3, 4]]",
+            '[[1, 2], [3, 4], ["a", 5]]',
+            "[[1, 2], [3, 4], [95, 5]]",
+            "[[1, 2], [3, 4], [true, 5]]",
+            "[[1, 2], [3, 4], [1e400, 5]]",
+        ):
+            with self.assertRaises(geofence.FenceError) as caught:
+                geofence.parse_polygon(text)
+            self.assertEqual(caught.exception.field, "geofence_polygon", text)
+
+    def test_good_polygon(self):
+        self.assertEqual(
+            geofence.parse_polygon("[[1, 2], [3, 4.5], [5, 6]]"),
+            ((1.0, 2.0), (3.0, 4.5), (5.0, 6.0)),
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()

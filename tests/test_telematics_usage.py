@@ -1,0 +1,287 @@
+import random
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from odoo import fields
+from odoo.tests import TransactionCase
+
+from ..protocols import usage_rollup
+from .telematics_common import make_fleet
+
+COMPARED = (
+    "reading_count",
+    "engine_hours",
+    "idle_hours",
+    "distance_km",
+    "fuel_used_l",
+    "out_of_hours_hours",
+    "weekend_hours",
+    "end_engine_hours",
+    "end_idle_hours",
+    "end_odometer_km",
+    "end_fuel_used_l",
+    "end_fuel_level_pct",
+)
+
+
+def generated_series(rng, start, hours, device="DEV-1", fuel_counter=False):
+    """Ten-minute readings with engine runs, gaps, counters missing, refuels and one spike."""
+    engine, idle, odometer, level, fuel = 1700.0, 300.0, 5000.0, 80.0, 12000.0
+    readings = []
+    at = start
+    while at < start + timedelta(hours=hours):
+        at += timedelta(minutes=10)
+        if rng.random() < 0.05:
+            at += timedelta(hours=rng.choice((1, 3, 7)))  # the device was silent
+        running = rng.random() < 0.6
+        if running:
+            engine += round(rng.uniform(0.05, 0.17), 2)
+            idle += round(rng.uniform(0, 0.05), 2)
+            odometer += round(rng.uniform(0, 2), 1)
+            level -= round(rng.uniform(0, 1.5), 1)
+            fuel += round(rng.uniform(1, 4), 1)
+        if level < 10:
+            level = 95.0  # refuelled
+        reading = {"device_id": device, "at": at}
+        if rng.random() < 0.9:
+            reading.update(engine_hours=round(engine, 2), idle_hours=round(idle, 2))
+        if rng.random() < 0.8:
+            reading["odometer_km"] = round(odometer, 1)
+        if rng.random() < 0.9:
+            reading["fuel_level_pct"] = round(level, 1)
+        if fuel_counter and rng.random() < 0.9:
+            reading["fuel_used_l"] = round(fuel, 1)
+        readings.append(reading)
+    spike = dict(rng.choice(readings[5:-5]))
+    spike.update(at=spike["at"] + timedelta(minutes=5), engine_hours=engine + 500)
+    readings.append(spike)
+    return readings
+
+
+class TestTelematicsUsage(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source, _key, cls.equipment = make_fleet(cls.env, suffix=" usage")
+        cls.equipment.fuel_tank_capacity_l = 200
+        cls.other = cls.env["maintenance.equipment"].create({"name": "Dumper usage"})
+        cls.env["construction.external.id"].create(
+            {
+                "system_id": cls.source.external_system_id.id,
+                "external_id": "DEV-2",
+                "equipment_id": cls.other.id,
+            }
+        )
+        calendar = cls.env.company.resource_calendar_id
+        # Paris, whose clocks go back on 25 October 2026 (a 25-hour Sunday).
+        calendar.tz = "Europe/Paris"
+        cls.tz = "Europe/Paris"
+        cls.windows = usage_rollup.working_windows(
+            (att.dayofweek, att.hour_from, att.hour_to)
+            for att in calendar.attendance_ids
+            if not att.display_type
+        )
+        cls.Event = cls.env["construction.telematics.event"]
+        cls.Usage = cls.env["construction.telematics.usage"]
+
+    def deliver(self, readings):
+        parsed = [dict(item, _index=index) for index, item in enumerate(readings)]
+        self.Event._receive_readings(self.source, parsed, [])
+        while self.Event._process_batch():
+            pass
+
+    def raw(self, equipment):
+        """The machine's stored readings as PostgreSQL holds them (exact decimals, NULLs)."""
+        columns = ("at", "suspect", *usage_rollup.END_FIELDS)
+        self.env.flush_all()
+        self.env.cr.execute(
+            f"""SELECT {", ".join(columns)} FROM construction_telematics_reading
+                WHERE equipment_id = %s""",
+            [equipment.id],
+        )
+        return [dict(zip(columns, row, strict=True)) for row in self.env.cr.fetchall()]
+
+    def reference(self, equipment, readings, seed=None):
+        aggregates = usage_rollup.aggregate_days(readings, self.tz, self.windows, seed)
+        return usage_rollup.finish_days(aggregates, seed, equipment.fuel_tank_capacity_l)
+
+    def rollups(self, equipment):
+        return self.Usage.search([("equipment_id", "=", equipment.id)], order="day")
+
+    def assertRollupsEqual(self, equipment, expected):
+        """The stored rollups equal ``expected`` exactly (numerics compared as decimals)."""
+        columns = (
+            "day",
+            *COMPARED,
+            "idle_share",
+            "fuel_source",
+            "first_activity_at",
+            "last_activity_at",
+        )
+        self.env.flush_all()
+        self.env.cr.execute(
+            f"""SELECT {", ".join(columns)} FROM construction_telematics_usage
+                WHERE equipment_id = %s ORDER BY day""",
+            [equipment.id],
+        )
+        stored = [dict(zip(columns, row, strict=True)) for row in self.env.cr.fetchall()]
+        self.assertEqual([row["day"] for row in stored], [day["day"] for day in expected])
+        for row, day in zip(stored, expected, strict=True):
+            for name in columns:
+                wanted = day[name]
+                if name == "fuel_source":
+                    wanted = wanted or None
+                elif isinstance(wanted, Decimal):
+                    # Odoo's cursor reads numerics as floats: the nearest float, exactly.
+                    wanted = float(wanted)
+                self.assertEqual(row[name], wanted, f"{day['day']} {name}")
+
+    # -- correctness -----------------------------------------------------------
+    def test_rollups_equal_a_computation_from_the_raw_readings(self):
+        rng = random.Random(13)
+        start = datetime(2026, 10, 22, 20, 0)
+        series = generated_series(rng, start, 5 * 24)
+        dumper = generated_series(rng, start, 5 * 24, device="DEV-2", fuel_counter=True)
+        # Delivered out of order in batches, rolled up between them: late readings
+        # land in days already rolled up and must move them.
+        batches = [series[i : i + 97] for i in range(0, len(series), 97)]
+        batches += [dumper[i : i + 150] for i in range(0, len(dumper), 150)]
+        # The first batch first: the processor judges the others against it.
+        first, rest = batches[0], batches[1:]
+        rng.shuffle(rest)
+        batches = [first, *rest]
+        for batch in batches:
+            self.deliver(batch)
+            self.Usage._rollup()
+        for machine in (self.equipment, self.other):
+            raw = self.raw(machine)
+            self.assertTrue(any(reading["suspect"] for reading in raw), "the spike is flagged")
+            expected = self.reference(machine, raw)
+            self.assertGreaterEqual(len(expected), 5)
+            self.assertRollupsEqual(machine, expected)
+            self.assertFalse(machine.usage_dirty_from)
+        days = self.rollups(self.equipment)
+        self.assertEqual({rollup.fuel_source for rollup in days if rollup.fuel_used_l}, {"level"})
+        self.assertIn("counter", self.rollups(self.other).mapped("fuel_source"))
+        # The 500 h spike counts nowhere; the week adds up to the meter's real rise.
+        total = sum(days.mapped("engine_hours"))
+        self.assertLess(total, 5 * 24)
+        raw = self.raw(self.equipment)
+        plausible = [r for r in raw if not r["suspect"] and r["engine_hours"] is not None]
+        plausible.sort(key=lambda r: r["at"])
+        self.assertAlmostEqual(
+            total, plausible[-1]["engine_hours"] - plausible[0]["engine_hours"], places=6
+        )
+        # The 25-hour Sunday is one day in Paris.
+        self.assertIn(date(2026, 10, 25), days.mapped("day"))
+
+    def test_working_time_weekend_and_activity_by_the_company_calendar(self):
+        def run(local_start, hours, engine):
+            # One reading every 30 min while the engine runs 0.5 h each.
+            rows = []
+            for step in range(int(hours * 2) + 1):
+                at = local_start + timedelta(minutes=30 * step)
+                rows.append({"device_id": "DEV-1", "at": at, "engine_hours": engine + step / 2})
+            return rows, engine + hours
+
+        # Times are UTC; Paris is UTC+1 in November.
+        saturday, engine = run(datetime(2026, 11, 7, 9, 0), 2, 100.0)  # 10:00-12:00 Saturday
+        monday, engine = run(datetime(2026, 11, 9, 7, 0), 3, engine)  # 08:00-11:00 working
+        evening, engine = run(datetime(2026, 11, 9, 17, 0), 1, engine)  # 18:00-19:00
+        self.deliver(saturday + monday + evening)
+        self.Usage._rollup()
+        sat, mon = self.rollups(self.equipment)
+        self.assertEqual((sat.day, sat.engine_hours, sat.weekend_hours), (date(2026, 11, 7), 2, 2))
+        self.assertEqual(sat.out_of_hours_hours, 0)
+        # 08:00 rises from Saturday's last value: 44 hours apart, counted in Monday's hours.
+        self.assertEqual(mon.engine_hours, 4)
+        self.assertEqual(mon.weekend_hours, 0)
+        self.assertEqual(mon.out_of_hours_hours, 1)
+        self.assertEqual(mon.first_activity_at, datetime(2026, 11, 9, 7, 30))
+        self.assertEqual(mon.last_activity_at, datetime(2026, 11, 9, 18, 0))
+
+    def test_idle_share_exception_and_unused_machines(self):
+        self.env["ir.config_parameter"].set_param(
+            "construction_asset_sync.telematics_idle_share_threshold", "50"
+        )
+        today = fields.Datetime.now().replace(hour=12, minute=0, second=0, microsecond=0)
+        self.deliver(
+            [
+                {
+                    "device_id": "DEV-1",
+                    "at": today - timedelta(hours=hours),
+                    "engine_hours": round(10 + (3 - hours) * 0.8, 2),
+                    "idle_hours": round(1 + (3 - hours) * 0.6, 2),
+                }
+                for hours in (3, 2, 1)
+            ]
+            + [
+                {"device_id": "DEV-2", "at": today - timedelta(days=20), "engine_hours": 5.0},
+                {
+                    "device_id": "DEV-2",
+                    "at": today - timedelta(days=20, hours=-1),
+                    "engine_hours": 5.5,
+                },
+            ]
+        )
+        self.Usage._rollup()
+        busy = self.rollups(self.equipment)
+        self.assertEqual((busy.engine_hours, busy.idle_hours, busy.idle_share), (1.6, 1.2, 75.0))
+        self.assertTrue(busy.idle_exception)
+        exceptions = self.Usage.search([("idle_exception", "=", True)])
+        self.assertIn(busy, exceptions)
+        unused = self.env["maintenance.equipment"].search([("usage_unused", "=", True)])
+        self.assertIn(self.other, unused)
+        self.assertNotIn(self.equipment, unused)
+        self.assertTrue(self.other.usage_unused)
+        self.assertEqual(self.equipment.usage_last_active_day, busy.day)
+
+    # -- retention -------------------------------------------------------------
+    def test_purge_keeps_rollups_exact_and_frozen(self):
+        self.env["ir.config_parameter"].set_param(
+            "construction_asset_sync.telematics_reading_retention_days", "5"
+        )
+        rng = random.Random(7)
+        start = fields.Datetime.now().replace(minute=0, second=0, microsecond=0) - timedelta(
+            days=10
+        )
+        self.deliver(generated_series(rng, start, 9 * 24))
+        self.Usage._rollup()
+        expected = self.reference(self.equipment, self.raw(self.equipment))
+        Reading = self.env["construction.telematics.reading"]
+        before = Reading.search_count([("equipment_id", "=", self.equipment.id)])
+        deleted = self.Usage._cron_purge_readings(batch_size=50)
+        cutoff = fields.Datetime.now() - timedelta(days=5)
+        kept = Reading.search_count([("equipment_id", "=", self.equipment.id)])
+        # About five of the nine days are past retention (other machines may count too).
+        self.assertTrue(before * 0.4 < before - kept <= deleted, (before, kept, deleted))
+        # Whole local days go: the horizon is the start of the cutoff's day in Paris.
+        horizon = self.equipment.usage_raw_since
+        self.assertTrue(cutoff - timedelta(days=1) < horizon <= cutoff)
+        self.assertEqual(usage_rollup.local_time(horizon, self.tz).time(), datetime.min.time())
+        self.assertFalse(
+            Reading.search_count([("equipment_id", "=", self.equipment.id), ("at", "<", horizon)])
+        )
+        self.assertRollupsEqual(self.equipment, expected)
+        # Recomputing from a kept day rises from the frozen day before it: same values.
+        self.equipment.usage_dirty_from = horizon + timedelta(days=1, hours=3)
+        self.Usage._rollup()
+        self.assertRollupsEqual(self.equipment, expected)
+        # A late reading from before the horizon is kept but cannot rewrite final days.
+        late = {"device_id": "DEV-1", "at": start + timedelta(minutes=1), "engine_hours": 1}
+        self.deliver([late])
+        self.Usage._rollup()
+        self.assertFalse(self.equipment.usage_dirty_from)
+        self.assertRollupsEqual(self.equipment, expected)
+        # Purging again deletes it, and nothing else.
+        self.assertEqual(self.Usage._cron_purge_readings(), 1)
+        self.assertRollupsEqual(self.equipment, expected)
+
+    def test_no_retention_keeps_every_reading(self):
+        self.env["ir.config_parameter"].set_param(
+            "construction_asset_sync.telematics_reading_retention_days", "0"
+        )
+        old = fields.Datetime.now() - timedelta(days=900)
+        self.deliver([{"device_id": "DEV-1", "at": old, "engine_hours": 3.0}])
+        self.assertEqual(self.Usage._cron_purge_readings(), 0)
+        self.assertTrue(self.equipment.telematics_reading_ids)
