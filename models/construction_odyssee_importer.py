@@ -29,45 +29,19 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     _name = "construction.odyssee.importer"
     _description = "Odyssee importer"
 
-    # -- the three pulls: one method per stream -----------------------------------
-    @api.model
-    def _pull_jobs(self, stream, client, call_log, auto_commit=False, deadline=None):
-        """Follow the jobs changed in Odyssee, approved or not; returns ``(counts, finished)``.
-
-        A dispatcher planning or dispatching a job in Odyssee moves its request
-        (status, mapped stage, a chatter note) without waiting for an approval,
-        and a job born in Odyssee becomes a request (a canceled one does not).
-        The approvals pull, which runs next, finds the jobs of its approvals
-        bound already and reads none of them again.
-        """
-        adapter = OdysseeAdapter(client, stream.backend_id.page_size)
-        return self._pull_changed(
-            stream,
-            adapter,
-            adapter.job_pages,
-            self._import_job_page,
-            call_log,
-            auto_commit,
-            deadline,
-        )
+    # -- the pulls: rows changed since a watermark, then PDFs ----------------------
+    # Per stream kind: the adapter's pages and the method importing a page of them.
+    # Jobs: a dispatcher planning or dispatching a job in Odyssee moves its request
+    # (status, mapped stage, a chatter note) without waiting for an approval, and a
+    # job born in Odyssee becomes a request (a canceled one does not); the approvals
+    # pull, which runs next, finds the jobs of its approvals bound already.
+    CHANGED_ROWS = {
+        "jobs": ("job_pages", "_import_job_page"),
+        "approvals": ("final_approval_pages", "_import_approval_page"),
+    }
 
     @api.model
-    def _pull_approvals(self, stream, client, call_log, auto_commit=False, deadline=None):
-        """Import final approvals page by page; returns ``(counts, finished)``."""
-        adapter = OdysseeAdapter(client, stream.backend_id.page_size)
-        return self._pull_changed(
-            stream,
-            adapter,
-            adapter.final_approval_pages,
-            self._import_approval_page,
-            call_log,
-            auto_commit,
-            deadline,
-        )
-
-    def _pull_changed(
-        self, stream, adapter, pages_of, import_rows, call_log, auto_commit, deadline
-    ):
+    def _pull_changed(self, stream, client, call_log, auto_commit=False, deadline=None):
         """Read the rows changed since the watermark, page by page, each page committed with it.
 
         ``finished`` is False when ``deadline`` (monotonic seconds) cut the run
@@ -78,8 +52,12 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         Odoo is isolated at once; an error Odyssee answers for the page (a
         record it cannot serve) once the stream has failed on it
         ``max_attempts`` times, so that an outage never sets rows aside.
+        Returns ``(counts, finished)``.
         """
         backend = stream.backend_id
+        adapter = OdysseeAdapter(client, backend.page_size)
+        pages_name, import_name = self.CHANGED_ROWS[stream.kind]
+        pages_of, import_rows = getattr(adapter, pages_name), getattr(self, import_name)
         counts = {"new": 0, "reread": 0}
         self._retry_failed_rows(stream, adapter, import_rows, counts, auto_commit)
         # Rows that failed max_attempts times wait for a person, even when re-read.

@@ -132,8 +132,8 @@ class ConstructionOdysseeStream(models.Model):
     def _runner(self):
         """The method that moves this stream's data: ``(stream, client, call_log, …)``."""
         return {
-            "jobs": self.env["construction.odyssee.importer"]._pull_jobs,
-            "approvals": self.env["construction.odyssee.importer"]._pull_approvals,
+            "jobs": self.env["construction.odyssee.importer"]._pull_changed,
+            "approvals": self.env["construction.odyssee.importer"]._pull_changed,
             "pdfs": self.env["construction.odyssee.importer"]._pull_pdfs,
             "push": self.env["construction.odyssee.exporter"]._push_pending,
         }[self.kind]
