@@ -62,8 +62,10 @@ class ConstructionTelematicsMqttConsumer(models.Model):
     last_connected_at = fields.Datetime(
         string="Last connected report", readonly=True, help="Its last report while receiving."
     )
-    health = fields.Selection(
-        [("connected", "Connected"), ("disconnected", "Disconnected")], compute="_compute_health"
+    connection_state = fields.Selection(
+        [("connected", "Connected"), ("disconnected", "Disconnected")],
+        string="Connection",
+        compute="_compute_connection_state",
     )
 
     _sql_constraints = [
@@ -71,11 +73,13 @@ class ConstructionTelematicsMqttConsumer(models.Model):
     ]
 
     @api.depends("connected", "heartbeat_at")
-    def _compute_health(self):
+    def _compute_connection_state(self):
         stale = fields.Datetime.now() - timedelta(seconds=STALE_SECONDS)
         for consumer in self:
             fresh = consumer.heartbeat_at and consumer.heartbeat_at >= stale
-            consumer.health = "connected" if consumer.connected and fresh else "disconnected"
+            consumer.connection_state = (
+                "connected" if consumer.connected and fresh else "disconnected"
+            )
 
     # ------------------------------------------------------------------
     # Called by the consumer process
@@ -257,7 +261,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         gone = sources.browse()
         for source in sources.filtered(lambda s: s.mqtt_enabled and s.mqtt_consumer_ids):
             alive = source.mqtt_consumer_ids.filtered(
-                lambda consumer: consumer.health == "connected"
+                lambda consumer: consumer.connection_state == "connected"
                 or (consumer.last_connected_at or consumer.create_date) >= threshold
             )
             if not alive:

@@ -228,7 +228,7 @@ class ConstructionTelematicsSource(models.Model):
         )
         for source in self:
             consumers = Consumer.search([("source_id", "=", source.id)])
-            healthy = consumers.filtered(lambda consumer: consumer.health == "connected")
+            healthy = consumers.filtered(lambda consumer: consumer.connection_state == "connected")
             if healthy:
                 source.mqtt_health = "connected"
             elif source.mqtt_enabled:

@@ -158,7 +158,14 @@ class TestTelematicsMqtt(TransactionCase):
             if not consumer:
                 return {}
             return consumer.read(
-                ["connected", "pid", "committed_total", "waiting", "health", "connection_count"]
+                [
+                    "connected",
+                    "pid",
+                    "committed_total",
+                    "waiting",
+                    "connection_state",
+                    "connection_count",
+                ]
             )[0]
 
     def _wait(self, condition, message, timeout=60, process=None):
@@ -310,7 +317,7 @@ class TestTelematicsMqtt(TransactionCase):
         with committed_env(self.registry) as env:
             source = env["construction.telematics.source"].browse(self.source_id)
             self.assertEqual(source.mqtt_health, "disconnected")
-            self.assertEqual(source.mqtt_consumer_ids.health, "disconnected")
+            self.assertEqual(source.mqtt_consumer_ids.connection_state, "disconnected")
 
     def test_malformed_payloads_are_rejected_acknowledged_and_do_not_stop_the_consumer(self):
         with committed_env(self.registry) as env:
