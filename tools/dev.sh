@@ -9,6 +9,7 @@
 #   tools/dev.sh odoo …  odoo-bin with the project's config, e.g. `odoo shell -d DB`
 #   tools/dev.sh screenshots  run the persona tours and save their screens in
 #                   docs/screenshots (the README's images), on the test database
+#   tools/dev.sh broker  find or start the MQTT broker `run` uses; prints host:port
 #   tools/dev.sh telematics-key [SOURCE]  print a new API key of a telematics source
 #                   of the run database (default: the demo source)
 #
@@ -27,7 +28,8 @@
 #   PYTHON          interpreter for the virtualenv (default: python3, must be 3.10-3.12)
 #   PGHOST PGPORT PGUSER PGPASSWORD   the PostgreSQL server to use
 #   MQTT_HOST MQTT_PORT   the MQTT broker `run` points the demo source at (default: the
-#                   local one on 1883, else a private Mosquitto on a free port)
+#                   local one on $CAS_LOCAL_MQTT_PORT, else a private Mosquitto on a free port)
+#   CAS_LOCAL_MQTT_PORT  where the local broker is looked for (default: 1883)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +41,7 @@ CAS_DB=${CAS_DB:-construction_asset_sync}
 CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
 CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
 CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
+CAS_LOCAL_MQTT_PORT=${CAS_LOCAL_MQTT_PORT:-1883}
 STATE_DIR=${CAS_STATE_DIR:-$REPO_ROOT/.dev}
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
@@ -173,14 +176,14 @@ tcp_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 mosquitto_bin() { command -v mosquitto 2>/dev/null || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; }; }
 
 ensure_mqtt_broker() {
-    # Sets MQTT_HOST and MQTT_PORT: the broker they name, else the local one on 1883,
+    # Sets MQTT_HOST and MQTT_PORT: the broker they name, else the local one (1883),
     # else a private Mosquitto (installed first when root), like PostgreSQL above.
     if [ -n "${MQTT_HOST:-}${MQTT_PORT:-}" ]; then
         MQTT_HOST=${MQTT_HOST:-127.0.0.1} MQTT_PORT=${MQTT_PORT:-1883}
         tcp_answers "$MQTT_HOST" "$MQTT_PORT" || die "no MQTT broker answers at MQTT_HOST=$MQTT_HOST MQTT_PORT=$MQTT_PORT"
         return 0
     fi
-    MQTT_HOST=127.0.0.1 MQTT_PORT=1883
+    MQTT_HOST=127.0.0.1 MQTT_PORT=$CAS_LOCAL_MQTT_PORT
     tcp_answers "$MQTT_HOST" "$MQTT_PORT" && return 0
     [ -n "$(mosquitto_bin)" ] || need_packages mosquitto
     start_private_mosquitto
@@ -207,7 +210,7 @@ pid_file $PRIVATE_MQTT/mosquitto.pid
 log_dest file $PRIVATE_MQTT/mosquitto.log
 CONF
     echo "$MQTT_PORT" > "$PRIVATE_MQTT/port"
-    say "no MQTT broker on 127.0.0.1:1883: starting a private Mosquitto on port $MQTT_PORT ($PRIVATE_MQTT)"
+    say "no MQTT broker on 127.0.0.1:$CAS_LOCAL_MQTT_PORT: starting a private Mosquitto on port $MQTT_PORT ($PRIVATE_MQTT)"
     "$(mosquitto_bin)" -c "$PRIVATE_MQTT/mosquitto.conf" -d
     for _ in $(seq 50); do tcp_answers 127.0.0.1 "$MQTT_PORT" && return 0; sleep 0.1; done
     die "the private Mosquitto did not start (log: $PRIVATE_MQTT/mosquitto.log)"
@@ -493,6 +496,7 @@ cmd_screenshots() {
 case ${1:-} in
     run) shift; cmd_run "$@" ;;
     screenshots) shift; cmd_screenshots ;;
+    broker) ensure_mqtt_broker; echo "$MQTT_HOST:$MQTT_PORT" ;;
     test) shift; cmd_test "$@" ;;
     setup) bootstrap; say "ready: ODOO_SRC=$ODOO_SRC venv=$VENV config=$ODOO_CONF" ;;
     config)
