@@ -117,15 +117,15 @@ class Runner:
                 sources = Source.search([("mqtt_enabled", "=", True)])
             found = {}
             for source in sources:
-                qos = int(source.mqtt_qos or 1)
                 found[source.id] = mqtt_consumer.BrokerSettings(
                     host=source.mqtt_host,
                     port=source.mqtt_port or 1883,
                     tls=source.mqtt_tls,
+                    tls_ca=(source.mqtt_tls_ca or None) if source.mqtt_tls else None,
                     username=source.mqtt_username or None,
                     password=source.mqtt_password or None,
                     client_id=f"cas-{self.dbname}-{source.id}-{self.options.consumer_name}",
-                    subscriptions=tuple((topic, qos) for topic in source._mqtt_subscriptions()),
+                    subscriptions=tuple(source._mqtt_subscriptions()),
                     session_expiry=max(source.mqtt_session_expiry_hours, 0) * 3600,
                     receive_maximum=self.options.receive_maximum,
                 )
@@ -151,7 +151,7 @@ class Runner:
                     source_id,
                     settings.host,
                     settings.port,
-                    ", ".join(topic for topic, _qos in settings.subscriptions),
+                    ", ".join(settings.subscriptions),
                 )
 
     def _stop(self, source_id):

@@ -5,7 +5,7 @@ import time
 from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..protocols import mqtt_topics, telematics_auth
+from ..protocols import mqtt_consumer, mqtt_topics, telematics_auth
 
 ATTENTION_STATES = ("unmapped", "dead", "rejected")
 INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
@@ -94,7 +94,14 @@ class ConstructionTelematicsSource(models.Model):
     mqtt_host = fields.Char(string="Broker host", default="127.0.0.1", tracking=True)
     mqtt_port = fields.Integer(string="Broker port", default=1883, tracking=True)
     mqtt_tls = fields.Boolean(
-        string="TLS", tracking=True, help="Verify the broker's certificate against the system CAs."
+        string="TLS",
+        tracking=True,
+        help="Encrypt the connection and verify the broker's certificate and host name.",
+    )
+    mqtt_tls_ca = fields.Text(
+        string="Broker CA certificate",
+        help="PEM certificate(s) of the authority that signed the broker's certificate, for "
+        "a private CA; empty: the system's CAs.",
     )
     mqtt_username = fields.Char(
         string="Broker user", groups="construction_asset_sync.group_integration_admin"
@@ -113,12 +120,6 @@ class ConstructionTelematicsSource(models.Model):
         tracking=True,
         help="The <source> level of <prefix>/<source>/<device>/<kind>; made from the name "
         "when empty.",
-    )
-    mqtt_qos = fields.Selection(
-        [("1", "1: at least once"), ("2", "2: exactly once (to the consumer)")],
-        string="QoS",
-        default="1",
-        tracking=True,
     )
     mqtt_share_group = fields.Char(
         string="Shared subscription group",
@@ -192,6 +193,20 @@ class ConstructionTelematicsSource(models.Model):
                     )
             except mqtt_topics.TopicError as exc:
                 raise ValidationError(str(exc)) from None
+
+    @api.constrains("mqtt_tls_ca")
+    def _check_mqtt_tls_ca(self):
+        for source in self.filtered("mqtt_tls_ca"):
+            try:
+                mqtt_consumer.tls_context(source.mqtt_tls_ca)
+            except ValueError as exc:
+                raise ValidationError(
+                    self.env._(
+                        "%(name)s: the broker CA certificate is not a PEM certificate (%(error)s).",
+                        name=source.name,
+                        error=exc,
+                    )
+                ) from None
 
     @api.depends("mqtt_topic_prefix", "mqtt_source_code", "mqtt_share_group")
     def _compute_mqtt_topic_filters(self):

@@ -3,6 +3,9 @@
 The configuration is generated in a temporary folder: a listener on 127.0.0.1,
 persistence (sessions and queued messages survive a restart), an unbounded
 offline queue, and, when users are given, a password file and an ACL file.
+With ``tls=True`` the listener speaks TLS only, with a certificate for
+127.0.0.1 and localhost signed by a CA generated for this broker alone
+(``ca_pem``), as a broker behind a private CA would.
 The system broker (port 1883) is shared with others and never touched.
 """
 
@@ -33,14 +36,50 @@ def mosquitto_binary():
 class PrivateMosquitto:
     """``users`` is ``{name: password}``; ``acl`` the text of an ACL file (with users only)."""
 
-    def __init__(self, users=None, acl=None, max_queued_messages=0):
+    def __init__(self, users=None, acl=None, max_queued_messages=0, tls=False):
         self.users = users or {}
         self.acl = acl
         self.max_queued_messages = max_queued_messages
+        self.tls = tls
+        self.ca_pem = None
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="cas-mosquitto-"))
         self.process = None
         self._write_configuration()
+
+    def _make_certificates(self):
+        """A CA and a server certificate it signs, for 127.0.0.1 and localhost (openssl)."""
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.folder)
+
+        openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=construction_asset_sync test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        )  # fmt: skip
+        openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=localhost",
+        )  # fmt: skip
+        (self.folder / "server.ext").write_text(
+            "basicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n"
+            "authorityKeyIdentifier=keyid,issuer\n"
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        )
+        openssl(
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", "server.crt", "-extfile", "server.ext",
+        )  # fmt: skip
+        self.ca_pem = (self.folder / "ca.crt").read_text()
+        return [
+            f"cafile {self.folder}/ca.crt",
+            f"certfile {self.folder}/server.crt",
+            f"keyfile {self.folder}/server.key",
+        ]
 
     def _write_configuration(self):
         lines = [
@@ -48,6 +87,7 @@ class PrivateMosquitto:
             # read this folder: it stays who started it.
             f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
+            *(self._make_certificates() if self.tls else []),
             "persistence true",
             f"persistence_location {self.folder}/",
             f"log_dest file {self.folder}/mosquitto.log",

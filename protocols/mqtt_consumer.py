@@ -5,7 +5,7 @@ Built on paho-mqtt 2.x (``CallbackAPIVersion.VERSION2``, MQTT 5):
 * a stable client id, ``clean_start=False`` and a Session Expiry Interval, so
   the broker keeps the session, its subscriptions and the messages published
   while the consumer is away (paho's defaults start clean and expire at once);
-* subscriptions are (re)made in ``on_connect``, at QoS 1 by default;
+* subscriptions are (re)made in ``on_connect``, at QoS 1 (``SUBSCRIPTION_QOS``);
 * ``manual_ack=True``: paho does not send PUBACK on its own. ``on_message``
   only appends the message to a bounded ``BatchQueue`` and returns; a worker
   thread takes up to ``max_batch`` messages (or what came within
@@ -37,14 +37,25 @@ from .mqtt_batch_queue import BatchQueue
 
 _logger = logging.getLogger(__name__)
 
+# Gateways may publish at QoS 2; the broker then delivers at the subscription's QoS,
+# never above it. QoS 1 to this consumer: with QoS 2, paho answers PUBREC as soon as
+# a PUBLISH arrives and keeps the message in memory until the broker's PUBREL. A
+# consumer killed in between leaves the broker holding only the PUBREL, which it
+# resends to the next session: a message nobody has any more, lost. With QoS 1 the
+# broker resends the whole message until it is acknowledged after its commit, and
+# the ledger's idempotency keys make the second delivery a no-op: exactly once in effect.
+SUBSCRIPTION_QOS = 1
+
 
 @dataclass(frozen=True)
 class BrokerSettings:
     host: str
     client_id: str
-    subscriptions: tuple  # (filter, qos) pairs
+    subscriptions: tuple  # topic filters
     port: int = 1883
     tls: bool = False
+    # PEM certificates of the CAs to trust for the broker's certificate; None: the system's.
+    tls_ca: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     session_expiry: int = 7 * 24 * 3600
@@ -63,6 +74,37 @@ class Received:
     received_at: float  # time.time()
     # The connection it came on: a packet id is only worth acknowledging on that one.
     connection: int = 0
+
+
+def tls_context(ca_pem=None):
+    """A client TLS context verifying the broker's certificate and host name.
+
+    ``ca_pem``: the CA certificates (PEM) to trust instead of the system's, for a
+    broker whose certificate a private CA signed. Raises ``ValueError`` when
+    they hold no certificate that can be read.
+    """
+    try:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem or None)
+    except ssl.SSLError as exc:
+        raise ValueError(exc.reason or str(exc)) from None
+
+
+class _Client(mqtt.Client):
+    """paho's client, keeping why the last connection attempt failed.
+
+    paho calls ``on_connect_fail`` without the error; the consumer reports it,
+    since "certificate verify failed" and "connection refused" call for
+    different fixes.
+    """
+
+    connect_error = None
+
+    def reconnect(self):
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.connect_error = exc
+            raise
 
 
 class Consumer:
@@ -96,7 +138,7 @@ class Consumer:
     # -- paho ---------------------------------------------------------------
     def _make_client(self):
         settings = self.settings
-        client = mqtt.Client(
+        client = _Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             protocol=mqtt.MQTTv5,
@@ -105,9 +147,10 @@ class Consumer:
         if settings.username:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set_context(tls_context(settings.tls_ca))
         client.reconnect_delay_set(*self._reconnect)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -133,8 +176,16 @@ class Consumer:
             flags.session_present,
         )
         client.subscribe(
-            [(topic, SubscribeOptions(qos=qos)) for topic, qos in self.settings.subscriptions]
+            [
+                (topic, SubscribeOptions(qos=SUBSCRIPTION_QOS))
+                for topic in self.settings.subscriptions
+            ]
         )
+
+    def _on_connect_fail(self, client, _userdata):
+        # No CONNACK at all: unreachable, or TLS refused (an unknown CA, a wrong host name).
+        self.last_error = f"cannot connect: {client.connect_error}"
+        _logger.warning("MQTT %s: %s", self.settings.client_id, self.last_error)
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties):
         refused = [str(code) for code in reason_codes if code.is_failure]

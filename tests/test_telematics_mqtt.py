@@ -8,6 +8,7 @@ the data they see is committed (``committed_env``) and removed afterwards.
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import paho.mqtt.client as mqtt
 from odoo import fields
 from odoo.addons.construction_asset_sync.cli.telematics_mqtt import PAUSE_BEFORE_ACK_ENV
 from odoo.addons.construction_asset_sync.protocols.mosquitto import PrivateMosquitto
+from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import config
 
@@ -105,7 +107,7 @@ class TestTelematicsMqtt(TransactionCase):
     # ------------------------------------------------------------------
     # Consumers, gateways, waiting
     # ------------------------------------------------------------------
-    def _start_consumer(self, name, pause_before_ack=None):
+    def _start_consumer(self, name, pause_before_ack=None, wait_connected=True):
         environ = dict(os.environ)
         environ.pop(PAUSE_BEFORE_ACK_ENV, None)
         if pause_before_ack:
@@ -136,6 +138,8 @@ class TestTelematicsMqtt(TransactionCase):
             env=environ,
         )
         self.processes[name] = process
+        if not wait_connected:
+            return process
         self._wait(
             lambda: self._consumer_row(name).get("connected")
             and self._consumer_row(name).get("pid") == process.pid,
@@ -165,6 +169,7 @@ class TestTelematicsMqtt(TransactionCase):
                     "waiting",
                     "connection_state",
                     "connection_count",
+                    "last_error",
                 ]
             )[0]
 
@@ -178,18 +183,21 @@ class TestTelematicsMqtt(TransactionCase):
             time.sleep(0.2)
         self.fail(message)
 
-    def _gateway(self, user="acme", will_device=None):
+    def _gateway(self, user="acme", will_device=None, broker=None):
+        broker = broker or self.broker
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"gw-{user}-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
         client.username_pw_set(user, PASSWORDS[user])
+        if broker.tls:
+            client.tls_set_context(ssl.create_default_context(cadata=broker.ca_pem))
         client.puback = {}
         client.on_publish = lambda _c, _u, mid, reason, _p: client.puback.__setitem__(mid, reason)
         if will_device:
             client.will_set(self._topic(will_device, "status"), b"offline", qos=1, retain=True)
-        client.connect("127.0.0.1", self.broker.port)
+        client.connect("127.0.0.1", broker.port)
         client.loop_start()
         self.addCleanup(client.loop_stop)
         return client
@@ -197,18 +205,18 @@ class TestTelematicsMqtt(TransactionCase):
     def _topic(self, device, kind, source="acme"):
         return f"{self.prefix}/{source}/{device}/{kind}"
 
-    def _publish(self, client, device, kind, payload, retain=False, source="acme"):
-        """Publish at QoS 1; returns the broker's PUBACK reason code."""
+    def _publish(self, client, device, kind, payload, retain=False, source="acme", qos=1):
+        """Publish; returns the broker's PUBACK (QoS 2: PUBCOMP) reason code."""
         if not isinstance(payload, bytes):
             payload = json.dumps(payload).encode()
-        info = client.publish(self._topic(device, kind, source), payload, qos=1, retain=retain)
+        info = client.publish(self._topic(device, kind, source), payload, qos=qos, retain=retain)
         info.wait_for_publish(20)
         self._wait(lambda: info.mid in client.puback, "no PUBACK")
         return client.puback[info.mid]
 
-    def _publish_reading(self, gateway, minute):
+    def _publish_reading(self, gateway, minute, qos=1):
         reading = self._reading("DEV-1", minute, 100 + minute / 100)
-        self._publish(gateway, "DEV-1", "readings", {"readings": [reading]})
+        return self._publish(gateway, "DEV-1", "readings", {"readings": [reading]}, qos=qos)
 
     def _reading(self, device, minute, hours):
         return {
@@ -402,6 +410,56 @@ class TestTelematicsMqtt(TransactionCase):
                 [("equipment_id", "=", self.machine_ids[1])]
             )
             self.assertEqual(request.alert_repeat_count, 20)
+
+    def test_qos_2_over_tls_to_a_private_ca_kill_9_loses_and_doubles_nothing(self):
+        """Gateways publishing at QoS 2 through a TLS broker whose CA is not the system's."""
+        broker = PrivateMosquitto(users=PASSWORDS, acl=ACL, tls=True).start()
+        self.addCleanup(broker.remove)
+        source = self.env["construction.telematics.source"].browse(self.source_id)
+        with self.assertRaisesRegex(ValidationError, "not a PEM certificate"):
+            source.write({"mqtt_tls_ca": "-----BEGIN CERTIFICATE-----\nnot one\n"})
+        with committed_env(self.registry) as env:
+            env["construction.telematics.source"].browse(self.source_id).write(
+                {"mqtt_port": broker.port, "mqtt_tls": True}
+            )
+        # Without the broker's CA the consumer refuses the broker, and says why.
+        self._start_consumer("tls", wait_connected=False)
+        self._wait(
+            lambda: "certificate verify failed"
+            in (self._consumer_row("tls").get("last_error") or ""),
+            f"no certificate error reported: {self._consumer_row('tls')}",
+            timeout=180,
+        )
+        self.assertFalse(self._consumer_row("tls")["connected"])
+        self._stop_consumer("tls")
+        with committed_env(self.registry) as env:
+            env["construction.telematics.source"].browse(self.source_id).mqtt_tls_ca = broker.ca_pem
+        self._start_consumer("tls", pause_before_ack=60)
+        gateway = self._gateway(broker=broker)
+        self._publish_reading(gateway, 0, qos=2)
+        self.assertEqual(len(self._wait_ledger(1)), 1)
+        published = 1
+        for minute in range(1, 10):
+            self.assertEqual(self._publish_reading(gateway, minute, qos=2), 0)
+            alert = self._alert("DEV-2", f"qos2-{minute}")
+            self.assertEqual(self._publish(gateway, "DEV-2", "alerts", alert, qos=2), 0)
+            published += 2
+        time.sleep(0.5)
+        # Killed between a commit and its acknowledgement: had the consumer taken them
+        # at QoS 2, the broker would hold only PUBRELs of messages nobody has any more.
+        self.processes.pop("tls").kill()
+        self._start_consumer("tls")
+        self._wait(
+            lambda: self._consumer_row("tls").get("committed_total", 0) >= published,
+            f"got {self._consumer_row('tls')} of {published}",
+        )
+        ledger = self._ledger()
+        self.assertEqual(len(ledger), published, "nothing lost, nothing twice")
+        self.assertEqual(len({event["key"] for event in ledger}), published)
+        self._process_all()
+        first, second = self._machines()
+        self.assertEqual((first["readings"], first["engine_hours"]), (10, 100.09))
+        self.assertEqual(second["requests"], 1)
 
     def test_offline_consumer_and_broker_restarts_lose_nothing(self):
         self._start_consumer("main")

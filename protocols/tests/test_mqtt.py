@@ -9,9 +9,9 @@ import uuid
 import paho.mqtt.client as mqtt
 
 from protocols import mqtt_topics
-from protocols.mosquitto import PrivateMosquitto
+from protocols.mosquitto import PrivateMosquitto, free_port
 from protocols.mqtt_batch_queue import BatchQueue
-from protocols.mqtt_consumer import BrokerSettings, Consumer
+from protocols.mqtt_consumer import BrokerSettings, Consumer, tls_context
 
 
 class TestTopics(unittest.TestCase):
@@ -121,7 +121,7 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
             host="127.0.0.1",
             port=self.broker.port,
             client_id=self.client_id,
-            subscriptions=((f"{self.prefix}/#", 1),),
+            subscriptions=(f"{self.prefix}/#",),
             session_expiry=600,
             receive_maximum=receive_maximum,
         )
@@ -240,6 +240,55 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
         time.sleep(0.3)
         self._publish(3)
         self._wait(lambda: len(received) == 3, f"got {len(received)} of 3")
+
+
+class TestConsumerTls(unittest.TestCase):
+    """TLS to a broker whose certificate a private CA signed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = PrivateMosquitto(tls=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.remove()
+
+    def _consumer(self, port, ca_pem):
+        settings = BrokerSettings(
+            host="127.0.0.1",
+            port=port,
+            client_id=f"cas-tls-{uuid.uuid4().hex[:8]}",
+            subscriptions=("cas-tls/#",),
+            tls=True,
+            tls_ca=ca_pem,
+        )
+        consumer = Consumer(settings, lambda _messages: None, reconnect_min=1, reconnect_max=1)
+        self.addCleanup(consumer.stop, 2)
+        consumer.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (consumer.connected or consumer.last_error):
+            time.sleep(0.05)
+        return consumer
+
+    def test_the_broker_ca_given_connects(self):
+        consumer = self._consumer(self.broker.port, self.broker.ca_pem)
+        self.assertTrue(consumer.connected, consumer.last_error)
+
+    def test_without_the_broker_ca_the_reason_is_reported(self):
+        with self.assertLogs("protocols.mqtt_consumer", "WARNING"):
+            consumer = self._consumer(self.broker.port, None)
+        self.assertFalse(consumer.connected)
+        self.assertIn("certificate verify failed", consumer.last_error)
+
+    def test_an_unreachable_broker_is_reported(self):
+        with self.assertLogs("protocols.mqtt_consumer", "WARNING"):
+            consumer = self._consumer(free_port(), self.broker.ca_pem)
+        self.assertFalse(consumer.connected)
+        self.assertIn("cannot connect: [Errno 111] Connection refused", consumer.last_error)
+
+    def test_a_ca_that_is_no_certificate_is_refused(self):
+        with self.assertRaises(ValueError):
+            tls_context("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
 
 
 if __name__ == "__main__":
