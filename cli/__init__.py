@@ -1,1 +1,2 @@
 from . import telematics_mqtt
+from . import telematics_worker

@@ -35,6 +35,13 @@ MOVE_COLUMNS = {
 }
 
 
+# Processing workers (``odoo-bin telematics_worker``) LISTEN on this channel and name
+# their connections after WORKER_APPLICATION_NAME, which is how receipt knows one runs.
+WORKER_CHANNEL = "construction_telematics_events"
+WORKER_APPLICATION_NAME = "cas-telematics-worker"
+WORKER_SEEN_SECONDS = 5
+_WORKER_SEEN = {}  # dbname -> (time.monotonic() of the check, a worker was connected)
+
 # What each receipt endpoint (HTTP path or MQTT topic kind) stores as the event kind.
 ENDPOINT_KINDS = {"alerts": "alert", "readings": "readings", "iso15143": "readings"}
 
@@ -536,9 +543,37 @@ class ConstructionTelematicsEvent(models.Model):
 
     @api.model
     def _trigger_processing(self):
+        """Wake the processing when this transaction commits.
+
+        A processing worker (``odoo-bin telematics_worker``) LISTENs on
+        ``WORKER_CHANNEL``; PostgreSQL delivers the NOTIFY at commit, once per
+        transaction however often it is sent. While a worker is connected the
+        scheduled action is not triggered: Odoo's cron threads stay free for the
+        other jobs, and the action's own schedule remains the fallback.
+        """
         if self.env.context.get("telematics_defer_trigger"):
             return  # the caller triggers once for a whole batch of receipts
-        self.env.ref("construction_asset_sync.ir_cron_process_telematics_events").sudo()._trigger()
+        self.env.cr.execute(SQL("NOTIFY %s", SQL.identifier(WORKER_CHANNEL)))
+        if not self._processing_worker_connected():
+            cron = self.env.ref("construction_asset_sync.ir_cron_process_telematics_events")
+            cron.sudo()._trigger()
+
+    @api.model
+    def _processing_worker_connected(self):
+        """Whether a processing worker holds a connection to this database (cached 5 s)."""
+        dbname = self.env.cr.dbname
+        checked_at, connected = _WORKER_SEEN.get(dbname, (None, False))
+        now = time.monotonic()
+        if checked_at is None or now - checked_at > WORKER_SEEN_SECONDS:
+            self.env.cr.execute(
+                """SELECT EXISTS(SELECT 1 FROM pg_stat_activity
+                                  WHERE datname = current_database()
+                                    AND application_name LIKE %s)""",
+                [f"{WORKER_APPLICATION_NAME}%"],
+            )
+            connected = self.env.cr.fetchone()[0]
+            _WORKER_SEEN[dbname] = (now, connected)
+        return connected
 
     # ------------------------------------------------------------------
     # Processing

@@ -30,6 +30,8 @@
 #   MQTT_HOST MQTT_PORT   the MQTT broker `run` points the demo source at (default: the
 #                   local one on $CAS_LOCAL_MQTT_PORT, else a private Mosquitto on a free port)
 #   CAS_LOCAL_MQTT_PORT  where the local broker is looked for (default: 1883)
+#   CAS_PROCESSING_WORKERS  telematics processing workers `run` starts (default: 1;
+#                   0 leaves processing to the scheduled action)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +44,7 @@ CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
 CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
 CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
 CAS_LOCAL_MQTT_PORT=${CAS_LOCAL_MQTT_PORT:-1883}
+CAS_PROCESSING_WORKERS=${CAS_PROCESSING_WORKERS:-1}
 STATE_DIR=${CAS_STATE_DIR:-$REPO_ROOT/.dev}
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
@@ -303,6 +306,7 @@ cmd_run() {
     trap stop_background EXIT
     start_emulator
     start_mqtt_consumer
+    start_processing_workers
     say "Odoo is starting on http://localhost:$CAS_HTTP_PORT  (database $CAS_DB, login admin / password admin)"
     "$VENV/bin/python" "$ODOO_SRC/odoo-bin" -c "$ODOO_CONF" -d "$CAS_DB" --db-filter="^$CAS_DB\$" "$@"
 }
@@ -380,6 +384,20 @@ start_mqtt_consumer() {
         >"$STATE_DIR/mqtt-consumer.log" 2>&1 &
     BACKGROUND_PIDS+=($!)
     say "MQTT consumer on $MQTT_HOST:$MQTT_PORT (topics fleet/v1/demo/<device>/readings|alerts|iso15143|status; log $STATE_DIR/mqtt-consumer.log)"
+}
+
+start_processing_workers() {
+    # Telematics processing woken by LISTEN/NOTIFY, off Odoo's cron threads; stopped with Odoo.
+    local addons_path number
+    addons_path=$(sed -n 's/^addons_path = //p' "$ODOO_CONF")
+    for number in $(seq "$CAS_PROCESSING_WORKERS"); do
+        "$VENV/bin/python" "$ODOO_SRC/odoo-bin" --addons-path="$addons_path" telematics_worker \
+            -c "$ODOO_CONF" -d "$CAS_DB" --name "dev-$(hostname)-$number" \
+            >"$STATE_DIR/telematics-worker-$number.log" 2>&1 &
+        BACKGROUND_PIDS+=($!)
+    done
+    [ "$CAS_PROCESSING_WORKERS" = 0 ] \
+        || say "$CAS_PROCESSING_WORKERS telematics processing worker(s) (log $STATE_DIR/telematics-worker-<n>.log)"
 }
 
 fresh_database() {

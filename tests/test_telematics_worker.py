@@ -1,0 +1,207 @@
+"""The processing worker end to end: a real ``odoo-bin telematics_worker`` process.
+
+Events received in committed transactions wake it through PostgreSQL's
+LISTEN/NOTIFY; while it is connected, receipt leaves the scheduled action
+alone. The data the process sees is committed (``committed_env``) and removed
+afterwards.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import odoo
+from odoo.addons.construction_asset_sync.cli.telematics_worker import PAUSE_BEFORE_COMMIT_ENV
+from odoo.addons.construction_asset_sync.models import construction_telematics_event
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import config
+
+from .common import committed_env
+from .telematics_common import make_fleet
+
+ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
+CRON_XMLID = "construction_asset_sync.ir_cron_process_telematics_events"
+
+
+@tagged("post_install", "-at_install")
+class TestTelematicsWorker(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.logs = Path(tempfile.mkdtemp(prefix="cas-telematics-worker-"))
+
+    def setUp(self):
+        super().setUp()
+        self.tag = uuid.uuid4().hex[:8]
+        self.processes = {}
+        with committed_env(self.registry) as env:
+            source, _key, machine = make_fleet(env, f" worker {self.tag}")
+            self.source_id, self.machine_id = source.id, machine.id
+            self.system_id = source.external_system_id.id
+            env.cr.execute("SELECT coalesce(max(id), 0) FROM ir_cron_trigger")
+            self.last_trigger_id = env.cr.fetchone()[0]
+        self.addCleanup(self._drop_committed_data)
+        self.addCleanup(self._kill_workers)
+        self.addCleanup(construction_telematics_event._WORKER_SEEN.clear)
+        construction_telematics_event._WORKER_SEEN.clear()
+
+    def _kill_workers(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    def _drop_committed_data(self):
+        with committed_env(self.registry) as env:
+            env["construction.telematics.reading"].search(
+                [("equipment_id", "=", self.machine_id)]
+            ).unlink()
+            env["construction.telematics.event"].with_context(active_test=False).search(
+                [("source_id", "=", self.source_id)]
+            ).unlink()
+            env["construction.telematics.source"].browse(self.source_id).unlink()
+            env["maintenance.equipment"].browse(self.machine_id).unlink()
+            env["construction.external.system"].browse(self.system_id).unlink()
+
+    # ------------------------------------------------------------------
+    def _start_worker(self, name, pause_before_commit=None):
+        environ = dict(os.environ)
+        environ.pop(PAUSE_BEFORE_COMMIT_ENV, None)
+        if pause_before_commit:
+            environ[PAUSE_BEFORE_COMMIT_ENV] = str(pause_before_commit)
+        log = (self.logs / f"{name}.log").open("ab")
+        self.addCleanup(log.close)
+        name = f"{name}-{self.tag}"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ODOO_BIN),
+                f"--addons-path={config['addons_path']}",
+                "telematics_worker",
+                "-c",
+                config.rcfile,
+                "-d",
+                self.env.cr.dbname,
+                "--name",
+                name,
+                "--poll",
+                "600",
+                "--log-level",
+                "info",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environ,
+        )
+        self.processes[name] = process
+        self._wait(
+            lambda: self._worker_connected(name),
+            f"worker {name} did not connect (log: {self.logs})",
+            timeout=180,
+            process=process,
+        )
+        return process
+
+    def _worker_connected(self, name):
+        with committed_env(self.registry) as env:
+            env.cr.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                [f"cas-telematics-worker-{name}"],
+            )
+            return env.cr.fetchone()[0] == 1
+
+    def _wait(self, condition, message, timeout=60, process=None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if process is not None and process.poll() is not None:
+                self.fail(f"{message}: the process exited with {process.returncode}")
+            time.sleep(0.2)
+        self.fail(message)
+
+    def _receive(self, first_minute, count):
+        """Readings received and committed the way the HTTP API does it."""
+        readings = [
+            {
+                "device_id": "DEV-1",
+                "at": f"2026-11-20T09:{minute:02d}:00Z",
+                "engine_hours": 500 + minute / 60,
+            }
+            for minute in range(first_minute, first_minute + count)
+        ]
+        with committed_env(self.registry) as env:
+            source = env["construction.telematics.source"].browse(self.source_id)
+            env["construction.telematics.event"]._receive_body(
+                source, "readings", json.dumps({"readings": readings}).encode()
+            )
+
+    def _state(self):
+        with committed_env(self.registry) as env:
+            events = env["construction.telematics.event"].search(
+                [("source_id", "=", self.source_id)]
+            )
+            machine = env["maintenance.equipment"].browse(self.machine_id)
+            env.cr.execute(
+                "SELECT count(*) FROM ir_cron_trigger WHERE id > %s AND cron_id = %s",
+                [self.last_trigger_id, env.ref(CRON_XMLID).id],
+            )
+            cron_triggers = env.cr.fetchone()[0]
+            return {
+                "events": sorted(events.mapped("state")),
+                "readings": len(machine.telematics_reading_ids),
+                "engine_hours": machine.engine_hours,
+                "cron_triggers": cron_triggers,
+            }
+
+    def _locked_elsewhere(self):
+        """Pending events of this source that another transaction holds locked."""
+        with committed_env(self.registry) as env:
+            env.cr.execute(
+                """SELECT count(*) FROM construction_telematics_event
+                    WHERE source_id = %s AND state = 'pending'""",
+                [self.source_id],
+            )
+            pending = env.cr.fetchone()[0]
+            env.cr.execute(
+                """SELECT id FROM construction_telematics_event
+                    WHERE source_id = %s AND state = 'pending' FOR UPDATE SKIP LOCKED""",
+                [self.source_id],
+            )
+            return pending and not env.cr.fetchall()
+
+    # ------------------------------------------------------------------
+    def test_without_a_worker_receipt_wakes_the_scheduled_action(self):
+        self._receive(0, 2)
+        state = self._state()
+        self.assertEqual(state["events"], ["pending"])
+        self.assertEqual(state["cron_triggers"], 1)
+
+    def test_the_worker_processes_on_notification_and_the_scheduled_action_stays_idle(self):
+        self._start_worker("main")
+        self._receive(0, 3)
+        self._receive(3, 2)
+        self._wait(lambda: self._state()["events"] == ["processed"] * 2, f"{self._state()}")
+        state = self._state()
+        self.assertEqual(state["readings"], 5)
+        self.assertAlmostEqual(state["engine_hours"], 500 + 4 / 60, places=6)
+        self.assertEqual(state["cron_triggers"], 0, "the scheduled action was woken too")
+
+    def test_kill_9_mid_batch_loses_and_doubles_nothing(self):
+        self._start_worker("crashing", pause_before_commit=60)
+        self._receive(0, 4)
+        # The worker has processed the batch and holds it, uncommitted.
+        self._wait(self._locked_elsewhere, "the worker did not take the batch")
+        self.processes.pop(f"crashing-{self.tag}").kill()
+        self._wait(lambda: not self._locked_elsewhere(), "the batch stayed locked")
+        state = self._state()
+        self.assertEqual((state["events"], state["readings"]), (["pending"], 0))
+        # A new worker finds the batch queued at its start and processes it once.
+        self._start_worker("second")
+        self._wait(lambda: self._state()["events"] == ["processed"], f"{self._state()}")
+        self.assertEqual(self._state()["readings"], 4)
