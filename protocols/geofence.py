@@ -7,6 +7,7 @@ Distances use a local equirectangular projection around the point, which is
 accurate to well under a metre over the few kilometres a job site spans.
 """
 
+import functools
 import json
 import math
 from collections import namedtuple
@@ -65,6 +66,50 @@ def signed_distance_m(fence, lat, lon):
     return -nearest if inside else nearest
 
 
+# Metres per degree of latitude are at least this anywhere on Earth (110,574 at the
+# equator), so a margin converted with it is never too small.
+_MIN_METRES_PER_DEGREE = 110_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounds(fence):
+    """(south, north, west, east) in degrees of the fence, or None near the antimeridian."""
+    if fence.kind == "circle":
+        lat, lon = fence.center
+        reach = fence.radius_m
+        lats, lons = (lat,), (lon,)
+    else:
+        reach = 0.0
+        lats = tuple(vertex[0] for vertex in fence.vertices)
+        lons = tuple(vertex[1] for vertex in fence.vertices)
+    if max(lons) - min(lons) > 180:
+        return None  # a fence across the antimeridian: no box, every test made in full
+    dlat = reach / _MIN_METRES_PER_DEGREE
+    return (min(lats) - dlat, max(lats) + dlat, min(lons), max(lons), reach)
+
+
+def _may_be_within(fence, lat, lon, margin_m):
+    """False only when the position is surely more than ``margin_m`` outside the fence.
+
+    A box test of a few comparisons, so that a position far from most sites (the
+    usual case: one machine, dozens of sites) costs no distance computation.
+    """
+    bounds = _bounds(fence)
+    if bounds is None:
+        return True
+    south, north, west, east, reach = bounds
+    dlat = margin_m / _MIN_METRES_PER_DEGREE
+    if not south - dlat <= lat <= north + dlat:
+        return False
+    # A degree of longitude shrinks with the cosine of the latitude: take the
+    # widest latitude the box reaches, where it is smallest.
+    widest = min(89.0, max(abs(south - dlat), abs(north + dlat)))
+    dlon = (margin_m + reach) / (_MIN_METRES_PER_DEGREE * math.cos(math.radians(widest)))
+    if west - dlon < -180 or east + dlon > 180:
+        return True
+    return west - dlon <= lon <= east + dlon
+
+
 def next_site(current_site_id, fences, lat, lon, hysteresis_m):
     """The site a machine is on after a position, given the site it was on.
 
@@ -75,11 +120,15 @@ def next_site(current_site_id, fences, lat, lon, hysteresis_m):
     """
     for fence in fences:
         if fence.site_id == current_site_id:
-            if signed_distance_m(fence, lat, lon) <= hysteresis_m:
+            if _may_be_within(fence, lat, lon, hysteresis_m) and (
+                signed_distance_m(fence, lat, lon) <= hysteresis_m
+            ):
                 return current_site_id
             break
     best, best_depth = None, None
     for fence in fences:
+        if not _may_be_within(fence, lat, lon, 0):
+            continue  # outside the fence's box: not inside it, let alone well inside
         depth = signed_distance_m(fence, lat, lon)
         if depth < -hysteresis_m and (best_depth is None or depth < best_depth):
             best, best_depth = fence.site_id, depth

@@ -1,5 +1,6 @@
 """Geofences: inside and outside circles and polygons, hysteresis (no database)."""
 
+import random
 import unittest
 
 from protocols import geofence
@@ -81,6 +82,60 @@ class TestPolygonText(unittest.TestCase):
             geofence.parse_polygon("[[1, 2], [3, 4.5], [5, 6]]"),
             ((1.0, 2.0), (3.0, 4.5), (5.0, 6.0)),
         )
+
+
+def next_site_in_full(current_site_id, fences, lat, lon, hysteresis_m):
+    """``next_site`` by its definition, every distance computed: the box test's reference."""
+    for fence in fences:
+        if fence.site_id == current_site_id:
+            if geofence.signed_distance_m(fence, lat, lon) <= hysteresis_m:
+                return current_site_id
+            break
+    depths = [(geofence.signed_distance_m(fence, lat, lon), fence.site_id) for fence in fences]
+    inside = [(depth, site) for depth, site in depths if depth < -hysteresis_m]
+    return min(inside)[1] if inside else None
+
+
+class TestBoxTest(unittest.TestCase):
+    """The box test only skips distances that could not change the answer."""
+
+    def test_same_answer_as_every_distance_computed(self):
+        generator = random.Random(20261128)
+        for origin_lat, origin_lon in ((48.87, 2.35), (-33.9, 18.4), (69.6, 18.9), (0.0, 179.99)):
+            fences = []
+            for site_id in range(1, 13):
+                lat = origin_lat + generator.uniform(-0.02, 0.02)
+                lon = origin_lon + generator.uniform(-0.03, 0.03)
+                if site_id % 2:
+                    fences.append(
+                        geofence.Fence(
+                            site_id, "circle", (lat, lon), generator.uniform(30, 900), None
+                        )
+                    )
+                else:
+                    size = generator.uniform(0.0005, 0.01)
+                    square = (
+                        (lat, lon),
+                        (lat + size, lon),
+                        (lat + size, lon + size),
+                        (lat, lon + size),
+                    )
+                    fences.append(geofence.Fence(site_id, "polygon", None, None, square))
+            site = None
+            for _step in range(3000):
+                lat = origin_lat + generator.uniform(-0.04, 0.04)
+                lon = origin_lon + generator.uniform(-0.05, 0.05)
+                hysteresis = generator.choice((0, 5, 25, 250))
+                current = generator.choice((site, None, generator.randint(1, 12)))
+                expected = next_site_in_full(current, fences, lat, lon, hysteresis)
+                site = geofence.next_site(current, fences, lat, lon, hysteresis)
+                self.assertEqual(site, expected, (current, lat, lon, hysteresis))
+
+    def test_positions_at_the_box_edge_are_measured(self):
+        # 24 m east of the square's east side, hysteresis 25 m: still on the site.
+        east = 2.3730 + 24 / (111_195 * 0.6574)
+        self.assertEqual(geofence.next_site(2, [SQUARE], 48.8810, east, 25), 2)
+        self.assertIsNone(geofence.next_site(2, [SQUARE], 48.8810, east + 2 / 73_100, 25))
 
 
 if __name__ == "__main__":
