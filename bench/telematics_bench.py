@@ -9,7 +9,12 @@ Measures, in one run and against the same server:
   * peak RSS of the Odoo process, and its RSS while the processor works through a
     backlog of --backlog-small then --backlog-large queued events.
 
+Each throughput and latency measure is repeated --repeat times, each run starting
+from a drained queue (no pending or failing event of any source), and reported as
+every run plus min / median / max and how far the slowest run is below the median.
+
 Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
+       [--repeat 5]
 """
 
 import json
@@ -30,6 +35,8 @@ class Bench:
         self.url = args.url.rstrip("/")
         self.call = OdooRPC(self.url, args.db, args.user, args.password)
         self.tag = uuid.uuid4().hex[:6]
+        self.run = 0  # runs never share an alert id, an alert code or a reading timestamp
+        self.minutes_used = 0
 
     def setup_fleet(self, machines):
         source_id = self.call(
@@ -72,6 +79,16 @@ class Bench:
             raise RuntimeError(f"{path}: HTTP {status}")
         return time.perf_counter() - started
 
+    def drain(self, timeout=1800):
+        """Wait until nothing of any source is queued: each run starts from the same state."""
+        domain = [("state", "in", ["pending", "failed"])]
+        deadline = time.time() + timeout
+        while self.call("construction.telematics.event", "search_count", domain):
+            if time.time() > deadline:
+                raise RuntimeError("the queue did not drain")
+            time.sleep(0.2)
+        self.run += 1
+
     def wait_processed(self, timeout=600):
         domain = [("source_id", "=", self.source_id), ("state", "in", ["pending", "failed"])]
         deadline = time.time() + timeout
@@ -82,9 +99,10 @@ class Bench:
         raise RuntimeError("events still queued after the timeout")
 
     def readings_run(self, total, batch=5000):
-        start = datetime.now(timezone.utc) - timedelta(days=30)
         machines = len(self.equipment_ids)
         per_machine_batch = batch // machines
+        start = datetime.now(timezone.utc) - timedelta(days=30, minutes=-self.minutes_used)
+        self.minutes_used += total // machines
         batches = []
         for b in range(total // batch):
             readings = []
@@ -111,13 +129,13 @@ class Bench:
 
     def _alert(self, number, total, now):
         return {
-            "event_id": f"{self.tag}-{number}",
+            "event_id": f"{self.tag}-{self.run}-{number}",
             "device_id": f"B{self.tag}-{number % len(self.equipment_ids)}",
             "occurred_at": (now - timedelta(seconds=max(total - number, 0))).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"
             ),
             "severity": "warning" if number % 3 else "critical",
-            "code": f"SPN{number % 5}-FMI1",
+            "code": f"SPN{number % 5}-FMI{self.run}",
             "message": "bench alert",
         }
 
@@ -217,6 +235,19 @@ class Bench:
         return peak, done
 
 
+def spread(values, digits=0, slower_is_higher=False):
+    """Every run, min / median / max, and how far the slowest run is from the median (%)."""
+    median = statistics.median(values)
+    slowest = max(values) if slower_is_higher else min(values)
+    return {
+        "runs": [round(value, digits or None) for value in values],
+        "min": round(min(values), digits or None),
+        "median": round(median, digits or None),
+        "max": round(max(values), digits or None),
+        "slowest_vs_median_pct": round(100 * abs(slowest - median) / median, 1),
+    }
+
+
 def main():
     parser = odoo_argument_parser(__doc__)
     parser.add_argument("--machines", type=int, default=100)
@@ -228,6 +259,7 @@ def main():
     parser.add_argument("--backlog-small", type=int, default=10_000)
     parser.add_argument("--backlog-large", type=int, default=1_000_000)
     parser.add_argument("--backlog-seconds", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     bench = Bench(args)
@@ -235,24 +267,48 @@ def main():
     bench.setup_fleet(args.machines)
     sampler = MemorySampler(pids)
     sampler.start()
-    readings, accept_s, processed_s = bench.readings_run(args.readings)
-    alerts, alerts_s = bench.alerts_run(args.alerts)
-    p50, p99 = bench.alert_latency(args.latency_alerts)
+    readings_rates, accept_rates, alerts_rates, p50s, p99s = [], [], [], [], []
+    for _ in range(args.repeat):
+        bench.drain()
+        readings, accept_s, processed_s = bench.readings_run(args.readings)
+        readings_rates.append(readings / processed_s)
+        accept_rates.append(readings / accept_s)
+        bench.drain()
+        alerts, alerts_s = bench.alerts_run(args.alerts)
+        alerts_rates.append(alerts / alerts_s)
+        bench.drain()
+        p50, p99 = bench.alert_latency(args.latency_alerts)
+        p50s.append(p50 * 1000)
+        p99s.append(p99 * 1000)
+        print(
+            json.dumps(
+                {
+                    "run": len(readings_rates),
+                    "readings_per_s": round(readings_rates[-1]),
+                    "alerts_per_s": round(alerts_rates[-1], 1),
+                    "alert_accept_p99_ms": round(p99s[-1], 1),
+                }
+            ),
+            flush=True,
+        )
     peak = sampler.stop()
     base_readings = bench.baseline_readings(args.baseline_readings)
     base_alerts = bench.baseline_alerts(args.baseline_alerts)
+    readings_median = statistics.median(readings_rates)
+    alerts_median = statistics.median(alerts_rates)
     results = {
+        "runs": args.repeat,
         "readings": readings,
-        "readings_per_s": round(readings / processed_s),
-        "readings_accept_per_s": round(readings / accept_s),
+        "readings_per_s": spread(readings_rates),
+        "readings_accept_per_s": spread(accept_rates),
         "baseline_xmlrpc_readings_per_s": round(base_readings, 1),
-        "readings_speedup_vs_baseline": round(readings / processed_s / base_readings, 1),
+        "readings_speedup_vs_baseline": round(readings_median / base_readings, 1),
         "alerts": alerts,
-        "alerts_per_s": round(alerts / alerts_s, 1),
+        "alerts_per_s": spread(alerts_rates, 1),
         "baseline_xmlrpc_alerts_per_s": round(base_alerts, 1),
-        "alerts_speedup_vs_baseline": round(alerts / alerts_s / base_alerts, 2),
-        "alert_accept_p50_ms": round(p50 * 1000, 1),
-        "alert_accept_p99_ms": round(p99 * 1000, 1),
+        "alerts_speedup_vs_baseline": round(alerts_median / base_alerts, 2),
+        "alert_accept_p50_ms": spread(p50s, 1, slower_is_higher=True),
+        "alert_accept_p99_ms": spread(p99s, 1, slower_is_higher=True),
         "odoo_peak_rss_mb": round(peak),
     }
     for size in (args.backlog_small, args.backlog_large):
