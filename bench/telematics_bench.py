@@ -13,13 +13,19 @@ Each throughput and latency measure is repeated --repeat times, each run startin
 from a drained queue (no pending or failing event of any source), and reported as
 every run plus min / median / max and how far the slowest run is below the median.
 
+With --busy-odyssee N, one more run of each measure is made while the same
+Odoo imports an Odyssee tenant of N approvals (an in-process emulator, a fresh
+backend, "Sync now" pressed in a thread, the rest in the scheduled action), and
+reported beside the quiet runs with how many approvals came in meanwhile.
+
 Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
-       [--repeat 5]
+       [--repeat 5] [--busy-odyssee 5000]
 """
 
 import json
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -235,6 +241,57 @@ class Bench:
         return peak, done
 
 
+class BusyOdyssee:
+    """An Odyssee import of ``approvals`` approvals running in the bench's Odoo."""
+
+    def __init__(self, args, approvals):
+        from odyssee_bench import tenant  # the emulator, only when asked for
+
+        self.args = args
+        self.call = self._rpc()
+        self.emulator = tenant(approvals)
+
+    def _rpc(self):
+        # One XML-RPC proxy per thread: a ServerProxy is not thread-safe.
+        return OdooRPC(self.args.url, self.args.db, self.args.user, self.args.password)
+
+    def __enter__(self):
+        url = self.emulator.start()
+        Backend = "construction.odyssee.backend"
+        self.previous = self.call(Backend, "search", [("active", "=", True)])
+        self.call(Backend, "write", self.previous, {"active": False})
+        self.backend = self.call(
+            Backend,
+            "create",
+            {
+                "name": f"bench busy {time.time():.0f}",
+                "url": url,
+                "domain": self.emulator.domain,
+                "username": self.emulator.username,
+                "password": self.emulator.password,
+                "rate_limit": 0,
+            },
+        )
+        # "Sync now" holds its request for 20 s, then the scheduled action goes on.
+        self.pressed = threading.Thread(
+            target=lambda: self._rpc()(Backend, "action_sync_now", [self.backend]), daemon=True
+        )
+        self.pressed.start()
+        time.sleep(2)
+        return self
+
+    def imported(self):
+        return self.call(
+            "construction.odyssee.approval", "search_count", [("backend_id", "=", self.backend)]
+        )
+
+    def __exit__(self, *_exc):
+        Backend = "construction.odyssee.backend"
+        self.call(Backend, "write", [self.backend], {"active": False})
+        self.call(Backend, "write", self.previous, {"active": True})
+        self.emulator.stop()
+
+
 def spread(values, digits=0, slower_is_higher=False):
     """Every run, min / median / max, and how far the slowest run is from the median (%)."""
     median = statistics.median(values)
@@ -260,6 +317,12 @@ def main():
     parser.add_argument("--backlog-large", type=int, default=1_000_000)
     parser.add_argument("--backlog-seconds", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--busy-odyssee",
+        type=int,
+        default=0,
+        help="approvals of an Odyssee import running during one more run (0: none)",
+    )
     args = parser.parse_args()
 
     bench = Bench(args)
@@ -311,6 +374,25 @@ def main():
         "alert_accept_p99_ms": spread(p99s, 1, slower_is_higher=True),
         "odoo_peak_rss_mb": round(peak),
     }
+    if args.busy_odyssee:
+        bench.drain()
+        with BusyOdyssee(args, args.busy_odyssee) as odyssee:
+            before = odyssee.imported()
+            readings, accept_s, processed_s = bench.readings_run(args.readings)
+            bench.drain()
+            alerts, alerts_s = bench.alerts_run(args.alerts)
+            bench.drain()
+            _p50, p99 = bench.alert_latency(args.latency_alerts)
+            after = odyssee.imported()
+        results["while_odyssee_imports"] = {
+            "approvals_in_tenant": args.busy_odyssee,
+            "approvals_imported_during_the_run": after - before,
+            "readings_per_s": round(readings / processed_s),
+            "readings_vs_quiet_median": round(readings / processed_s / readings_median, 2),
+            "alerts_per_s": round(alerts / alerts_s, 1),
+            "alerts_vs_quiet_median": round(alerts / alerts_s / alerts_median, 2),
+            "alert_accept_p99_ms": round(p99 * 1000, 1),
+        }
     for size in (args.backlog_small, args.backlog_large):
         if size:
             rss, processed = bench.backlog_rss(pids, size, args.backlog_seconds)
