@@ -1,7 +1,17 @@
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
+import odoo
 from odoo import SUPERUSER_ID, Command, api
 from odoo.tests import TransactionCase, new_test_user
+from odoo.tools import config
+
+ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
 
 
 @contextmanager
@@ -20,6 +30,68 @@ def committed_env(registry, uid=SUPERUSER_ID, context=None):
     with registry.cursor() as cr:
         cr.transaction = api.Transaction(registry)
         yield api.Environment(cr, uid, context or {})
+
+
+class OdooCommandMixin:
+    """Runs the addon's ``odoo-bin`` commands as real processes on the test database.
+
+    ``self.processes`` maps a name to its last process; every process still
+    running is killed when the test ends, before the cleanups registered ahead
+    of its start (the test's committed data) run. Each process logs into a
+    folder of the class.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.logs = Path(tempfile.mkdtemp(prefix=f"cas-{cls.__name__}-"))
+
+    def setUp(self):
+        super().setUp()
+        self.processes = {}
+
+    @staticmethod
+    def _kill(process):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def _odoo_command(self, name, command, *arguments, environ=None):
+        """Start ``odoo-bin <command> -c <config> -d <test db> <arguments>`` as ``name``."""
+        log = (self.logs / f"{name}.log").open("ab")
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ODOO_BIN),
+                f"--addons-path={config['addons_path']}",
+                command,
+                "-c",
+                config.rcfile,
+                "-d",
+                self.env.cr.dbname,
+                *arguments,
+                "--log-level",
+                "info",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environ if environ is not None else dict(os.environ),
+        )
+        self.addCleanup(self._kill, process)
+        self.processes[name] = process
+        return process
+
+    def _wait(self, condition, message, timeout=60, process=None):
+        """Poll ``condition`` until it holds; fail with ``message`` (or if ``process`` exits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if process is not None and process.poll() is not None:
+                self.fail(f"{message}: the process exited with {process.returncode}")
+            time.sleep(0.2)
+        self.fail(message)
 
 
 class ConstructionAssetSyncCase(TransactionCase):

@@ -9,26 +9,19 @@ import json
 import os
 import signal
 import ssl
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
-import odoo
 import paho.mqtt.client as mqtt
 from odoo import fields
 from odoo.addons.construction_asset_sync.cli.telematics_mqtt import PAUSE_BEFORE_ACK_ENV
 from odoo.addons.construction_asset_sync.protocols.mosquitto import PrivateMosquitto
 from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase, tagged
-from odoo.tools import config
 
-from .common import committed_env
+from .common import OdooCommandMixin, committed_env
 
-ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
 ROOT_PREFIX = "cas-mqtt-test"
 PASSWORDS = {"odoo": "odoo-pw", "acme": "acme-pw", "rival": "rival-pw"}
 # The setup README documents: the consumer reads everything under the root,
@@ -42,18 +35,16 @@ MAX_BODY_PARAMETER = "construction_asset_sync.telematics_max_body_mb"
 
 
 @tagged("post_install", "-at_install")
-class TestTelematicsMqtt(TransactionCase):
+class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.broker = PrivateMosquitto(users=PASSWORDS, acl=ACL).start()
         cls.addClassCleanup(cls.broker.remove)
-        cls.logs = Path(tempfile.mkdtemp(prefix="cas-mqtt-consumers-"))
 
     def setUp(self):
         super().setUp()
         self.prefix = f"{ROOT_PREFIX}/{uuid.uuid4().hex[:10]}"
-        self.processes = {}
         with committed_env(self.registry) as env:
             machines = env["maintenance.equipment"].create(
                 [{"name": f"MQTT machine {n} {self.prefix}"} for n in (1, 2)]
@@ -83,13 +74,6 @@ class TestTelematicsMqtt(TransactionCase):
             self.source_id, self.machine_ids = source.id, machines.ids
             self.system_id = source.external_system_id.id
         self.addCleanup(self._drop_committed_data)
-        self.addCleanup(self._kill_consumers)
-
-    def _kill_consumers(self):
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
     def _drop_committed_data(self):
         with committed_env(self.registry) as env:
@@ -112,32 +96,17 @@ class TestTelematicsMqtt(TransactionCase):
         environ.pop(PAUSE_BEFORE_ACK_ENV, None)
         if pause_before_ack:
             environ[PAUSE_BEFORE_ACK_ENV] = str(pause_before_ack)
-        log = (self.logs / f"{name}.log").open("ab")
-        self.addCleanup(log.close)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ODOO_BIN),
-                f"--addons-path={config['addons_path']}",
-                "telematics_mqtt",
-                "-c",
-                config.rcfile,
-                "-d",
-                self.env.cr.dbname,
-                "--consumer-name",
-                name,
-                "--source",
-                str(self.source_id),
-                "--heartbeat",
-                "0.5",
-                "--log-level",
-                "info",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environ,
+        process = self._odoo_command(
+            name,
+            "telematics_mqtt",
+            "--consumer-name",
+            name,
+            "--source",
+            str(self.source_id),
+            "--heartbeat",
+            "0.5",
+            environ=environ,
         )
-        self.processes[name] = process
         if not wait_connected:
             return process
         self._wait(
@@ -172,16 +141,6 @@ class TestTelematicsMqtt(TransactionCase):
                     "last_error",
                 ]
             )[0]
-
-    def _wait(self, condition, message, timeout=60, process=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if process is not None and process.poll() is not None:
-                self.fail(f"{message}: the process exited with {process.returncode}")
-            time.sleep(0.2)
-        self.fail(message)
 
     def _gateway(self, user="acme", will_device=None, broker=None):
         broker = broker or self.broker

@@ -8,37 +8,23 @@ afterwards.
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
-from pathlib import Path
 
-import odoo
 from odoo.addons.construction_asset_sync.cli.telematics_worker import PAUSE_BEFORE_COMMIT_ENV
 from odoo.addons.construction_asset_sync.models import construction_telematics_event
 from odoo.tests import TransactionCase, tagged
-from odoo.tools import config
 
-from .common import committed_env
+from .common import OdooCommandMixin, committed_env
 from .telematics_common import make_fleet
 
-ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
 CRON_XMLID = "construction_asset_sync.ir_cron_process_telematics_events"
 
 
 @tagged("post_install", "-at_install")
-class TestTelematicsWorker(TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.logs = Path(tempfile.mkdtemp(prefix="cas-telematics-worker-"))
-
+class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
     def setUp(self):
         super().setUp()
         self.tag = uuid.uuid4().hex[:8]
-        self.processes = {}
         with committed_env(self.registry) as env:
             source, _key, machine = make_fleet(env, f" worker {self.tag}")
             self.source_id, self.machine_id = source.id, machine.id
@@ -46,15 +32,8 @@ class TestTelematicsWorker(TransactionCase):
             env.cr.execute("SELECT coalesce(max(id), 0) FROM ir_cron_trigger")
             self.last_trigger_id = env.cr.fetchone()[0]
         self.addCleanup(self._drop_committed_data)
-        self.addCleanup(self._kill_workers)
         self.addCleanup(construction_telematics_event._WORKER_SEEN.clear)
         construction_telematics_event._WORKER_SEEN.clear()
-
-    def _kill_workers(self):
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
     def _drop_committed_data(self):
         with committed_env(self.registry) as env:
@@ -74,31 +53,10 @@ class TestTelematicsWorker(TransactionCase):
         environ.pop(PAUSE_BEFORE_COMMIT_ENV, None)
         if pause_before_commit:
             environ[PAUSE_BEFORE_COMMIT_ENV] = str(pause_before_commit)
-        log = (self.logs / f"{name}.log").open("ab")
-        self.addCleanup(log.close)
         name = f"{name}-{self.tag}"
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ODOO_BIN),
-                f"--addons-path={config['addons_path']}",
-                "telematics_worker",
-                "-c",
-                config.rcfile,
-                "-d",
-                self.env.cr.dbname,
-                "--name",
-                name,
-                "--poll",
-                "600",
-                "--log-level",
-                "info",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environ,
+        process = self._odoo_command(
+            name, "telematics_worker", "--name", name, "--poll", "600", environ=environ
         )
-        self.processes[name] = process
         self._wait(
             lambda: self._worker_connected(name),
             f"worker {name} did not connect (log: {self.logs})",
@@ -114,16 +72,6 @@ class TestTelematicsWorker(TransactionCase):
                 [f"cas-telematics-worker-{name}"],
             )
             return env.cr.fetchone()[0] == 1
-
-    def _wait(self, condition, message, timeout=60, process=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if process is not None and process.poll() is not None:
-                self.fail(f"{message}: the process exited with {process.returncode}")
-            time.sleep(0.2)
-        self.fail(message)
 
     def _receive(self, first_minute, count):
         """Readings received and committed the way the HTTP API does it."""
