@@ -21,6 +21,7 @@
         "views/construction_telematics_event_views.xml",
         "views/construction_telematics_reading_views.xml",
         "views/construction_telematics_usage_views.xml",
+        "views/construction_telematics_usage_site_views.xml",
         "views/construction_telematics_site_visit_views.xml",
         "views/project_project_views.xml",
         "views/res_config_settings_views.xml",

@@ -1,11 +1,11 @@
 """Site visits: a machine's arrivals on and departures from job sites, from its positions.
 
 The processor hands each batch's readings, and the positions its alerts carry,
-to ``_follow_positions`` (one call per batch). Positions are replayed in time order against the geofences of the
-machine's company with hysteresis (``protocols/geofence.py``); a change of site
-closes the open visit, opens the next one and sets the machine's job site and
-location. A job site set by hand stays until the machine's next arrival or
-departure.
+to ``_follow_positions`` (one call per batch). Positions are replayed in time
+order against the geofences of the machine's company with hysteresis
+(``protocols/geofence.py``); a change of site closes the open visit, opens the
+next one and sets the machine's job site and location. A job site set by hand
+stays until the machine's next arrival or departure.
 """
 
 from collections import defaultdict
