@@ -45,6 +45,10 @@
         "web.assets_backend": [
             "construction_asset_sync/static/src/fleet_map/*",
         ],
+        # Odoo 18 loads the graph view lazily: its extensions go in the same bundle.
+        "web.assets_backend_lazy": [
+            "construction_asset_sync/static/src/meter_graph/*",
+        ],
         "web.assets_tests": [
             "construction_asset_sync/static/tests/tours/*",
         ],

@@ -22,3 +22,4 @@ from . import test_persona_tours
 from . import test_telematics_usage
 from . import test_telematics_site_visits
 from . import test_fleet_map
+from . import test_meter_chart
