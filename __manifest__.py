@@ -21,6 +21,7 @@
         "views/construction_telematics_event_views.xml",
         "views/construction_telematics_reading_views.xml",
         "views/construction_telematics_usage_views.xml",
+        "views/construction_telematics_usage_site_views.xml",
         "views/construction_telematics_site_visit_views.xml",
         "views/project_project_views.xml",
         "views/res_config_settings_views.xml",
@@ -43,6 +44,10 @@
     "assets": {
         "web.assets_backend": [
             "construction_asset_sync/static/src/fleet_map/*",
+        ],
+        # Odoo 18 loads the graph view lazily: its extensions go in the same bundle.
+        "web.assets_backend_lazy": [
+            "construction_asset_sync/static/src/meter_graph/*",
         ],
         "web.assets_tests": [
             "construction_asset_sync/static/tests/tours/*",

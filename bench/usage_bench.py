@@ -8,7 +8,9 @@ Runs inside Odoo on a database with the addon installed (no HTTP server needed):
 
 1. ``--machines`` machines by ``--days`` days of one-minute readings are written
    straight into the readings table (the processor's own speed is measured in
-   step 3 and by ``telematics_bench.py``), the machines marked for rollup;
+   step 3 and by ``telematics_bench.py``), with a site visit a day per machine
+   (07:00 to 17:00 UTC on one of two job sites, off site the rest of the day),
+   the machines marked for rollup;
 2. the rollup of all of them is timed, then the purge of every reading past a
    one-day retention, with the tables' sizes before and after;
 3. ingestion (ledger events processed into readings) is timed with rollup
@@ -30,7 +32,8 @@ import psycopg2
 from odoo import fields
 
 SIZE_SQL = """SELECT pg_total_relation_size('construction_telematics_reading'),
-                     pg_total_relation_size('construction_telematics_usage')"""
+                     pg_total_relation_size('construction_telematics_usage'),
+                     pg_total_relation_size('construction_telematics_usage_site')"""
 
 
 def mb(size):
@@ -53,6 +56,7 @@ def clean(env):
     events = env["construction.telematics.event"].with_context(active_test=False)
     events.search([("source_id", "in", sources.ids)]).unlink()
     machines.unlink()
+    env["project.project"].search([("name", "=like", "Bench usage %")]).unlink()
     env["construction.external.id"].search(
         [("system_id", "in", sources.external_system_id.ids)]
     ).unlink()
@@ -111,6 +115,20 @@ def generate_history(env, source, equipment, days, start):
         [start, tuple(equipment.ids), days * 1440 - 1],
     )
     count = env.cr.rowcount
+    sites = env["project.project"].create(
+        [{"name": f"Bench usage site {name}"} for name in ("A", "B")]
+    )
+    env.cr.execute(
+        """INSERT INTO construction_telematics_site_visit
+               (equipment_id, project_id, company_id, arrived_at, left_at, duration_hours,
+                create_uid, write_uid, create_date, write_date)
+           SELECT e.id, (ARRAY[%s, %s])[e.id %% 2 + 1], e.company_id,
+                  %s + d * interval '1 day' + interval '7 hours',
+                  %s + d * interval '1 day' + interval '17 hours', 10, 1, 1, now(), now()
+           FROM maintenance_equipment e, generate_series(0, %s) d
+           WHERE e.id IN %s""",
+        [*sites.ids, start.date(), start.date(), days - 1, tuple(equipment.ids)],
+    )
     env.cr.execute(
         "UPDATE maintenance_equipment SET usage_dirty_from = %s WHERE id IN %s",
         [start - timedelta(minutes=1), tuple(equipment.ids)],
@@ -181,6 +199,11 @@ def main():
             [tuple(equipment.ids)],
         )
         rollups = cr.fetchone()[0]
+        cr.execute(
+            "SELECT count(*) FROM construction_telematics_usage_site WHERE equipment_id IN %s",
+            [tuple(equipment.ids)],
+        )
+        site_rollups = cr.fetchone()[0]
         after_rollup = sizes(cr)
         env["ir.config_parameter"].set_param(
             "construction_asset_sync.telematics_reading_retention_days", "1"
@@ -202,21 +225,22 @@ def main():
         connection.close()
         after_vacuum = sizes(cr)
         print(
-            f"rollup of {count:,} readings into {rollups:,} rows: {rollup_seconds:.1f} s "
+            f"rollup of {count:,} readings into {rollups:,} rows "
+            f"and {site_rollups:,} rows per job site: {rollup_seconds:.1f} s "
             f"({count / rollup_seconds:,.0f} readings/s)"
         )
         print(
             f"purge of {deleted:,} readings: {purge_seconds:.1f} s "
             f"({deleted / purge_seconds:,.0f} readings/s)"
         )
-        print("sizes (readings, rollups):")
+        print("sizes (readings, rollups, rollups per job site):")
         for label, pair in (
             ("before rollup", before),
             ("after rollup", after_rollup),
             ("after purge", after_purge),
             ("after VACUUM", after_vacuum),
         ):
-            print(f"  {label:14} {mb(pair[0]):>12} {mb(pair[1]):>12}")
+            print(f"  {label:14} {''.join(f'{mb(size):>12}' for size in pair)}")
 
         # 3. ingestion with rollup marking off and on, alternating
         ingest_source, ingest_machines = fleet(env, 20, "ingest")

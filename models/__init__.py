@@ -37,3 +37,4 @@ from . import construction_odyssee_invoice_link
 from . import construction_odyssee_reconciliation
 from . import construction_integration_health
 from . import construction_integration_problem
+from . import construction_telematics_usage_site

@@ -276,6 +276,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         # Replaced or rolled-over meters: what the sender reports plus the offset then.
         offsets = self.env["construction.meter.event"]._offsets(machine_ids) if machine_ids else {}
         reading_rows = []
+        alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
             equipment_id = equipment_of.get(event.id)
@@ -293,13 +294,17 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     offsets.get(equipment_id),
                 )
             else:
-                outcome, alert = self._apply_alert(event, machine, limits)
+                outcome, alert = self._apply_alert(
+                    event, machine, limits, equipment_id, alert_positions
+                )
                 outcomes[event.id] = outcome
                 if alert:
                     alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
         stored = self._insert_readings(reading_rows)
         self.env["construction.telematics.usage"]._mark_dirty(reading_rows)
-        self.env["construction.telematics.site.visit"]._follow_positions(reading_rows)
+        self.env["construction.telematics.site.visit"]._follow_positions(
+            reading_rows, alert_positions
+        )
         for event_id, count in stored.items():
             outcomes[event_id]["stored"] = count
         if sensors and sensors.samples:
@@ -373,13 +378,23 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         return counts
 
     # -- alerts --------------------------------------------------------------
-    def _apply_alert(self, event, machine, limits):
+    def _apply_alert(self, event, machine, limits, equipment_id=None, positions=None):
         alert, errors = telematics_payloads.parse_alert(event.payload)
         if errors:
             raise ValueError(f"stored alert no longer validates: {errors}")
         values = dict(alert["readings"])
         if alert["location"]:
             values.update(alert["location"])
+            if positions is not None:
+                # Kept even when the alert's meters are implausible: those are dropped below.
+                positions.append(
+                    (
+                        equipment_id,
+                        alert["occurred_at"],
+                        alert["location"]["lat"],
+                        alert["location"]["lon"],
+                    )
+                )
         if machine.accept(values, alert["occurred_at"], limits):
             # An implausible meter in an alert must not move the counters; the alert stands.
             for counter in COUNTERS:

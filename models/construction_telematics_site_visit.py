@@ -1,11 +1,11 @@
 """Site visits: a machine's arrivals on and departures from job sites, from its positions.
 
-The processor hands each batch's readings to ``_follow_positions`` (one call per
-batch). Positions are replayed in time order against the geofences of the
-machine's company with hysteresis (``protocols/geofence.py``); a change of site
-closes the open visit, opens the next one and sets the machine's job site and
-location. A job site set by hand stays until the machine's next arrival or
-departure.
+The processor hands each batch's readings, and the positions its alerts carry,
+to ``_follow_positions`` (one call per batch). Positions are replayed in time
+order against the geofences of the machine's company with hysteresis
+(``protocols/geofence.py``); a change of site closes the open visit, opens the
+next one and sets the machine's job site and location. A job site set by hand
+stays until the machine's next arrival or departure.
 """
 
 from collections import defaultdict
@@ -70,12 +70,18 @@ class ConstructionTelematicsSiteVisit(models.Model):
         return fences
 
     @api.model
-    def _follow_positions(self, reading_rows):
-        """Replay the batch's plausible positions newer than each machine's last one."""
+    def _follow_positions(self, reading_rows, alert_positions=()):
+        """Replay the batch's plausible positions newer than each machine's last one.
+
+        ``alert_positions`` are (machine, at, lat, lon) of the batch's alerts, which
+        follow the same path as the readings' positions.
+        """
         positions = defaultdict(list)
         for row in reading_rows:
             if not row[SUSPECT] and row[LAT] is not None and row[LON] is not None:
                 positions[row[0]].append((row[AT], row[LAT], row[LON]))
+        for equipment_id, at, lat, lon in alert_positions:
+            positions[equipment_id].append((at, lat, lon))
         if not positions:
             return
         cr = self.env.cr
@@ -121,6 +127,10 @@ class ConstructionTelematicsSiteVisit(models.Model):
             )
         if moves:
             self._record_moves(moves)
+            # Readings already rolled up after a move now belong to another site.
+            self.env["construction.telematics.usage"]._mark_dirty(
+                [(equipment_id, None, None, at) for equipment_id, at, _left, _site in moves]
+            )
 
     def _record_moves(self, moves):
         """Close and open visits, and move each machine's job site to where it went."""

@@ -23,20 +23,45 @@ from ..protocols import usage_rollup
 
 _logger = logging.getLogger(__name__)
 
-# The working window per ISO weekday (1 = Monday) as two int[7] arrays; NULL = weekend.
+# The working window per weekday as two int[14] arrays, indexed by Odoo's week
+# type (0/1, resource.calendar.attendance.get_week_type) * 7 + ISO weekday
+# (1 = Monday); NULL = weekend. One-week calendars repeat their week.
+# Each reading carries the job site of the latest site visit begun at or before it
+# (unless that visit ended): the visits are merged into the readings' time order
+# and the latest one carried forward, an equality join rather than a range join.
 AGGREGATE_SQL = """
-WITH ranges(equipment_id, start_at, tz, seed_engine, seed_level, win_start, win_end) AS (
-    VALUES %s
+WITH ranges(equipment_id, start_at, tz, seed_engine, seed_idle, seed_level, win_start, win_end)
+    AS (VALUES %s),
+visits AS (
+    SELECT v.equipment_id, v.project_id, v.arrived_at, v.left_at,
+           row_number() OVER (PARTITION BY v.equipment_id ORDER BY v.arrived_at, v.id) AS seq
+    FROM construction_telematics_site_visit v
+    WHERE v.equipment_id IN (SELECT equipment_id FROM ranges)
+),
+stream AS (
+    SELECT x.*, max(x.visit_seq) OVER (PARTITION BY x.equipment_id ORDER BY x.at, x.kind
+                                       ROWS UNBOUNDED PRECEDING) AS seq
+    FROM (
+        SELECT r.equipment_id, r.at, 1 AS kind, NULL::bigint AS visit_seq, r.engine_hours,
+               r.idle_hours, r.odometer_km, r.fuel_used_l, r.fuel_level_pct
+        FROM ranges g
+        JOIN construction_telematics_reading r
+          ON r.equipment_id = g.equipment_id AND r.at >= g.start_at AND NOT r.suspect
+        UNION ALL
+        SELECT equipment_id, arrived_at, 0, seq, NULL, NULL, NULL, NULL, NULL FROM visits
+    ) x
 ),
 pts AS (
-    SELECT r.equipment_id, r.at, r.engine_hours, r.idle_hours, r.odometer_km, r.fuel_used_l,
-           r.fuel_level_pct, (r.at AT TIME ZONE 'UTC') AT TIME ZONE g.tz AS local_at
-    FROM ranges g
-    JOIN construction_telematics_reading r
-      ON r.equipment_id = g.equipment_id AND r.at >= g.start_at AND NOT r.suspect
+    SELECT s.equipment_id, s.at, s.engine_hours, s.idle_hours, s.odometer_km, s.fuel_used_l,
+           s.fuel_level_pct, (s.at AT TIME ZONE 'UTC') AT TIME ZONE g.tz AS local_at,
+           CASE WHEN v.left_at IS NULL OR s.at < v.left_at THEN v.project_id END AS site
+    FROM stream s
+    JOIN ranges g ON g.equipment_id = s.equipment_id
+    LEFT JOIN visits v ON v.equipment_id = s.equipment_id AND v.seq = s.seq
+    WHERE s.kind = 1
 ),
 engine AS (
-    SELECT p.equipment_id, p.at, p.local_at, g.win_start, g.win_end,
+    SELECT p.equipment_id, p.at, p.local_at, p.site, g.win_start, g.win_end,
            p.engine_hours - COALESCE(lag(p.engine_hours) OVER w, g.seed_engine, p.engine_hours)
                AS rise
     FROM pts p JOIN ranges g ON g.equipment_id = p.equipment_id
@@ -53,8 +78,32 @@ engine_days AS (
            min(e.at) FILTER (WHERE e.rise > 0) AS first_activity_at,
            max(e.at) FILTER (WHERE e.rise > 0) AS last_activity_at
     FROM engine e,
-         LATERAL (SELECT extract(isodow FROM e.local_at)::int AS dow,
+         LATERAL (SELECT extract(isodow FROM e.local_at)::int
+                         + 7 * ((e.local_at::date - date '0001-01-01') / 7 %% 2) AS dow,
                          extract(epoch FROM e.local_at::time) AS secs) c
+    GROUP BY 1, 2
+),
+idle AS (
+    SELECT p.equipment_id, p.local_at, p.site,
+           p.idle_hours - COALESCE(lag(p.idle_hours) OVER w, g.seed_idle, p.idle_hours) AS rise
+    FROM pts p JOIN ranges g ON g.equipment_id = p.equipment_id
+    WHERE p.idle_hours IS NOT NULL
+    WINDOW w AS (PARTITION BY p.equipment_id ORDER BY p.at)
+),
+site_days AS (
+    SELECT equipment_id, day, array_agg(site ORDER BY site NULLS FIRST) AS sites,
+           array_agg(engine ORDER BY site NULLS FIRST) AS site_engine,
+           array_agg(idle ORDER BY site NULLS FIRST) AS site_idle
+    FROM (
+        SELECT equipment_id, local_at::date AS day, site, sum(engine) AS engine,
+               sum(idle) AS idle
+        FROM (
+            SELECT equipment_id, local_at, site, rise AS engine, 0 AS idle FROM engine
+            UNION ALL
+            SELECT equipment_id, local_at, site, 0, rise FROM idle
+        ) rises
+        GROUP BY 1, 2, 3
+    ) per_site
     GROUP BY 1, 2
 ),
 level_days AS (
@@ -94,12 +143,15 @@ SELECT d.equipment_id, d.day, d.reading_count, COALESCE(e.engine_rise, 0),
        COALESCE(e.out_of_hours_rise, 0), COALESCE(e.weekend_rise, 0),
        e.first_activity_at, e.last_activity_at, COALESCE(l.level_drops, 0),
        d.first_idle, d.first_odometer, d.first_fuel_used, d.last_engine, d.last_idle,
-       d.last_odometer, d.last_fuel_used, d.last_fuel_level
+       d.last_odometer, d.last_fuel_used, d.last_fuel_level,
+       s.sites, s.site_engine, s.site_idle
 FROM pt_days d
 LEFT JOIN engine_days e ON e.equipment_id = d.equipment_id AND e.day = d.day
 LEFT JOIN level_days l ON l.equipment_id = d.equipment_id AND l.day = d.day
+LEFT JOIN site_days s ON s.equipment_id = d.equipment_id AND s.day = d.day
 ORDER BY d.equipment_id, d.day
 """
+SITE_FIELDS = len(usage_rollup.DayAggregate._fields) + 1  # where the per-site arrays begin
 
 END_COLUMNS = tuple(f"end_{name}" for name in usage_rollup.END_FIELDS)
 ROLLUP_COLUMNS = (
@@ -122,6 +174,15 @@ ROLLUP_COLUMNS = (
     "idle_exception",
     *END_COLUMNS,
 )
+SITE_COLUMNS = (
+    "equipment_id",
+    "company_id",
+    "category_id",
+    "day",
+    "project_id",
+    "engine_hours",
+    "idle_hours",
+)
 # An engine that ran less than this is not judged on its idle share.
 IDLE_EXCEPTION_MIN_HOURS = 1.0
 
@@ -140,9 +201,10 @@ class ConstructionTelematicsUsage(models.Model):
     category_id = fields.Many2one("maintenance.equipment.category", readonly=True)
     job_site_project_id = fields.Many2one(
         "project.project",
-        string="Job site",
+        string="Assigned job site",
         readonly=True,
-        help="The machine's job site when the day was rolled up.",
+        help="The machine's job site when the day was rolled up. The hours spent on each "
+        "job site, from the site visits, are in Hours per job site.",
     )
     day = fields.Date(required=True, readonly=True, help="Local day in the company's time zone.")
     reading_count = fields.Integer(string="Readings", readonly=True)
@@ -211,13 +273,16 @@ class ConstructionTelematicsUsage(models.Model):
     # -- computing ------------------------------------------------------------
     @api.model
     def _company_calendar(self, company):
-        """(time zone, windows as two int[7] arrays) of ``company``'s working calendar."""
+        """(time zone, (even week's, odd week's) windows) of ``company``'s working calendar."""
         calendar = company.resource_calendar_id
         tz = calendar.tz or company.partner_id.tz or "UTC"
-        windows = usage_rollup.working_windows(
-            (att.dayofweek, att.hour_from, att.hour_to)
-            for att in calendar.attendance_ids
-            if not att.display_type
+        windows = usage_rollup.calendar_windows(
+            (
+                (att.dayofweek, att.hour_from, att.hour_to, att.week_type)
+                for att in calendar.attendance_ids
+                if not att.display_type
+            ),
+            calendar.two_weeks_calendar,
         )
         return tz, windows
 
@@ -263,20 +328,24 @@ class ConstructionTelematicsUsage(models.Model):
                     usage_rollup.local_day_start(start_day, tz),
                     tz,
                     seed.get("engine_hours"),
+                    seed.get("idle_hours"),
                     seed.get("fuel_level_pct"),
-                    [windows.get(day, (None, None))[0] for day in range(7)],
-                    [windows.get(day, (None, None))[1] for day in range(7)],
+                    [week.get(day, (None, None))[0] for week in windows for day in range(7)],
+                    [week.get(day, (None, None))[1] for week in windows for day in range(7)],
                 )
             )
         aggregates = defaultdict(list)
+        site_hours = defaultdict(list)  # machine -> [(day, sites, engine hours, idle hours)]
         for row in execute_values(
             cr._obj,
             AGGREGATE_SQL,
             ranges,
-            template="(%s, %s::timestamp, %s, %s::numeric, %s::numeric, %s::int[], %s::int[])",
+            template="(%s, %s::timestamp, %s, %s::numeric, %s::numeric, %s::numeric, "
+            "%s::int[], %s::int[])",
             fetch=True,
         ):
-            aggregates[row[0]].append(usage_rollup.DayAggregate(*row[1:]))
+            aggregates[row[0]].append(usage_rollup.DayAggregate(*row[1:SITE_FIELDS]))
+            site_hours[row[0]].append((row[1], *row[SITE_FIELDS:]))
         threshold = self.env["res.config.settings"]._construction_setting(
             "telematics_idle_share_threshold"
         )
@@ -306,19 +375,35 @@ class ConstructionTelematicsUsage(models.Model):
                         *(day[column] for column in END_COLUMNS),
                     )
                 )
-        execute_values(
-            cr._obj,
-            """DELETE FROM construction_telematics_usage u USING (VALUES %s) AS v(id, day)
-               WHERE u.equipment_id = v.id AND u.day >= v.day""",
-            [(eid, values[4]) for eid, values in info.items()],
-            template="(%s, %s::date)",
-        )
+        site_rows = [
+            (eid, info[eid][0], info[eid][1], day, site, engine, idle)
+            for eid, days in site_hours.items()
+            for day, sites, engines, idles in days
+            if sites
+            for site, engine, idle in zip(sites, engines, idles, strict=True)
+        ]
+        for table in ("construction_telematics_usage", "construction_telematics_usage_site"):
+            execute_values(
+                cr._obj,
+                f"""DELETE FROM {table} u USING (VALUES %s) AS v(id, day)
+                    WHERE u.equipment_id = v.id AND u.day >= v.day""",
+                [(eid, values[4]) for eid, values in info.items()],
+                template="(%s, %s::date)",
+            )
         if rows:
             execute_values(
                 cr._obj,
                 f"INSERT INTO construction_telematics_usage ({', '.join(ROLLUP_COLUMNS)}) "
                 "VALUES %s",
                 rows,
+                page_size=1000,
+            )
+        if site_rows:
+            execute_values(
+                cr._obj,
+                f"INSERT INTO construction_telematics_usage_site ({', '.join(SITE_COLUMNS)}) "
+                "VALUES %s",
+                site_rows,
                 page_size=1000,
             )
         cr.execute(
@@ -330,6 +415,7 @@ class ConstructionTelematicsUsage(models.Model):
             [tuple(info)],
         )
         self.invalidate_model()
+        self.env["construction.telematics.usage.site"].invalidate_model()
         self.env["maintenance.equipment"].invalidate_model(
             ["usage_dirty_from", "usage_last_active_day"]
         )

@@ -229,6 +229,14 @@ class MaintenanceEquipment(models.Model):
         action["context"] = {"search_default_not_suspect": 1}
         return action
 
+    def action_open_engine_hours_chart(self):
+        """The machine's engine hours per day as a chart whose axis spans their range."""
+        action = self.action_open_telematics_readings()
+        action["name"] = self.env._("Engine hours of %(machine)s", machine=self.display_name)
+        action["views"] = [(False, "graph"), (False, "list")]
+        action["view_mode"] = "graph,list"
+        return action
+
     @api.constrains("ownership_type", "rental_vendor_id", "rental_start_date", "rental_end_date")
     def _check_rental(self):
         for equipment in self:

@@ -20,6 +20,12 @@ the machine's plausible readings (suspect readings are left out) in time order:
   falls outside the working window of its weekday, or on a weekday without one.
 - *first and last activity* are the first and last readings of the day whose
   engine hours rose.
+- *hours per job site*: each engine-hour and idle-hour rise goes to the job site
+  the machine was on at its later reading, from the site visits (``site_at``);
+  None is off site. A day's sites add up to its engine and idle hours exactly.
+- a *two-week* calendar (Odoo's ``two_weeks_calendar``) has a working window per
+  weekday of each week parity, the parity being Odoo's
+  ``resource.calendar.attendance.get_week_type`` of the local day.
 """
 
 from collections import namedtuple
@@ -51,22 +57,40 @@ def decimal(value):
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def working_windows(attendances):
+def working_windows(attendances, week_type=None):
     """Working window per weekday (0 = Monday) from calendar attendances.
 
-    ``attendances`` are (dayofweek, hour_from, hour_to); a day's window spans its
-    first start to its last end, so a lunch break counts as working time. The
-    bounds are whole seconds since local midnight. Weekdays without attendance
-    are missing (weekend).
+    ``attendances`` are (dayofweek, hour_from, hour_to) or (dayofweek, hour_from,
+    hour_to, week_type); a day's window spans its first start to its last end, so
+    a lunch break counts as working time. The bounds are whole seconds since
+    local midnight. Weekdays without attendance are missing (weekend). With
+    ``week_type`` (0 or 1), only the attendances of that week of a two-week
+    calendar count.
     """
     windows = {}
-    for dayofweek, hour_from, hour_to in attendances:
+    for dayofweek, hour_from, hour_to, *rest in attendances:
+        if week_type is not None and rest and rest[0] and int(rest[0]) != week_type:
+            continue
         start, end = round(float(hour_from) * 3600), round(float(hour_to) * 3600)
         day = int(dayofweek)
         if day in windows:
             start, end = min(start, windows[day][0]), max(end, windows[day][1])
         windows[day] = (start, end)
     return windows
+
+
+def calendar_windows(attendances, two_weeks=False):
+    """(even week's, odd week's) working windows; the same twice for a one-week calendar."""
+    attendances = list(attendances)
+    if not two_weeks:
+        windows = working_windows(item[:3] for item in attendances)
+        return windows, windows
+    return working_windows(attendances, 0), working_windows(attendances, 1)
+
+
+def week_type(day):
+    """Odoo's week parity of a date: ``resource.calendar.attendance.get_week_type``."""
+    return (day.toordinal() - 1) // 7 % 2
 
 
 def local_time(at, tz):
@@ -79,7 +103,12 @@ def seconds_of_day(local):
 
 
 def classify(local, windows):
-    """'weekend', 'out_of_hours' or 'working' for a local time."""
+    """'weekend', 'out_of_hours' or 'working' for a local time.
+
+    ``windows`` is one week's windows, or the (even, odd) pair of ``calendar_windows``.
+    """
+    if isinstance(windows, tuple):
+        windows = windows[week_type(local.date())]
     window = windows.get(local.weekday())
     if window is None:
         return "weekend"
@@ -148,6 +177,52 @@ def aggregate_days(readings, tz, windows, seed=None):
         )
         for date, values in sorted(days.items())
     ]
+
+
+def site_at(visits, at):
+    """The job site a machine was on at ``at``, or None (off site).
+
+    ``visits`` are (id, project_id, arrived_at, left_at) of the machine: the
+    latest visit that began at or before ``at`` (the higher id of two that began
+    together), if it had not ended by then.
+    """
+    latest = None
+    for visit in visits:
+        if visit[2] <= at and (latest is None or (visit[2], visit[0]) > (latest[2], latest[0])):
+            latest = visit
+    if latest is None or (latest[3] is not None and at >= latest[3]):
+        return None
+    return latest[1]
+
+
+def site_days(readings, tz, visits, seed=None):
+    """Reference engine and idle hours per local day and job site.
+
+    Returns {(day, site or None): (engine_hours, idle_hours)} for every day and
+    site with a plausible reading carrying engine or idle hours; ``seed`` as for
+    ``aggregate_days``.
+    """
+    previous = {name: decimal((seed or {}).get(name)) for name in ("engine_hours", "idle_hours")}
+    result = {}
+    for reading in sorted(readings, key=lambda item: item["at"]):
+        if reading.get("suspect"):
+            continue
+        rises = {}
+        for name in ("engine_hours", "idle_hours"):
+            value = decimal(reading.get(name))
+            if value is None:
+                continue
+            rises[name] = value - previous[name] if previous[name] is not None else Decimal(0)
+            previous[name] = value
+        if not rises:
+            continue
+        key = (local_time(reading["at"], tz).date(), site_at(visits, reading["at"]))
+        engine, idle = result.get(key, (Decimal(0), Decimal(0)))
+        result[key] = (
+            engine + rises.get("engine_hours", 0),
+            idle + rises.get("idle_hours", 0),
+        )
+    return result
 
 
 def finish_days(aggregates, seed=None, tank_capacity_l=None):

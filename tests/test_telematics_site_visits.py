@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase
 
-from .telematics_common import make_fleet
+from .telematics_common import alert, make_fleet
 
 METRE_LAT = 1 / 111_195
 # Near Namur, far from the demo job sites (Paris, Marseille).
@@ -100,3 +100,45 @@ class TestSiteVisits(TransactionCase):
             self.depot.geofence_radius_m = -5
         with self.assertRaisesRegex(ValidationError, "Centre latitude"):
             self.depot.geofence_latitude = 123
+
+    def test_positions_carried_by_alerts_move_machines_between_sites(self):
+        self.drive([(50.47, 4.87)])  # a reading at the depot
+        self.assertEqual(self.equipment.job_site_project_id, self.depot)
+
+        def raise_alert(event_id, at, lat, lon, **readings):
+            self.Event._receive_alerts(
+                self.source,
+                [
+                    alert(
+                        event_id=event_id,
+                        occurred_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        location={"lat": lat, "lon": lon},
+                        readings=readings or {"fuel_level_pct": 40},
+                    )
+                ],
+            )
+            while self.Event._process_batch():
+                pass
+
+        left_at = START + timedelta(hours=1)
+        raise_alert("away", left_at, 50.60, 5.00, engine_hours=100.0)
+        depot = self.visits()
+        self.assertEqual(depot.left_at, left_at)
+        self.assertFalse(self.equipment.job_site_project_id)
+        self.assertTrue(self.equipment.telematics_outside_sites)
+        # An alert whose meter is implausible still reports where the machine is.
+        arrived_at = START + timedelta(hours=2)
+        raise_alert("tower", arrived_at, 50.481, 4.8915, engine_hours=90000.0)
+        self.assertEqual(self.equipment.engine_hours, 100.0)
+        _depot, tower = self.visits()
+        self.assertEqual((tower.project_id, tower.arrived_at), (self.tower, arrived_at))
+        self.assertEqual(self.equipment.job_site_project_id, self.tower)
+        self.assertEqual(self.equipment.location, "Tower site")
+        # Inside the hysteresis band of the tower: no flapping, like readings.
+        raise_alert("edge", START + timedelta(hours=3), 50.482 + 10 * METRE_LAT, 4.8915)
+        self.assertEqual(len(self.visits()), 2)
+        self.assertFalse(tower.left_at)
+        # An alert older than the last followed position is history only.
+        raise_alert("late", START + timedelta(minutes=30), 50.47, 4.87)
+        self.assertEqual(len(self.visits()), 2)
+        self.assertEqual(self.equipment.job_site_project_id, self.tower)

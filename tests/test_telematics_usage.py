@@ -6,7 +6,7 @@ from odoo import fields
 from odoo.tests import TransactionCase
 
 from ..protocols import usage_rollup
-from .telematics_common import make_fleet
+from .telematics_common import ALERT, make_fleet
 
 COMPARED = (
     "reading_count",
@@ -24,10 +24,19 @@ COMPARED = (
 )
 
 
-def generated_series(rng, start, hours, device="DEV-1", fuel_counter=False):
-    """Ten-minute readings with engine runs, gaps, counters missing, refuels and one spike."""
+# Where generated machines go: two job sites' centres (see setUpClass) and a road.
+PLACES = ((50.47, 4.87), (50.50, 4.95), (50.60, 5.10))
+
+
+def generated_series(rng, start, hours, device="DEV-1", fuel_counter=False, positions=False):
+    """Ten-minute readings with engine runs, gaps, counters missing, refuels and one spike.
+
+    With ``positions``, the machine moves between ``PLACES`` every few hours, and
+    some readings carry no position.
+    """
     engine, idle, odometer, level, fuel = 1700.0, 300.0, 5000.0, 80.0, 12000.0
     readings = []
+    place = PLACES[0]
     at = start
     while at < start + timedelta(hours=hours):
         at += timedelta(minutes=10)
@@ -51,6 +60,11 @@ def generated_series(rng, start, hours, device="DEV-1", fuel_counter=False):
             reading["fuel_level_pct"] = round(level, 1)
         if fuel_counter and rng.random() < 0.9:
             reading["fuel_used_l"] = round(fuel, 1)
+        if positions:
+            if rng.random() < 0.04:
+                place = rng.choice(PLACES)
+            if rng.random() < 0.7:
+                reading.update(lat=place[0], lon=place[1])
         readings.append(reading)
     spike = dict(rng.choice(readings[5:-5]))
     spike.update(at=spike["at"] + timedelta(minutes=5), engine_hours=engine + 500)
@@ -83,6 +97,20 @@ class TestTelematicsUsage(TransactionCase):
         )
         cls.Event = cls.env["construction.telematics.event"]
         cls.Usage = cls.env["construction.telematics.usage"]
+        cls.UsageSite = cls.env["construction.telematics.usage.site"]
+        Project = cls.env["project.project"]
+        cls.depot, cls.quarry = (
+            Project.create(
+                {
+                    "name": name,
+                    "geofence_kind": "circle",
+                    "geofence_latitude": lat,
+                    "geofence_longitude": lon,
+                    "geofence_radius_m": 300,
+                }
+            )
+            for name, (lat, lon) in (("Depot usage", PLACES[0]), ("Quarry usage", PLACES[1]))
+        )
 
     def deliver(self, readings):
         parsed = [dict(item, _index=index) for index, item in enumerate(readings)]
@@ -100,6 +128,41 @@ class TestTelematicsUsage(TransactionCase):
             [equipment.id],
         )
         return [dict(zip(columns, row, strict=True)) for row in self.env.cr.fetchall()]
+
+    def visits(self, equipment):
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT id, project_id, arrived_at, left_at FROM construction_telematics_site_visit
+               WHERE equipment_id = %s""",
+            [equipment.id],
+        )
+        return self.env.cr.fetchall()
+
+    def stored_sites(self, equipment):
+        """{(day, job site id or None): (engine hours, idle hours)} as stored."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT day, project_id, engine_hours, idle_hours
+               FROM construction_telematics_usage_site WHERE equipment_id = %s""",
+            [equipment.id],
+        )
+        rows = self.env.cr.fetchall()
+        result = {(day, site): (engine, idle) for day, site, engine, idle in rows}
+        self.assertEqual(len(result), len(rows), "one row per machine, day and job site")
+        return result
+
+    def assertSitesEqual(self, equipment, expected, days):
+        """Stored hours per job site equal ``expected`` and add up to each day's hours."""
+        stored = self.stored_sites(equipment)
+        wanted = {key: (float(engine), float(idle)) for key, (engine, idle) in expected.items()}
+        self.assertEqual(stored, wanted)
+        for day in days:
+            on_day = [value for (date_, _site), value in expected.items() if date_ == day["day"]]
+            self.assertEqual(sum(engine for engine, _idle in on_day), day["engine_hours"])
+            self.assertEqual(sum(idle for _engine, idle in on_day), day["idle_hours"])
+
+    def site_reference(self, equipment):
+        return usage_rollup.site_days(self.raw(equipment), self.tz, self.visits(equipment))
 
     def reference(self, equipment, readings, seed=None):
         aggregates = usage_rollup.aggregate_days(readings, self.tz, self.windows, seed)
@@ -140,7 +203,7 @@ class TestTelematicsUsage(TransactionCase):
     def test_rollups_equal_a_computation_from_the_raw_readings(self):
         rng = random.Random(13)
         start = datetime(2026, 10, 22, 20, 0)
-        series = generated_series(rng, start, 5 * 24)
+        series = generated_series(rng, start, 5 * 24, positions=True)
         dumper = generated_series(rng, start, 5 * 24, device="DEV-2", fuel_counter=True)
         # Delivered out of order in batches, rolled up between them: late readings
         # land in days already rolled up and must move them.
@@ -159,6 +222,8 @@ class TestTelematicsUsage(TransactionCase):
             expected = self.reference(machine, raw)
             self.assertGreaterEqual(len(expected), 5)
             self.assertRollupsEqual(machine, expected)
+            sites = usage_rollup.site_days(raw, self.tz, self.visits(machine))
+            self.assertSitesEqual(machine, sites, expected)
             self.assertFalse(machine.usage_dirty_from)
         days = self.rollups(self.equipment)
         self.assertEqual({rollup.fuel_source for rollup in days if rollup.fuel_used_l}, {"level"})
@@ -174,6 +239,21 @@ class TestTelematicsUsage(TransactionCase):
         )
         # The 25-hour Sunday is one day in Paris.
         self.assertIn(date(2026, 10, 25), days.mapped("day"))
+        # The machine went to both sites and off site; the pivot by job site shows it.
+        sites = self.site_reference(self.equipment)
+        self.assertTrue({self.depot.id, self.quarry.id, None} <= {site for _d, site in sites})
+        pivot = dict(
+            self.UsageSite._read_group(
+                [("equipment_id", "=", self.equipment.id)], ["project_id"], ["engine_hours:sum"]
+            )
+        )
+        for project in (self.depot, self.quarry, self.env["project.project"]):
+            site_id = project.id or None
+            self.assertAlmostEqual(
+                pivot[project],
+                float(sum(engine for (_d, site), (engine, _i) in sites.items() if site == site_id)),
+                places=6,
+            )
 
     def test_working_time_weekend_and_activity_by_the_company_calendar(self):
         def run(local_start, hours, engine):
@@ -236,6 +316,121 @@ class TestTelematicsUsage(TransactionCase):
         self.assertTrue(self.other.usage_unused)
         self.assertEqual(self.equipment.usage_last_active_day, busy.day)
 
+    def test_engine_hours_per_job_site_from_the_site_visits(self):
+        """Each rise goes to the site the machine was on at its later reading."""
+        start = datetime(2026, 11, 10, 7, 0)  # a Tuesday, 08:00 in Paris
+        depot, quarry, road = PLACES
+        plan = [depot] * 5 + [quarry] * 6 + [road] * 2 + [None]
+        readings = []
+        for step, place in enumerate(plan):
+            reading = {
+                "device_id": "DEV-1",
+                "at": start + timedelta(minutes=30 * step),
+                "engine_hours": 100 + step / 2,
+                "idle_hours": round(10 + step / 10, 1),
+            }
+            if place:
+                reading.update(lat=place[0], lon=place[1])
+            readings.append(reading)
+        self.deliver(readings)
+        # Later, a reading without position, rolled up off site...
+        self.deliver(
+            [{"device_id": "DEV-1", "at": start + timedelta(minutes=450), "engine_hours": 107.5}]
+        )
+        self.Usage._rollup()
+
+        def per_site():
+            return {
+                project.name or "off site": (engine, idle)
+                for project, engine, idle in self.UsageSite._read_group(
+                    [("equipment_id", "=", self.equipment.id)],
+                    ["project_id"],
+                    ["engine_hours:sum", "idle_hours:sum"],
+                )
+            }
+
+        self.assertEqual(
+            per_site(),
+            {"Depot usage": (2, 0.4), "Quarry usage": (3, 0.6), "off site": (2.5, 0.3)},
+        )
+        # ... until an alert placed the machine back at the depot before it: the
+        # move is followed like a reading's and the day rolled up again.
+        alert = dict(
+            ALERT,
+            occurred_at=(start + timedelta(minutes=420)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            location={"lat": depot[0], "lon": depot[1]},
+            readings={"fuel_level_pct": 50},
+        )
+        self.Event._receive_alerts(self.source, [alert])
+        while self.Event._process_batch():
+            pass
+        self.assertTrue(self.equipment.usage_dirty_from)
+        self.Usage._rollup()
+        self.assertEqual(
+            per_site(),
+            {"Depot usage": (3, 0.4), "Quarry usage": (3, 0.6), "off site": (1.5, 0.3)},
+        )
+        (day,) = self.rollups(self.equipment)
+        self.assertEqual((day.engine_hours, day.idle_hours), (7.5, 1.3))
+
+    def test_two_week_calendar_by_odoo_week_parity(self):
+        """A Friday of a week whose calendar has no Friday counts as weekend use."""
+        calendar = self.env["resource.calendar"].create({"name": "Two weeks", "tz": self.tz})
+        calendar.switch_calendar_type()
+        self.assertTrue(calendar.two_weeks_calendar)
+        fridays = calendar.attendance_ids.filtered(
+            lambda att: att.week_type == "1" and att.dayofweek == "4" and not att.display_type
+        )
+        self.assertTrue(fridays)
+        fridays.unlink()
+        self.env.company.resource_calendar_id = calendar
+        self.equipment.company_id = self.env.company
+        week_type = self.env["resource.calendar.attendance"].get_week_type
+        odd, even = sorted((date(2026, 11, 13), date(2026, 11, 20)), key=week_type, reverse=True)
+        self.assertEqual((week_type(odd), week_type(even)), (1, 0))
+        readings = []
+        engine = 100.0
+        for friday in sorted((odd, even)):
+            # 10:00-12:00 in Paris (UTC+1), working time on a Friday with attendances.
+            for step in range(5):
+                at = datetime(friday.year, friday.month, friday.day, 9, 0) + timedelta(
+                    minutes=30 * step
+                )
+                readings.append({"device_id": "DEV-1", "at": at, "engine_hours": engine})
+                engine += 0.5
+        self.deliver(readings)
+        self.Usage._rollup()
+        by_day = {rollup.day: rollup for rollup in self.rollups(self.equipment)}
+        # The later Friday rises from the earlier one's last value: a week apart.
+        used = {min(odd, even): 2, max(odd, even): 2.5}
+        self.assertEqual(
+            (by_day[odd].engine_hours, by_day[odd].weekend_hours, by_day[odd].out_of_hours_hours),
+            (used[odd], used[odd], 0),
+        )
+        even_day = by_day[even]
+        self.assertEqual(
+            (even_day.engine_hours, even_day.weekend_hours, even_day.out_of_hours_hours),
+            (used[even], 0, 0),
+        )
+        # The reference reads the calendar the same way.
+        windows = usage_rollup.calendar_windows(
+            (
+                (att.dayofweek, att.hour_from, att.hour_to, att.week_type)
+                for att in calendar.attendance_ids
+                if not att.display_type
+            ),
+            True,
+        )
+        self.assertEqual(
+            [
+                (day["day"], day["weekend_hours"])
+                for day in usage_rollup.finish_days(
+                    usage_rollup.aggregate_days(self.raw(self.equipment), self.tz, windows)
+                )
+            ],
+            sorted([(odd, used[odd]), (even, 0)]),
+        )
+
     # -- retention -------------------------------------------------------------
     def test_purge_keeps_rollups_exact_and_frozen(self):
         self.env["ir.config_parameter"].set_param(
@@ -245,9 +440,11 @@ class TestTelematicsUsage(TransactionCase):
         start = fields.Datetime.now().replace(minute=0, second=0, microsecond=0) - timedelta(
             days=10
         )
-        self.deliver(generated_series(rng, start, 9 * 24))
+        self.deliver(generated_series(rng, start, 9 * 24, positions=True))
         self.Usage._rollup()
         expected = self.reference(self.equipment, self.raw(self.equipment))
+        sites = self.site_reference(self.equipment)
+        self.assertGreater(len({site for _day, site in sites}), 1)
         Reading = self.env["construction.telematics.reading"]
         before = Reading.search_count([("equipment_id", "=", self.equipment.id)])
         deleted = self.Usage._cron_purge_readings(batch_size=50)
@@ -263,19 +460,23 @@ class TestTelematicsUsage(TransactionCase):
             Reading.search_count([("equipment_id", "=", self.equipment.id), ("at", "<", horizon)])
         )
         self.assertRollupsEqual(self.equipment, expected)
+        self.assertSitesEqual(self.equipment, sites, expected)
         # Recomputing from a kept day rises from the frozen day before it: same values.
         self.equipment.usage_dirty_from = horizon + timedelta(days=1, hours=3)
         self.Usage._rollup()
         self.assertRollupsEqual(self.equipment, expected)
+        self.assertSitesEqual(self.equipment, sites, expected)
         # A late reading from before the horizon is kept but cannot rewrite final days.
         late = {"device_id": "DEV-1", "at": start + timedelta(minutes=1), "engine_hours": 1}
         self.deliver([late])
         self.Usage._rollup()
         self.assertFalse(self.equipment.usage_dirty_from)
         self.assertRollupsEqual(self.equipment, expected)
+        self.assertSitesEqual(self.equipment, sites, expected)
         # Purging again deletes it, and nothing else.
         self.assertEqual(self.Usage._cron_purge_readings(), 1)
         self.assertRollupsEqual(self.equipment, expected)
+        self.assertSitesEqual(self.equipment, sites, expected)
 
     def test_no_retention_keeps_every_reading(self):
         self.env["ir.config_parameter"].set_param(

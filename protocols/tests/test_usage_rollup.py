@@ -128,5 +128,56 @@ class TestDailyUsage(unittest.TestCase):
         )
 
 
+class TestTwoWeekCalendars(unittest.TestCase):
+    def test_each_week_parity_has_its_windows(self):
+        attendances = [
+            (str(day), 8, 17, week)
+            for week in ("0", "1")
+            for day in range(5)
+            if not (week == "1" and day == 4)  # odd weeks: no Friday
+        ]
+        windows = usage_rollup.calendar_windows(attendances, two_weeks=True)
+        self.assertIn(4, windows[0])
+        self.assertNotIn(4, windows[1])
+        # Odoo's parity: whole weeks since 1 January of year 1 (a Monday).
+        self.assertEqual(usage_rollup.week_type(date(1, 1, 1)), 0)
+        self.assertEqual(usage_rollup.week_type(date(1, 1, 8)), 1)
+        odd, even = datetime(2026, 11, 20, 10), datetime(2026, 11, 13, 10)
+        self.assertEqual(usage_rollup.classify(odd, windows), "weekend")
+        self.assertEqual(usage_rollup.classify(even, windows), "working")
+        # A one-week calendar ignores week types.
+        one = usage_rollup.calendar_windows([("4", 8, 17, False)])
+        self.assertEqual(usage_rollup.classify(odd, one), "working")
+
+
+class TestSiteHours(unittest.TestCase):
+    def test_site_at_the_later_reading_from_the_visits(self):
+        t = datetime(2026, 11, 10, 8)
+        visits = [
+            (1, 10, t, t + timedelta(hours=2)),
+            (2, 20, t + timedelta(hours=3), None),
+            (3, 30, t + timedelta(hours=3), None),  # began together: the later record wins
+        ]
+        self.assertIsNone(usage_rollup.site_at(visits, t - timedelta(seconds=1)))
+        self.assertEqual(usage_rollup.site_at(visits, t), 10)
+        self.assertIsNone(usage_rollup.site_at(visits, t + timedelta(hours=2)))
+        self.assertEqual(usage_rollup.site_at(visits, t + timedelta(hours=5)), 30)
+        readings = [
+            reading(t + timedelta(hours=hours), engine_hours=100 + hours, idle_hours=hours / 4)
+            for hours in range(6)
+        ]
+        readings.append(reading(t + timedelta(hours=4, minutes=30), engine_hours=900, suspect=True))
+        hours = usage_rollup.site_days(readings, "UTC", visits)
+        day = t.date()
+        self.assertEqual(
+            hours,
+            {
+                (day, 10): (Decimal(1), Decimal("0.25")),
+                (day, None): (Decimal(1), Decimal("0.25")),
+                (day, 30): (Decimal(3), Decimal("0.75")),
+            },
+        )
+
+
 if __name__ == "__main__":
     unittest.main()
