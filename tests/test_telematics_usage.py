@@ -1,6 +1,8 @@
+import importlib.util
 import random
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from odoo import fields
 from odoo.tests import TransactionCase
@@ -372,6 +374,42 @@ class TestTelematicsUsage(TransactionCase):
         )
         (day,) = self.rollups(self.equipment)
         self.assertEqual((day.engine_hours, day.idle_hours), (7.5, 1.3))
+
+    def test_upgrade_to_1_3_rolls_machines_up_again_for_their_hours_per_site(self):
+        """A 18.0.1.2.0 database had daily rollups and no per-site rows: the upgrade
+        marks each machine dirty from its first kept reading, and the next rollup
+        gives the per-site rows of every day still in the raw readings."""
+        path = Path(__file__).parent.parent / "migrations" / "18.0.1.3.0" / "post-migrate.py"
+        spec = importlib.util.spec_from_file_location("cas_post_migrate_1_3", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        start = datetime(2026, 11, 10, 7, 0)
+        depot = PLACES[0]
+        self.deliver(
+            [
+                {
+                    "device_id": "DEV-1",
+                    "at": start + timedelta(hours=step),
+                    "engine_hours": 200 + step,
+                    "lat": depot[0],
+                    "lon": depot[1],
+                }
+                for step in range(4)
+            ]
+        )
+        self.Usage._rollup()
+        # As 1.2.0 left it: the daily row, no per-site row, nothing dirty.
+        self.UsageSite.search([("equipment_id", "=", self.equipment.id)]).unlink()
+        self.assertFalse(self.equipment.usage_dirty_from)
+        self.env.flush_all()
+        self.assertGreaterEqual(migration.mark_machines_for_rollup(self.env.cr), 1)
+        self.env.invalidate_all()
+        self.assertEqual(self.equipment.usage_dirty_from, start)
+        self.Usage._rollup()
+        rows = self.UsageSite.search([("equipment_id", "=", self.equipment.id)])
+        self.assertEqual(
+            [(row.project_id.name, row.engine_hours) for row in rows], [("Depot usage", 3)]
+        )
 
     def test_two_week_calendar_by_odoo_week_parity(self):
         """A Friday of a week whose calendar has no Friday counts as weekend use."""
