@@ -280,7 +280,9 @@ class ConstructionTelematicsUsage(models.Model):
             (
                 (att.dayofweek, att.hour_from, att.hour_to, att.week_type)
                 for att in calendar.attendance_ids
-                if not att.display_type
+                # An attendance of one resource (an employee's own hours) is not the
+                # company's working time, as in Odoo's own planning.
+                if not att.display_type and not att.resource_id
             ),
             calendar.two_weeks_calendar,
         )

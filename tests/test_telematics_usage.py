@@ -266,6 +266,19 @@ class TestTelematicsUsage(TransactionCase):
                 rows.append({"device_id": "DEV-1", "at": at, "engine_hours": engine + step / 2})
             return rows, engine + hours
 
+        # One employee's own Saturday morning is not the company's working time.
+        employee = self.env["resource.resource"].create({"name": "Saturday driver"})
+        self.env.company.resource_calendar_id.attendance_ids = [
+            fields.Command.create(
+                {
+                    "name": "Saturday morning",
+                    "dayofweek": "5",
+                    "hour_from": 8,
+                    "hour_to": 13,
+                    "resource_id": employee.id,
+                }
+            )
+        ]
         # Times are UTC; Paris is UTC+1 in November.
         saturday, engine = run(datetime(2026, 11, 7, 9, 0), 2, 100.0)  # 10:00-12:00 Saturday
         monday, engine = run(datetime(2026, 11, 9, 7, 0), 3, engine)  # 08:00-11:00 working
