@@ -293,7 +293,9 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     offsets.get(equipment_id),
                 )
             else:
-                outcome, alert = self._apply_alert(event, machine, limits)
+                outcome, alert = self._apply_alert(
+                    event, machine, limits, offsets.get(equipment_id)
+                )
                 outcomes[event.id] = outcome
                 if alert:
                     alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
@@ -373,10 +375,15 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         return counts
 
     # -- alerts --------------------------------------------------------------
-    def _apply_alert(self, event, machine, limits):
+    def _apply_alert(self, event, machine, limits, offsets=None):
         alert, errors = telematics_payloads.parse_alert(event.payload)
         if errors:
             raise ValueError(f"stored alert no longer validates: {errors}")
+        if offsets:
+            # The meters an alert carries are what the sender's meter shows, like a
+            # reading's: life-to-date once the replacement's offset is added, for the
+            # machine's counters and for the request's sensor snapshot alike.
+            alert["readings"] = life_to_date(alert["readings"], alert["occurred_at"], offsets)
         values = dict(alert["readings"])
         if alert["location"]:
             values.update(alert["location"])
