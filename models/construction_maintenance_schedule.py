@@ -328,6 +328,7 @@ class ConstructionMaintenanceSchedule(models.Model):
         due_pairs = [pair for pair, (_r, _d, result) in results.items() if result["status"] != "ok"]
         if not due_pairs:
             return Request
+        Request.flush_model(["plan_open"])  # a request closed or cancelled in this transaction
         self.env.cr.execute(
             """SELECT equipment_id, plan_item_id FROM maintenance_request
                WHERE plan_open AND equipment_id = ANY(%s)""",
