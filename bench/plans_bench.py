@@ -9,7 +9,8 @@ A fleet of MACHINES machines of one category gets a plan of three items
 (250 h / 500 h / 1,000 h or 365 days). Rounds alternate: in a *without* round
 the plan is archived, so the processor's plan hook finds nothing to evaluate;
 in a *with* round it is active and every machine's three schedules are
-evaluated after each batch. Each round sends READINGS_PER_MACHINE hourly
+evaluated after each batch; the order alternates (without-with, then
+with-without, ...). Each round sends READINGS_PER_MACHINE hourly
 readings per machine through the ledger (``_receive_readings``) and times only
 the processing (``_process_batch`` until the queue is empty). It then times the
 daily evaluation of the whole fleet (``_cron_evaluate``).
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 
 MACHINES = int(os.environ.get("PLANS_BENCH_MACHINES", 2000))
 READINGS_PER_MACHINE = int(os.environ.get("PLANS_BENCH_READINGS", 10))
-ROUNDS = int(os.environ.get("PLANS_BENCH_ROUNDS", 3))
+ROUNDS = int(os.environ.get("PLANS_BENCH_ROUNDS", 4))
 
 
 def bench(env):
@@ -62,6 +63,21 @@ def bench(env):
     hours = {i: 10.0 + (i % 100) for i in range(MACHINES)}
     clock = [start]
 
+    # CPU seconds of this process and of its PostgreSQL backend (same host): a measure
+    # the load of other processes on the machine disturbs far less than wall time.
+    env.cr.execute("SELECT pg_backend_pid()")
+    backend_stat = f"/proc/{env.cr.fetchone()[0]}/stat"
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu():
+        try:
+            with open(backend_stat) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            backend = (int(fields[11]) + int(fields[12])) / tick
+        except OSError:  # PostgreSQL on another host: this process only
+            backend = 0.0
+        return time.process_time() + backend
+
     def one_round():
         readings = []
         for step in range(READINGS_PER_MACHINE):
@@ -76,11 +92,11 @@ def bench(env):
             reading["_index"] = index
         Event._receive_readings(source, readings, [])
         env.flush_all()
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), cpu()
         while Event._process_batch():
             pass
         env.flush_all()
-        return time.perf_counter() - began
+        return time.perf_counter() - began, cpu() - began_cpu
 
     # Warm-up with the plan active: caches, and the schedules' creation (once per
     # machine and item, not part of steady processing).
@@ -93,23 +109,31 @@ def bench(env):
     evaluate, spent = Schedule._evaluate, []
 
     def timed_evaluate(self, *args, **kwargs):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), cpu()
         try:
             return evaluate(self, *args, **kwargs)
         finally:
-            spent.append(time.perf_counter() - began)
+            spent.append((time.perf_counter() - began, cpu() - began_cpu))
 
     Schedule._evaluate = timed_evaluate
-    timings, hook = {"without": [], "with": []}, []
-    for _round in range(ROUNDS):
-        for mode in ("without", "with"):
+    timings, cpus, hook, hook_cpu = {"without": [], "with": []}, {"without": [], "with": []}, [], []
+    for round_ in range(ROUNDS):
+        # ABBA: without-with, then with-without, so that the history growing from
+        # round to round (readings, dead rows in this one transaction) weighs on
+        # both kinds alike.
+        for mode in ("without", "with") if round_ % 2 == 0 else ("with", "without"):
             plan.active = mode == "with"
             env.flush_all()
             spent.clear()
-            timings[mode].append(one_round())
+            wall, used = one_round()
+            timings[mode].append(wall)
+            cpus[mode].append(used)
             if mode == "with":
-                hook.append(sum(spent))
+                hook.append(sum(wall for wall, _cpu in spent))
+                hook_cpu.append(sum(used for _wall, used in spent))
     Schedule._evaluate = evaluate
+    plan.active = True
+    env.flush_all()
     began = time.perf_counter()
     env["construction.maintenance.schedule"]._cron_evaluate()
     env.flush_all()
@@ -136,20 +160,33 @@ def bench(env):
         f"machines {MACHINES}, plan items 3, schedules {schedules}, "
         f"requests opened by the rounds {opened}"
     )
-    print(f"readings per round {readings}, rounds {ROUNDS} each, alternating")
+    print(f"readings per round {readings}, rounds {ROUNDS} each, alternating ABBA")
     print("without plans, s per round: " + " / ".join(f"{t:.2f}" for t in timings["without"]))
     print("with plans,    s per round: " + " / ".join(f"{t:.2f}" for t in timings["with"]))
     print(
         f"median readings/s: without {readings / without:,.0f}, with {readings / with_:,.0f}; "
         f"plans add {100 * (with_ - without) / without:+.1f} %"
     )
+    shares = [100 * h / (t - h) for h, t in zip(hook, timings["with"], strict=True)]
     print(
-        "plan evaluation inside the with rounds: "
+        f"plan evaluation inside the with rounds, median {statistics.median(shares):.1f} %: "
         + " / ".join(
             f"{h:.2f} s ({100 * h / (t - h):.1f} %)"
             for h, t in zip(hook, timings["with"], strict=True)
         )
         + " of the processing without it"
+    )
+    print("CPU (this process + its PostgreSQL backend), s per round:")
+    print("  without plans: " + " / ".join(f"{t:.2f}" for t in cpus["without"]))
+    print("  with plans:    " + " / ".join(f"{t:.2f}" for t in cpus["with"]))
+    cpu_without, cpu_with = statistics.median(cpus["without"]), statistics.median(cpus["with"])
+    cpu_shares = [100 * h / (t - h) for h, t in zip(hook_cpu, cpus["with"], strict=True)]
+    print(
+        f"  medians: plans add {100 * (cpu_with - cpu_without) / cpu_without:+.1f} %; "
+        f"plan evaluation inside the with rounds, median {statistics.median(cpu_shares):.1f} %: "
+        + " / ".join(
+            f"{h:.2f} s ({share:.1f} %)" for h, share in zip(hook_cpu, cpu_shares, strict=True)
+        )
     )
     print(f"daily evaluation of {MACHINES} machines: {daily:.2f} s")
     print(
