@@ -253,6 +253,10 @@ class TestMaintenancePlans(PlanCase):
         found = self.Schedule.search([("equipment_id", "=", self.equipment.id)])
         self.assertEqual(found.item_id, item)
         self.assertEqual(self.equipment.maintenance_due_status, "ok")
+        # The machine's card shows the service badges beside the telematics state.
+        kanban = self.env["maintenance.equipment"].get_view(view_type="kanban")["arch"]
+        for shown in ("Service overdue", "Service due soon", "Next service", "Engine hours"):
+            self.assertIn(shown, kanban)
 
 
 @tagged("post_install", "-at_install")
