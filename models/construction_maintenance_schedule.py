@@ -215,29 +215,23 @@ class ConstructionMaintenanceSchedule(models.Model):
             shapes = {item_id: shape for item_id, (shape, _horizon) in items.items()}
             self._start_tracking(missing, machines, shapes, today)
             return self._evaluate(equipment_ids, today)
-        evaluate, due_of = forecast.evaluate, self._due_of
-        results, updates = {}, []
+        status_and_forecast, due_of = forecast.status_and_forecast, self._due_of
+        horizon_end = {
+            item_id: today + timedelta(days=horizon) if horizon else None
+            for item_id, (_shape, horizon) in items.items()
+        }
+        results, updates = {}, []  # results: the due pairs only
         for pair in pairs:
             row = rows[pair]
             machine = machines[pair[0]]
-            shape, plan_horizon = items[pair[1]]
+            shape = items[pair[1]][0]
             due = due_of(row, shape)
-            result = evaluate(shape, None, due, machine, today)
-            if (
-                result["status"] == "ok"
-                and plan_horizon
-                and result["forecast"]
-                and result["forecast"] <= today + timedelta(days=plan_horizon)
-            ):
-                result["status"] = "soon"
-            results[pair] = (row, due, result)
-            values = (
-                result["status"],
-                result["forecast"],
-                machine["rounded"][0],
-                machine["rounded"][1],
-                machine["usage_source"],
-            )
+            status, day = status_and_forecast(shape, due, machine, today)
+            if status == "ok" and day and horizon_end[pair[1]] and day <= horizon_end[pair[1]]:
+                status = "soon"
+            if status != "ok":
+                results[pair] = (row, due, {"status": status, "forecast": day})
+            values = (status, day, *machine["rounded"], machine["usage_source"])
             if values != row[9:]:
                 updates.append((row[0], *values))
         if updates:
@@ -359,7 +353,7 @@ class ConstructionMaintenanceSchedule(models.Model):
     def _open_requests(self, results, machines):
         """One preventive request per due (machine, item) without an open one."""
         Request = self.env["maintenance.request"]
-        due_pairs = [pair for pair, (_r, _d, result) in results.items() if result["status"] != "ok"]
+        due_pairs = list(results)
         if not due_pairs:
             return Request
         items = self.env["construction.maintenance.plan.item"].browse(

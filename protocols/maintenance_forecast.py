@@ -81,17 +81,39 @@ def evaluate(item, baseline, due, machine, today):
     ``machine``: {"hours", "km": last meter values, "hours_at", "km_at": when read,
     "hours_per_day", "km_per_day": average use (None when unknown)}.
     Returns {"status", "progress", "forecast", "triggers": {trigger: status}}.
-    Without ``baseline`` (None), progress is not computed (0.0): status and
-    forecast do not depend on it.
-
-    Runs for every item of every machine a telematics batch moves: one pass over
-    the triggers, no intermediate lists.
     """
     if not due:
         return {"status": "ok", "progress": 0.0, "forecast": None, "triggers": {}}
+    statuses = {}
+    rank, progress, forecast = _fold(item, baseline, due, machine, today, statuses)
+    return {
+        "status": STATUS_NAMES[rank],
+        "progress": max(0.0, progress),
+        "forecast": forecast,
+        "triggers": statuses,
+    }
+
+
+def status_and_forecast(item, due, machine, today):
+    """``(status, forecast)`` as ``evaluate`` gives them, without progress or detail.
+
+    What the evaluation after each telematics batch needs, for every item of every
+    machine the batch moved: one pass over the triggers, nothing allocated.
+    """
+    if not due:
+        return "ok", None
+    rank, _progress, forecast = _fold(item, None, due, machine, today)
+    return STATUS_NAMES[rank], forecast
+
+
+def _fold(item, baseline, due, machine, today, statuses=None):
+    """``(status rank, progress, forecast)`` of the triggers in ``due`` (not empty).
+
+    Without ``baseline`` (None) progress is 0.0; ``statuses``, when given, is
+    filled with each trigger's status.
+    """
     combine_and = item.get("combine", "or") == "and"
     soon_of = item["soon"]
-    statuses = {}
     rank = progress = forecast = None
     forecast_unknown = False
     for trigger, due_value in due.items():
@@ -132,7 +154,8 @@ def evaluate(item, baseline, due, machine, today):
                 machine.get(_PER_DAY[trigger]),
                 today,
             )
-        statuses[trigger] = STATUS_NAMES[status]
+        if statuses is not None:
+            statuses[trigger] = STATUS_NAMES[status]
         if rank is None:
             rank, progress = status, trigger_progress
         elif combine_and:
@@ -149,12 +172,7 @@ def evaluate(item, baseline, due, machine, today):
             forecast = min(forecast, day)
     if combine_and and forecast_unknown:
         forecast = None
-    return {
-        "status": STATUS_NAMES[rank],
-        "progress": max(0.0, progress),
-        "forecast": forecast,
-        "triggers": statuses,
-    }
+    return rank, progress, forecast
 
 
 def forecast_meter(value, read_on, due_value, per_day, today):
