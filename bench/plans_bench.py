@@ -175,9 +175,15 @@ def bench(env):
     print(f"readings per round {readings}, rounds {ROUNDS} each, alternating ABBA")
     print("without plans, s per round: " + " / ".join(f"{t:.2f}" for t in timings["without"]))
     print("with plans,    s per round: " + " / ".join(f"{t:.2f}" for t in timings["with"]))
+    # Each with round against the without round of its own pair (adjacent in time).
+    paired = [
+        100 * (w - wo) / wo for w, wo in zip(timings["with"], timings["without"], strict=True)
+    ]
     print(
         f"median readings/s: without {readings / without:,.0f}, with {readings / with_:,.0f}; "
-        f"plans add {100 * (with_ - without) / without:+.1f} %"
+        f"plans add {100 * (with_ - without) / without:+.1f} % "
+        f"(pair by pair: {' / '.join(f'{p:+.1f}' for p in paired)}, "
+        f"median {statistics.median(paired):+.1f} %)"
     )
     shares = [100 * h / (t - h) for h, t in zip(hook, timings["with"], strict=True)]
     print(
