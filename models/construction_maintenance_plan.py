@@ -47,7 +47,8 @@ class ConstructionMaintenancePlan(models.Model):
     send_to_odyssee = fields.Boolean(
         help="Queue the requests the plan opens for Odyssee, like a dispatcher's Send.",
     )
-    schedule_ids = fields.One2many("construction.maintenance.schedule", "plan_id")
+    # No one2many to the schedules: as the inverse of their plan_id, its cache would be
+    # rebuilt for every schedule created (quadratic when a plan starts on a fleet).
 
     @api.constrains("horizon_days")
     def _check_horizon(self):
