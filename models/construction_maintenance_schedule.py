@@ -37,7 +37,9 @@ PLAN_PAIRS_SQL = """
 # The machines a batch moved that follow a plan (by category or by name), with
 # the first plausible reading of each counter inside the usage window, through
 # the (equipment_id, at) index: two index probes per machine, whatever the
-# history, and none for a machine without a plan.
+# history, and none for a machine without a plan. A counter the machine has not
+# reported inside the window (an hour meter only machine's km) is not looked
+# for: the probe would walk every reading of the window to find nothing.
 MACHINES_SQL = """
     SELECT e.id, e.engine_hours, e.engine_hours_at, e.odometer_km, e.odometer_at,
            e.estimated_hours_per_day, e.estimated_km_per_day, e.company_id, e.category_id,
@@ -45,12 +47,14 @@ MACHINES_SQL = """
     FROM maintenance_equipment e
     LEFT JOIN LATERAL (
         SELECT r.at, r.engine_hours FROM construction_telematics_reading r
-        WHERE r.equipment_id = e.id AND r.at >= %(since)s
+        WHERE e.engine_hours_at >= %(since)s
+          AND r.equipment_id = e.id AND r.at >= %(since)s
           AND r.engine_hours IS NOT NULL AND r.suspect IS NOT TRUE
         ORDER BY r.at LIMIT 1) h ON TRUE
     LEFT JOIN LATERAL (
         SELECT r.at, r.odometer_km FROM construction_telematics_reading r
-        WHERE r.equipment_id = e.id AND r.at >= %(since)s
+        WHERE e.odometer_at >= %(since)s
+          AND r.equipment_id = e.id AND r.at >= %(since)s
           AND r.odometer_km IS NOT NULL AND r.suspect IS NOT TRUE
         ORDER BY r.at LIMIT 1) k ON TRUE
     WHERE e.id = ANY(%(ids)s) AND e.active
