@@ -12,7 +12,9 @@ A fleet of MACHINES machines of one category gets a plan of three items
 the plan is archived, so the processor's plan hook finds nothing to evaluate;
 in a *with* round it is active and every machine's three schedules are
 evaluated after each batch; the order alternates (without-with, then
-with-without, ...). Each round sends READINGS_PER_MACHINE hourly
+with-without, ...). After a warm-up of daily readings (9 days of history
+inside the usage window, so that every evaluation computes the use per day and
+the forecast), each round sends READINGS_PER_MACHINE hourly
 readings per machine through the ledger (``_receive_readings``) and times only
 the processing (``_process_batch`` until the queue is empty). It then times the
 daily evaluation of the whole fleet (``_cron_evaluate``).
@@ -59,10 +61,14 @@ def bench(env):
         {"plan_id": plan.id, "name": "250 h", "interval_hours": 250, "package_of_id": five.id}
     )
     Event = env["construction.telematics.event"]
-    start = datetime.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=60)
-    # 7 engine hours a day, each machine well short of its next due point: the rounds
-    # measure evaluation alone; opening requests is measured on its own below.
-    hours = {i: 10.0 + (i % 100) for i in range(MACHINES)}
+    # Readings inside the usage window (30 days), so that every evaluation computes
+    # the use per day and the forecast as in service: a warm-up of daily readings
+    # gives each machine 9 days of history, then the rounds send hourly readings.
+    start = datetime.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=16)
+    # 7.2 engine hours a day, each machine well short of its next due point and of
+    # the plan's forecast horizon: the rounds measure evaluation alone; opening
+    # requests is measured on its own below.
+    hours = {i: 10.0 + (i % 50) for i in range(MACHINES)}
     clock = [start]
 
     # CPU seconds of this process and of its PostgreSQL backend (same host): a measure
@@ -80,16 +86,16 @@ def bench(env):
             backend = 0.0
         return time.process_time() + backend
 
-    def one_round():
+    def one_round(every_hours=1):
         readings = []
         for step in range(READINGS_PER_MACHINE):
-            at = clock[0] + timedelta(hours=step)
+            at = clock[0] + timedelta(hours=step * every_hours)
             for i in range(MACHINES):
-                hours[i] += 0.3
+                hours[i] += 0.3 * every_hours
                 readings.append(
                     {"device_id": f"P{tag}-{i}", "at": at, "engine_hours": round(hours[i], 2)}
                 )
-        clock[0] += timedelta(hours=READINGS_PER_MACHINE)
+        clock[0] += timedelta(hours=READINGS_PER_MACHINE * every_hours)
         for index, reading in enumerate(readings):
             reading["_index"] = index
         Event._receive_readings(source, readings, [])
@@ -103,7 +109,7 @@ def bench(env):
     # Warm-up with the plan active: caches, and the schedules' creation (once per
     # machine and item, not part of steady processing).
     plan.active = True
-    one_round()
+    one_round(every_hours=24)
     # Statistics that know the fleet's rows, as autovacuum's analyze keeps them in
     # production: ANALYZE counts this transaction's own rows. Without it, on a freshly
     # vacuumed database, the planner takes the tables for the few rows they had
