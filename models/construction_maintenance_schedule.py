@@ -250,6 +250,7 @@ class ConstructionMaintenanceSchedule(models.Model):
                    WHERE s.id = v.id""",
                 updates,
                 template="(%s, %s::varchar, %s::date, %s::float8, %s::float8, %s::varchar)",
+                page_size=len(updates),  # one statement, one join, for the whole batch
             )
             self.invalidate_model(list(EVALUATED))
         return self._open_requests(results, machines)
