@@ -1,4 +1,4 @@
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 
@@ -47,10 +47,56 @@ class ConstructionMaintenancePlan(models.Model):
     send_to_odyssee = fields.Boolean(
         help="Queue the requests the plan opens for Odyssee, like a dispatcher's Send.",
     )
-    schedule_ids = fields.One2many("construction.maintenance.schedule", "plan_id")
+    # No one2many to the schedules: as the inverse of their plan_id, its cache would be
+    # rebuilt for every schedule created (quadratic when a plan starts on a fleet).
 
     @api.constrains("horizon_days")
     def _check_horizon(self):
         for plan in self:
             if plan.horizon_days < 0:
                 raise ValidationError(self.env._("The forecast horizon cannot be negative."))
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()  # _plan_map
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self.env.registry.clear_cache()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env.registry.clear_cache()
+        return super().unlink()
+
+    @api.model
+    @tools.ormcache()
+    def _plan_map(self):
+        """What the evaluation after each telematics batch needs of the active plans.
+
+        ``{"by_category": {(company, category): item ids}, "by_machine": {(company,
+        machine): item ids}, "items": {item id: (forecast shape, horizon days)},
+        "categories": category ids, "machines": machine ids}``, cached until a plan
+        or an item changes, so that a batch reads no plan.
+        """
+        by_category, by_machine, items = {}, {}, {}
+        for plan in self.sudo().with_context(active_test=False).search([("active", "=", True)]):
+            item_ids = tuple(plan.item_ids.ids)
+            if not item_ids:
+                continue
+            for item in plan.item_ids:
+                items[item.id] = (item._forecast_item(), plan.horizon_days)
+            company_id = plan.company_id.id
+            for category in plan.category_ids:
+                key = (company_id, category.id)
+                by_category[key] = tuple(sorted({*by_category.get(key, ()), *item_ids}))
+            for machine in plan.equipment_ids:
+                key = (company_id, machine.id)
+                by_machine[key] = tuple(sorted({*by_machine.get(key, ()), *item_ids}))
+        return {
+            "by_category": by_category,
+            "by_machine": by_machine,
+            "items": items,
+            "categories": sorted({category for _company, category in by_category}),
+            "machines": sorted({machine for _company, machine in by_machine}),
+        }

@@ -43,6 +43,19 @@ class ConstructionMaintenancePlanItem(models.Model):
     )
     included_ids = fields.One2many("construction.maintenance.plan.item", "package_of_id")
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()  # the plans' _plan_map
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self.env.registry.clear_cache()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env.registry.clear_cache()
+        return super().unlink()
+
     @api.constrains("interval_hours", "interval_km", "interval_days")
     def _check_triggers(self):
         for item in self:

@@ -10,7 +10,6 @@ that fell due.
 
 import logging
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from markupsafe import Markup
 from odoo import api, fields, models
@@ -35,31 +34,37 @@ PLAN_PAIRS_SQL = """
                       WHERE m.plan_id = p.id AND m.equipment_id = e.id))
     ORDER BY e.id, i.id
 """
-# The first plausible reading of each counter inside the window, through the
-# (equipment_id, at) index: two index probes per machine, whatever the history.
-WINDOW_START_SQL = """
-    SELECT e.id, h.at, h.engine_hours, k.at, k.odometer_km
-    FROM unnest(%s::int[]) AS e(id)
+# The machines a batch moved that follow a plan (by category or by name), with
+# the first plausible reading of each counter inside the usage window, through
+# the (equipment_id, at) index: two index probes per machine, whatever the
+# history, and none for a machine without a plan. A counter the machine has not
+# reported inside the window (an hour meter only machine's km) is not looked
+# for: the probe would walk every reading of the window to find nothing.
+MACHINES_SQL = """
+    SELECT e.id, e.engine_hours, e.engine_hours_at, e.odometer_km, e.odometer_at,
+           e.estimated_hours_per_day, e.estimated_km_per_day, e.company_id, e.category_id,
+           h.at, h.engine_hours, k.at, k.odometer_km
+    FROM maintenance_equipment e
     LEFT JOIN LATERAL (
         SELECT r.at, r.engine_hours FROM construction_telematics_reading r
-        WHERE r.equipment_id = e.id AND r.at >= %s
+        WHERE e.engine_hours_at >= %(since)s
+          AND r.equipment_id = e.id AND r.at >= %(since)s
           AND r.engine_hours IS NOT NULL AND r.suspect IS NOT TRUE
         ORDER BY r.at LIMIT 1) h ON TRUE
     LEFT JOIN LATERAL (
         SELECT r.at, r.odometer_km FROM construction_telematics_reading r
-        WHERE r.equipment_id = e.id AND r.at >= %s
+        WHERE e.odometer_at >= %(since)s
+          AND r.equipment_id = e.id AND r.at >= %(since)s
           AND r.odometer_km IS NOT NULL AND r.suspect IS NOT TRUE
         ORDER BY r.at LIMIT 1) k ON TRUE
+    WHERE e.id = ANY(%(ids)s) AND e.active
+      AND (e.category_id = ANY(%(categories)s) OR e.id = ANY(%(named)s))
+    ORDER BY e.id
 """
 # What an evaluation stores. Progress is computed when shown, from the machine's
 # meters, so that a batch moving the meters rewrites only the rows whose status,
 # forecast date or rounded use per day changed.
 EVALUATED = ("due_status", "forecast_date", "hours_per_day", "km_per_day", "usage_source")
-
-
-def _plain(row):
-    """A row with its numeric columns as floats (psycopg2 reads them as Decimal)."""
-    return tuple(float(value) if isinstance(value, Decimal) else value for value in row)
 
 
 class ConstructionMaintenanceSchedule(models.Model):
@@ -169,64 +174,69 @@ class ConstructionMaintenanceSchedule(models.Model):
     def _evaluate(self, equipment_ids, today=None):
         """Bring the schedules of ``equipment_ids`` up to date; open requests that fell due.
 
-        Returns the requests opened.
+        Returns the requests opened. The plans come from a cache
+        (``construction.maintenance.plan._plan_map``): a batch reads the machines
+        that follow a plan with the start of their usage window, then their
+        schedules (two queries), and writes only what changed.
         """
+        Request = self.env["maintenance.request"]
         if not equipment_ids:
-            return self.env["maintenance.request"]
+            return Request
+        plans = self.env["construction.maintenance.plan"]._plan_map()
+        if not plans["items"]:
+            return Request  # no active plan: no query at all
         self = self.sudo()
         cr = self.env.cr
         today = today or fields.Date.context_today(self)
-        cr.execute(PLAN_PAIRS_SQL.format(machines="e.id = ANY(%s)"), [list(equipment_ids)])
-        pairs = cr.fetchall()
+        machines = self._machines(sorted(set(equipment_ids)), plans, today)
+        by_category, by_machine = plans["by_category"], plans["by_machine"]
+        pairs = []
+        for equipment_id, machine in machines.items():
+            company_id = machine["company_id"]
+            item_ids = by_category.get((company_id, machine["category_id"]), ())
+            named = by_machine.get((company_id, equipment_id))
+            if named:
+                item_ids = sorted({*item_ids, *named})
+            pairs.extend((equipment_id, item_id) for item_id in item_ids)
         if not pairs:
-            return self.env["maintenance.request"]
-        machine_ids = sorted({equipment_id for equipment_id, _item in pairs})
-        machines = self._machines(machine_ids)
-        items = self.env["construction.maintenance.plan.item"].browse(
-            sorted({item_id for _e, item_id in pairs})
-        )
-        shapes = {item.id: item._forecast_item() for item in items}
-        horizons = {item.id: item.plan_id.horizon_days for item in items}
+            return Request
+        machines = {equipment_id: machines[equipment_id] for equipment_id, _item in pairs}
+        machine_ids = list(machines)
+        items = plans["items"]
         self.flush_model()
+        # The columns _due_of reads (6 to 8), the baselines left out: progress is
+        # computed when shown, not here.
         cr.execute(
-            """SELECT id, equipment_id, item_id, baseline_hours, baseline_km, baseline_date,
-                      due_hours, due_km, due_date, {}
+            """SELECT id, equipment_id, item_id, NULL, NULL, NULL, due_hours, due_km, due_date, {}
                FROM construction_maintenance_schedule WHERE equipment_id = ANY(%s)""".format(
                 ", ".join(EVALUATED)
             ),
             [machine_ids],
         )
-        rows = {(row[1], row[2]): _plain(row) for row in cr.fetchall()}
+        rows = {(row[1], row[2]): row for row in cr.fetchall()}
         missing = [pair for pair in pairs if pair not in rows]
         if missing:
+            shapes = {item_id: shape for item_id, (shape, _horizon) in items.items()}
             self._start_tracking(missing, machines, shapes, today)
             return self._evaluate(equipment_ids, today)
-        self._usage(machines, today)
-        results, updates = {}, []
+        status_and_forecast, due_of = forecast.status_and_forecast, self._due_of
+        horizon_end = {
+            item_id: today + timedelta(days=horizon) if horizon else None
+            for item_id, (_shape, horizon) in items.items()
+        }
+        results, updates = {}, []  # results: the due pairs only
         for pair in pairs:
             row = rows[pair]
-            equipment_id, item_id = pair
-            machine, shape = machines[equipment_id], shapes[item_id]
-            baseline = {"hours": row[3], "km": row[4], "days": row[5]}
-            due = self._due_of(row, shape)
-            result = forecast.evaluate(shape, baseline, due, machine, today)
-            plan_horizon = horizons[item_id]
-            if (
-                result["status"] == "ok"
-                and plan_horizon
-                and result["forecast"]
-                and result["forecast"] <= today + timedelta(days=plan_horizon)
-            ):
-                result["status"] = "soon"
-            results[pair] = (row, due, result)
-            values = (
-                result["status"],
-                result["forecast"],
-                round(machine["hours_per_day"] or 0.0, 1),
-                round(machine["km_per_day"] or 0.0),
-                machine["usage_source"],
-            )
-            if values != tuple(row[9:]):
+            machine = machines[pair[0]]
+            shape = items[pair[1]][0]
+            due = due_of(row, shape)
+            status, day = status_and_forecast(shape, due, machine, today)
+            if status == "ok" and day and horizon_end[pair[1]] and day <= horizon_end[pair[1]]:
+                status = "soon"
+            if status != "ok":
+                results[pair] = (row, due, {"status": status, "forecast": day})
+            values = (status, day, *machine["rounded"], machine["usage_source"])
+            if values != row[9:]:
                 updates.append((row[0], *values))
         if updates:
             execute_values(
@@ -240,52 +250,75 @@ class ConstructionMaintenanceSchedule(models.Model):
                    WHERE s.id = v.id""",
                 updates,
                 template="(%s, %s::varchar, %s::date, %s::float8, %s::float8, %s::varchar)",
+                page_size=len(updates),  # one statement, one join, for the whole batch
             )
             self.invalidate_model(list(EVALUATED))
-        return self._open_requests(results, items, machines)
+        return self._open_requests(results, machines)
 
-    def _machines(self, machine_ids):
+    def _machines(self, machine_ids, plans, today):
+        """The active machines among ``machine_ids`` that a plan may apply to, with what
+        evaluation reads of them and their average use per day (see ``_usage``)."""
+        window = self.env["res.config.settings"]._construction_setting("maintenance_usage_days")
+        self.env["maintenance.equipment"].flush_model(
+            [
+                "engine_hours",
+                "engine_hours_at",
+                "odometer_km",
+                "odometer_at",
+                "estimated_hours_per_day",
+                "estimated_km_per_day",
+                "category_id",
+                "active",
+            ]
+        )
         self.env.cr.execute(
-            """SELECT e.id, e.engine_hours, e.engine_hours_at, e.odometer_km, e.odometer_at,
-                      e.estimated_hours_per_day, e.estimated_km_per_day, e.company_id, e.name
-               FROM maintenance_equipment e WHERE e.id = ANY(%s)""",
-            [machine_ids],
+            MACHINES_SQL,
+            {
+                "ids": machine_ids,
+                "since": datetime.combine(today - timedelta(days=window), datetime.min.time()),
+                "categories": plans["categories"],
+                "named": plans["machines"],
+            },
         )
         machines = {}
         for row in self.env.cr.fetchall():
-            machines[row[0]] = {
-                "hours": float(row[1] or 0.0),
+            machine = {
+                "hours": row[1] or 0.0,
                 "hours_at": row[2],
-                "km": float(row[3] or 0.0),
+                "km": row[3] or 0.0,
                 "km_at": row[4],
-                "estimate": (float(row[5] or 0.0), float(row[6] or 0.0)),
                 "company_id": row[7],
+                "category_id": row[8],
             }
+            self._usage(machine, row[9:], (row[5] or 0.0, row[6] or 0.0))
+            machines[row[0]] = machine
         return machines
 
-    def _usage(self, machines, today):
-        """Average use per day over the window, else the estimate typed on the machine."""
-        window = self.env["res.config.settings"]._construction_setting("maintenance_usage_days")
-        since = datetime.combine(today - timedelta(days=window), datetime.min.time())
-        self.env.cr.execute(WINDOW_START_SQL, [list(machines), since, since])
-        starts = {row[0]: _plain(row[1:]) for row in self.env.cr.fetchall()}
-        for equipment_id, machine in machines.items():
-            hours_at, hours, km_at, km = starts.get(equipment_id, (None,) * 4)
-            per_day = {
-                "hours": forecast.usage_per_day(
-                    hours, hours_at, machine["hours"], machine["hours_at"]
-                ),
-                "km": forecast.usage_per_day(km, km_at, machine["km"], machine["km_at"]),
-            }
-            estimate_hours, estimate_km = machine["estimate"]
-            source = "readings" if any(value is not None for value in per_day.values()) else None
-            if per_day["hours"] is None and estimate_hours:
-                per_day["hours"], source = estimate_hours, source or "estimate"
-            if per_day["km"] is None and estimate_km:
-                per_day["km"], source = estimate_km, source or "estimate"
-            machine["hours_per_day"] = per_day["hours"]
-            machine["km_per_day"] = per_day["km"]
-            machine["usage_source"] = source or "none"
+    @staticmethod
+    def _usage(machine, start, estimate):
+        """Average use per day over the window, else the estimate typed on the machine.
+
+        ``start``: (at, engine hours, at, km) of the window's first plausible readings.
+        """
+        hours_at, hours, km_at, km = start
+        per_day = {
+            "hours": forecast.usage_per_day(hours, hours_at, machine["hours"], machine["hours_at"]),
+            "km": forecast.usage_per_day(km, km_at, machine["km"], machine["km_at"]),
+        }
+        estimate_hours, estimate_km = estimate
+        source = "readings" if any(value is not None for value in per_day.values()) else None
+        if per_day["hours"] is None and estimate_hours:
+            per_day["hours"], source = estimate_hours, source or "estimate"
+        if per_day["km"] is None and estimate_km:
+            per_day["km"], source = estimate_km, source or "estimate"
+        machine["hours_per_day"] = per_day["hours"]
+        machine["km_per_day"] = per_day["km"]
+        machine["usage_source"] = source or "none"
+        # As stored (the fields' digits), to compare with the stored row.
+        machine["rounded"] = (
+            round(per_day["hours"] or 0.0, 1),
+            float(round(per_day["km"] or 0.0)),
+        )
 
     @staticmethod
     def _due_of(row, shape):
@@ -322,12 +355,16 @@ class ConstructionMaintenanceSchedule(models.Model):
         self.create(values)
         self.flush_model()
 
-    def _open_requests(self, results, items, machines):
+    def _open_requests(self, results, machines):
         """One preventive request per due (machine, item) without an open one."""
         Request = self.env["maintenance.request"]
-        due_pairs = [pair for pair, (_r, _d, result) in results.items() if result["status"] != "ok"]
+        due_pairs = list(results)
         if not due_pairs:
             return Request
+        items = self.env["construction.maintenance.plan.item"].browse(
+            sorted({item_id for _e, item_id in due_pairs})
+        )
+        Request.flush_model(["plan_open"])  # a request closed or cancelled in this transaction
         self.env.cr.execute(
             """SELECT equipment_id, plan_item_id FROM maintenance_request
                WHERE plan_open AND equipment_id = ANY(%s)""",

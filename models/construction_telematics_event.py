@@ -388,6 +388,18 @@ class ConstructionTelematicsEvent(models.Model):
             else:
                 reading["_index"] = index
                 readings.append(reading)
+        with_sensors = [reading for reading in readings if "sensors" in reading]
+        if with_sensors:
+            # Named sensor values against their declared ranges, like the fixed metrics.
+            sensor_errors = self.env["construction.telematics.sensor"]._receipt_errors(
+                source, with_sensors
+            )
+            if sensor_errors:
+                readings = [r for r in readings if r["_index"] not in sensor_errors]
+                rejected.extend(
+                    (index, items[index], errors) for index, errors in sensor_errors.items()
+                )
+                rejected.sort(key=lambda entry: entry[0])
         return self._receive_readings(source, readings, rejected, channel=channel, collect=collect)
 
     @api.model

@@ -295,7 +295,12 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 )
             else:
                 outcome, alert = self._apply_alert(
-                    event, machine, limits, equipment_id, alert_positions
+                    event,
+                    machine,
+                    limits,
+                    offsets.get(equipment_id),
+                    equipment_id,
+                    alert_positions,
                 )
                 outcomes[event.id] = outcome
                 if alert:
@@ -378,10 +383,15 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         return counts
 
     # -- alerts --------------------------------------------------------------
-    def _apply_alert(self, event, machine, limits, equipment_id=None, positions=None):
+    def _apply_alert(self, event, machine, limits, offsets=None, equipment_id=None, positions=None):
         alert, errors = telematics_payloads.parse_alert(event.payload)
         if errors:
             raise ValueError(f"stored alert no longer validates: {errors}")
+        if offsets:
+            # The meters an alert carries are what the sender's meter shows, like a
+            # reading's: life-to-date once the replacement's offset is added, for the
+            # machine's counters and for the request's sensor snapshot alike.
+            alert["readings"] = life_to_date(alert["readings"], alert["occurred_at"], offsets)
         values = dict(alert["readings"])
         if alert["location"]:
             values.update(alert["location"])

@@ -1,7 +1,9 @@
 import re
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
+
+from ..protocols.external_ids import normalize
 
 SENSOR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -11,8 +13,10 @@ class ConstructionTelematicsSensor(models.Model):
 
     Declared for a telematics source, an equipment category, or the whole company;
     the most specific declaration applies (source, then category, then company).
-    A value outside the range, or a name without a declaration, is stored but
-    flagged suspect, like an implausible counter.
+    A value outside the range, or a name without a declaration, is refused at
+    receipt like a fixed metric out of its range (``_receipt_errors``); what
+    receipt could not decide (a device not mapped yet, a declaration changed
+    since) is stored but flagged suspect in processing.
     """
 
     _name = "construction.telematics.sensor"
@@ -49,6 +53,102 @@ class ConstructionTelematicsSensor(models.Model):
                 raise ValidationError(
                     self.env._("%(code)s: the range ends before it starts.", code=sensor.code)
                 )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()  # the ranges receipt checks against
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self.env.registry.clear_cache()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env.registry.clear_cache()
+        return super().unlink()
+
+    @api.model
+    @tools.ormcache("company_id")
+    def _ranges(self, company_id):
+        """{code: {scope: (min, max, unit)}} of a company, cached until a declaration changes.
+
+        Receipt reads it for every readings request that carries sensor values.
+        """
+        found = {}
+        for (_company, scope, code), declared in self._declarations([company_id]).items():
+            found.setdefault(code, {})[scope] = declared
+        return found
+
+    @api.model
+    def _receipt_errors(self, source, readings):
+        """{index: errors} of the parsed ``readings`` whose sensor values are implausible.
+
+        Each value is checked against the most specific declaration (source, the
+        machine's category, the company), as processing does. The machine's
+        category is looked up only when a category declaration could apply; for a
+        device not mapped yet, a value is refused only when no declaration that
+        could apply accepts it (processing checks it again once the device is mapped).
+        """
+        ranges = self._ranges(source.company_id.id)
+        source_scope = ("source", source.id)
+        errors, deferred = {}, []
+        for reading in readings:
+            for code, value in reading["sensors"].items():
+                scopes = ranges.get(code, {})
+                if source_scope in scopes:
+                    declared = scopes[source_scope]
+                elif any(scope[0] == "category" for scope in scopes):
+                    deferred.append((reading, code, value, scopes))
+                    continue
+                else:
+                    declared = scopes.get(("company", None))
+                self._check_value(errors, reading, code, value, declared)
+        if deferred:
+            category_of = self._categories_of(
+                source, {reading["device_id"] for reading, *_rest in deferred}
+            )
+            for reading, code, value, scopes in deferred:
+                device = normalize(reading["device_id"])
+                if device in category_of:
+                    declared = scopes.get(("category", category_of[device])) or scopes.get(
+                        ("company", None)
+                    )
+                    self._check_value(errors, reading, code, value, declared)
+                    continue
+                candidates = [
+                    declared
+                    for scope, declared in scopes.items()
+                    if scope[0] in ("category", "company")
+                ]
+                if not any(low <= value <= high for low, high, _unit in candidates):
+                    # Outside every range that could apply: the first one names the bounds.
+                    self._check_value(errors, reading, code, value, candidates[0])
+        return errors
+
+    @staticmethod
+    def _check_value(errors, reading, code, value, declared):
+        field = f"sensors.{code}"
+        if declared is None:
+            message = "is not a declared sensor"
+        else:
+            low, high, unit = declared
+            if low <= value <= high:
+                return
+            message = f"must be between {low:g} and {high:g} {unit}".rstrip()
+        errors.setdefault(reading["_index"], []).append({"field": field, "message": message})
+
+    @api.model
+    def _categories_of(self, source, device_ids):
+        """{normalised device id: equipment category id} of the source's mapped devices."""
+        self.env.cr.execute(
+            """SELECT b.external_id, e.category_id
+               FROM construction_external_id b
+               JOIN maintenance_equipment e ON e.id = b.res_id
+               WHERE b.system_id = %s AND b.res_model = 'maintenance.equipment'
+                 AND b.external_id = ANY(%s)""",
+            [source.sudo().external_system_id.id, [normalize(device) for device in device_ids]],
+        )
+        return dict(self.env.cr.fetchall())
 
     @api.model
     def _declarations(self, company_ids):

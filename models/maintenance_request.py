@@ -1,6 +1,6 @@
 from markupsafe import Markup
 from odoo import SUPERUSER_ID, api, fields, models
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 
 from ..state_machine import ODYSSEE_PUSH
 
@@ -242,7 +242,13 @@ class MaintenanceRequest(models.Model):
         finishing = self.browse()
         if "stage_id" in vals:
             finishing = self.filtered(lambda r: r.plan_item_id and not r.stage_id.done)
+        plan_keys = {"stage_id", "archive", "equipment_id", "plan_item_id"} & set(vals)
+        if plan_keys:
+            # What is open before the change is in the table for the check below.
+            self.flush_model(["plan_open"])
         result = super().write(vals)
+        if plan_keys:
+            self._check_one_open_plan_request()
         completed = finishing.filtered(lambda r: r.stage_id.done)
         if completed:
             self.env["construction.maintenance.schedule"]._record_completion(completed)
@@ -251,6 +257,52 @@ class MaintenanceRequest(models.Model):
         if "stage_id" in vals or {"name", "description", "equipment_id", "user_id"} & set(vals):
             self._queue_odyssee_push(stage_changed="stage_id" in vals)
         return result
+
+    def _check_one_open_plan_request(self):
+        """Refuse, in words, what the partial unique index would refuse at flush.
+
+        Reopening a cancelled or done plan request (or moving one to another
+        machine) while another request is open for the same machine and plan
+        item would otherwise end in a raw database error.
+        """
+        reopened = self.filtered(
+            lambda r: r.plan_item_id and r.equipment_id and not r.stage_id.done and not r.archive
+        )
+        if not reopened:
+            return
+        # Plain SQL: a search would flush plan_open first and hit the index.
+        self.env.cr.execute(
+            """SELECT id, equipment_id, plan_item_id FROM maintenance_request
+               WHERE plan_open AND id != ALL(%s)
+                 AND (equipment_id, plan_item_id) IN (
+                     SELECT * FROM unnest(%s::int[], %s::int[]))""",
+            [
+                reopened.ids,
+                [request.equipment_id.id for request in reopened],
+                [request.plan_item_id.id for request in reopened],
+            ],
+        )
+        open_of = {(row[1], row[2]): row[0] for row in self.env.cr.fetchall()}
+        seen = {}
+        for request in reopened:
+            key = (request.equipment_id.id, request.plan_item_id.id)
+            other_id = open_of.get(key) or seen.get(key)
+            seen.setdefault(key, request.id)
+            if not other_id:
+                continue
+            other = self.browse(other_id).sudo()
+            raise UserError(
+                self.env._(
+                    "%(machine)s already has an open request for the plan item %(item)s: "
+                    "%(other)s (#%(other_id)s). Close or cancel it before reopening "
+                    "%(request)s.",
+                    machine=request.equipment_id.display_name,
+                    item=request.plan_item_id.display_name,
+                    other=other.name,
+                    other_id=other.id,
+                    request=request.name,
+                )
+            )
 
     def _queue_odyssee_push(self, stage_changed):
         backends = (

@@ -68,6 +68,11 @@ def _as_date(value):
     return value.date() if isinstance(value, datetime) else value
 
 
+STATUS_NAMES = tuple(STATUS_ORDER)  # by rank
+_AT = {meter: f"{meter}_at" for meter in METERS}
+_PER_DAY = {meter: f"{meter}_per_day" for meter in METERS}
+
+
 def evaluate(item, baseline, due, machine, today):
     """Status, progress and forecast of one item on one machine.
 
@@ -77,57 +82,97 @@ def evaluate(item, baseline, due, machine, today):
     "hours_per_day", "km_per_day": average use (None when unknown)}.
     Returns {"status", "progress", "forecast", "triggers": {trigger: status}}.
     """
-    statuses, progresses, forecasts = {}, {}, {}
-    for trigger, due_value in due.items():
-        soon = item["soon"].get(trigger) or 0
-        if trigger == "days":
-            start = baseline["days"]
-            if today >= due_value:
-                statuses[trigger] = "overdue"
-            elif today >= due_value - timedelta(days=soon):
-                statuses[trigger] = "soon"
-            else:
-                statuses[trigger] = "ok"
-            span = (due_value - start).days
-            progresses[trigger] = (today - start).days / span if span > 0 else 1.0
-            forecasts[trigger] = due_value
-            continue
-        value = machine.get(trigger) or 0.0
-        start = baseline.get(trigger) or 0.0
-        tolerance = METER_TOLERANCE[trigger]
-        if value >= due_value - tolerance:
-            statuses[trigger] = "overdue"
-        elif value >= due_value - soon - tolerance:
-            statuses[trigger] = "soon"
-        else:
-            statuses[trigger] = "ok"
-        span = due_value - start
-        progresses[trigger] = (value - start) / span if span > 0 else 1.0
-        forecasts[trigger] = forecast_meter(
-            value,
-            _as_date(machine.get(f"{trigger}_at")),
-            due_value,
-            machine.get(f"{trigger}_per_day"),
-            today,
-        )
-    if not statuses:
+    if not due:
         return {"status": "ok", "progress": 0.0, "forecast": None, "triggers": {}}
-    ranks = [STATUS_ORDER[status] for status in statuses.values()]
-    dates = list(forecasts.values())
-    if item.get("combine", "or") == "and":
-        rank, progress = min(ranks), min(progresses.values())
-        forecast = None if None in dates else max(dates)
-    else:
-        rank, progress = max(ranks), max(progresses.values())
-        known = [day for day in dates if day is not None]
-        forecast = min(known) if known else None
-    status = next(name for name, order in STATUS_ORDER.items() if order == rank)
+    statuses = {}
+    rank, progress, forecast = _fold(item, baseline, due, machine, today, statuses)
     return {
-        "status": status,
+        "status": STATUS_NAMES[rank],
         "progress": max(0.0, progress),
         "forecast": forecast,
         "triggers": statuses,
     }
+
+
+def status_and_forecast(item, due, machine, today):
+    """``(status, forecast)`` as ``evaluate`` gives them, without progress or detail.
+
+    What the evaluation after each telematics batch needs, for every item of every
+    machine the batch moved: one pass over the triggers, nothing allocated.
+    """
+    if not due:
+        return "ok", None
+    rank, _progress, forecast = _fold(item, None, due, machine, today)
+    return STATUS_NAMES[rank], forecast
+
+
+def _fold(item, baseline, due, machine, today, statuses=None):
+    """``(status rank, progress, forecast)`` of the triggers in ``due`` (not empty).
+
+    Without ``baseline`` (None) progress is 0.0; ``statuses``, when given, is
+    filled with each trigger's status.
+    """
+    combine_and = item.get("combine", "or") == "and"
+    soon_of = item["soon"]
+    rank = progress = forecast = None
+    forecast_unknown = False
+    for trigger, due_value in due.items():
+        soon = soon_of.get(trigger) or 0
+        if trigger == "days":
+            if today >= due_value:
+                status = 2
+            elif today >= due_value - timedelta(days=soon):
+                status = 1
+            else:
+                status = 0
+            if baseline is None:
+                trigger_progress = 0.0
+            else:
+                start = baseline["days"]
+                span = (due_value - start).days
+                trigger_progress = (today - start).days / span if span > 0 else 1.0
+            day = due_value
+        else:
+            value = machine.get(trigger) or 0.0
+            tolerance = METER_TOLERANCE[trigger]
+            if value >= due_value - tolerance:
+                status = 2
+            elif value >= due_value - soon - tolerance:
+                status = 1
+            else:
+                status = 0
+            if baseline is None:
+                trigger_progress = 0.0
+            else:
+                start = baseline.get(trigger) or 0.0
+                span = due_value - start
+                trigger_progress = (value - start) / span if span > 0 else 1.0
+            day = forecast_meter(
+                value,
+                _as_date(machine.get(_AT[trigger])),
+                due_value,
+                machine.get(_PER_DAY[trigger]),
+                today,
+            )
+        if statuses is not None:
+            statuses[trigger] = STATUS_NAMES[status]
+        if rank is None:
+            rank, progress = status, trigger_progress
+        elif combine_and:
+            rank, progress = min(rank, status), min(progress, trigger_progress)
+        else:
+            rank, progress = max(rank, status), max(progress, trigger_progress)
+        if day is None:
+            forecast_unknown = True
+        elif forecast is None:
+            forecast = day
+        elif combine_and:
+            forecast = max(forecast, day)
+        else:
+            forecast = min(forecast, day)
+    if combine_and and forecast_unknown:
+        forecast = None
+    return rank, progress, forecast
 
 
 def forecast_meter(value, read_on, due_value, per_day, today):

@@ -5,6 +5,7 @@ import time
 from datetime import datetime, timedelta
 
 from freezegun import freeze_time
+from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
@@ -180,6 +181,26 @@ class TestMaintenancePlans(PlanCase):
         again = self.plan_requests() - request
         self.assertEqual(len(again), 1, "the next cycle opens a new request")
 
+    def test_reopening_a_cancelled_request_while_another_is_open_is_refused_in_words(self):
+        self.plan({"name": "250 h service", "interval_hours": 250})
+        self.send((10, 100.0), (0, 246.0))
+        first = self.plan_requests()
+        self.assertEqual(len(first), 1)
+        first.archive_equipment_request()
+        self.Schedule._evaluate(self.equipment.ids)
+        second = self.plan_requests() - first
+        self.assertEqual(len(second), 1, "a cancelled request leaves room for a new one")
+        with self.assertRaises(UserError) as refused:
+            first.reset_equipment_request()
+        message = str(refused.exception)
+        for part in (self.equipment.name, "250 h service", f"#{second.id}"):
+            self.assertIn(part, message)
+        self.assertTrue(first.archive)
+        # Once the other one is done, the cancelled one may be reopened.
+        self.complete(second)
+        first.reset_equipment_request()
+        self.assertTrue(first.plan_open)
+
     def test_forecast_moves_when_utilisation_changes(self):
         item = self.plan({"name": "250 h", "interval_hours": 250})
         self.send((10, 0.0), (0, 50.0))
@@ -232,6 +253,10 @@ class TestMaintenancePlans(PlanCase):
         found = self.Schedule.search([("equipment_id", "=", self.equipment.id)])
         self.assertEqual(found.item_id, item)
         self.assertEqual(self.equipment.maintenance_due_status, "ok")
+        # The machine's card shows the service badges beside the telematics state.
+        kanban = self.env["maintenance.equipment"].get_view(view_type="kanban")["arch"]
+        for shown in ("Service overdue", "Service due soon", "Next service", "Engine hours"):
+            self.assertIn(shown, kanban)
 
 
 @tagged("post_install", "-at_install")

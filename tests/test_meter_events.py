@@ -5,6 +5,7 @@ from datetime import timedelta
 from freezegun import freeze_time
 from odoo.exceptions import UserError
 
+from .telematics_common import alert
 from .test_maintenance_plans import NOW, PlanCase
 
 
@@ -34,6 +35,36 @@ class TestMeterEvents(PlanCase):
         self.assertEqual(readings.mapped("engine_hours"), [100.0, 220.0, 230.0, 251.0])
         self.assertFalse(any(readings.mapped("suspect")))
         self.assertIn("Meter replaced", self.equipment.message_ids[-0].body)
+
+    def test_an_alert_after_a_replacement_carries_life_to_date_meters(self):
+        item = self.plan({"name": "250 h", "interval_hours": 250})
+        self.send((10, 220.0))
+        self.meter_event(
+            kind="replacement", old_value=220.0, new_value=0.0, at=NOW - timedelta(days=9)
+        )
+        # The new unit shows 32 h in an alert: 252 h life-to-date, past the 250 h service.
+        self.Event._receive_alerts(
+            self.source,
+            [
+                alert(
+                    occurred_at=(NOW - timedelta(days=1)).isoformat() + "Z",
+                    readings={"engine_hours": 32.0},
+                )
+            ],
+        )
+        while self.Event._process_batch():
+            pass
+        self.assertEqual(self.equipment.engine_hours, 252.0)
+        request = self.env["maintenance.request"].search(
+            [("equipment_id", "=", self.equipment.id), ("alert_code", "=", "SPN110-FMI0")]
+        )
+        self.assertEqual(request.alert_sensor_snapshot["readings"], {"engine_hours": 252.0})
+        self.assertIn("252 h", request.alert_sensor_snapshot_html)
+        self.assertEqual(self.schedule(item).due_status, "overdue")
+        self.assertEqual(len(self.plan_requests()), 1)
+        # Without the offset the alert's 32 h would have gone backwards from 220 h.
+        self.send((0, 40.0))
+        self.assertEqual(self.equipment.engine_hours, 260.0)
 
     def test_rollover_continues_the_total(self):
         self.send((3, 99990.0, 0))

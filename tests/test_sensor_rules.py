@@ -2,9 +2,9 @@
 
 from datetime import datetime, timedelta
 
-from odoo.tests import TransactionCase
+from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .telematics_common import make_fleet
+from .telematics_common import dumps, make_fleet
 
 T0 = datetime(2026, 11, 20, 8, 0)
 
@@ -114,3 +114,132 @@ class TestSensorRules(TransactionCase):
         self.equipment.category_id = False
         self.send((0, 110), (30, 112))
         self.assertFalse(self.requests())
+
+
+@tagged("post_install", "-at_install")
+class TestSensorValuesAtReceipt(HttpCase):
+    """Named sensor values are refused at the door like an out-of-range fixed metric."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source, cls.key, cls.equipment = make_fleet(cls.env, suffix=" receipt")
+        cls.category = cls.env["maintenance.equipment.category"].create({"name": "Test cranes"})
+        cls.equipment.category_id = cls.category
+        Sensor = cls.env["construction.telematics.sensor"]
+        cls.coolant = Sensor.create(
+            {
+                "code": "coolant_temp_c",
+                "name": "Coolant",
+                "unit": "°C",
+                "min_value": -40,
+                "max_value": 150,
+            }
+        )
+        Sensor.create(
+            {
+                "code": "hydraulic_oil_temp_c",
+                "name": "Hydraulic oil",
+                "unit": "°C",
+                "min_value": -30,
+                "max_value": 120,
+                "category_id": cls.category.id,
+            }
+        )
+        cls.Event = cls.env["construction.telematics.event"]
+
+    def post(self, readings):
+        return self.url_open(
+            "/telematics/v1/readings",
+            data=dumps({"readings": readings}),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
+        )
+
+    def reading(self, minute, device="DEV-1", **sensors):
+        return {"device_id": device, "at": f"2026-11-20T08:{minute:02d}:00Z", "sensors": sensors}
+
+    def rejected(self):
+        return self.Event.search(
+            [("source_id", "=", self.source.id), ("state", "=", "rejected")], order="id"
+        )
+
+    def test_out_of_range_and_undeclared_values_are_rejected_naming_the_field(self):
+        response = self.post(
+            [
+                self.reading(0, coolant_temp_c=90, hydraulic_oil_temp_c=60),
+                self.reading(1, coolant_temp_c=400),
+                self.reading(2, mystery=1),
+                self.reading(3, hydraulic_oil_temp_c=130),
+            ]
+        )
+        self.assertEqual(response.status_code, 202, response.text)
+        answer = response.json()
+        self.assertEqual(answer["accepted"], 1)
+        self.assertEqual(
+            answer["rejected"],
+            [
+                {
+                    "index": 1,
+                    "errors": [
+                        {
+                            "field": "sensors.coolant_temp_c",
+                            "message": "must be between -40 and 150 °C",
+                        }
+                    ],
+                },
+                {
+                    "index": 2,
+                    "errors": [{"field": "sensors.mystery", "message": "is not a declared sensor"}],
+                },
+                {
+                    "index": 3,
+                    "errors": [
+                        {
+                            "field": "sensors.hydraulic_oil_temp_c",
+                            "message": "must be between -30 and 120 °C",
+                        }
+                    ],
+                },
+            ],
+        )
+        kept = self.rejected()
+        self.assertEqual(len(kept), 3, "each refused reading is kept for inspection")
+        self.assertEqual(kept[0].payload["sensors"], {"coolant_temp_c": 400})
+        self.assertEqual(kept[0].validation_errors[0]["field"], "sensors.coolant_temp_c")
+
+    def test_every_reading_refused_is_422_naming_the_fields(self):
+        response = self.post([self.reading(0, coolant_temp_c=-50), self.reading(1, mystery=2)])
+        self.assertEqual(response.status_code, 422, response.text)
+        self.assertEqual(response.headers["Content-Type"], "application/problem+json")
+        fields = [error["field"] for error in response.json()["errors"]]
+        self.assertEqual(fields, ["[0].sensors.coolant_temp_c", "[1].sensors.mystery"])
+
+    def test_a_changed_declaration_applies_to_the_next_request(self):
+        self.assertEqual(self.post([self.reading(0, coolant_temp_c=160)]).status_code, 422)
+        self.coolant.max_value = 170  # the cached ranges follow the declaration
+        response = self.post([self.reading(1, coolant_temp_c=160)])
+        self.assertEqual(response.status_code, 202, response.text)
+        self.assertEqual(response.json()["accepted"], 1)
+
+    def test_an_unmapped_device_is_refused_only_outside_every_range_that_could_apply(self):
+        response = self.post(
+            [
+                self.reading(0, device="DEV-NEW", hydraulic_oil_temp_c=100),
+                self.reading(1, device="DEV-NEW", hydraulic_oil_temp_c=500),
+            ]
+        )
+        self.assertEqual(response.status_code, 202, response.text)
+        answer = response.json()
+        self.assertEqual(answer["accepted"], 1)
+        self.assertEqual(answer["rejected"][0]["index"], 1)
+
+    def test_mqtt_receipt_rejects_the_same_way(self):
+        body = dumps({"readings": [self.reading(0, coolant_temp_c=999)]})
+        answer = self.Event._receive_body(
+            self.source, "readings", body, channel="mqtt", device="DEV-1"
+        )
+        self.assertEqual((answer["accepted"], answer["rejected"][0]["index"]), (0, 0))
+        kept = self.rejected()
+        self.assertEqual(
+            (kept.channel, kept.validation_errors[0]["field"]), ("mqtt", "sensors.coolant_temp_c")
+        )
