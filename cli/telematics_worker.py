@@ -99,7 +99,8 @@ class Worker:
                 notified = self._wait(listener)
                 if notified or time.monotonic() - last_look >= self.options.poll:
                     last_look = time.monotonic()
-                    self._drain()
+                    done = self._drain()
+                    _logger.debug("telematics_worker: woke (notified: %s): %d", notified, done)
         finally:
             listener.close()
         _logger.info("telematics_worker %r stopped", self.options.name)

@@ -592,7 +592,16 @@ class ConstructionTelematicsEvent(models.Model):
     # ------------------------------------------------------------------
     @api.model
     def _cron_process(self, time_budget=50.0):
-        """Process the queue in committed batches until it is empty or time runs out."""
+        """Process the queue in committed batches until it is empty or time runs out.
+
+        Left to the processing workers while one is connected: the action is the
+        fallback that guarantees progress when none runs, and the cron thread it
+        would hold for up to ``time_budget`` seconds belongs to the other jobs
+        (the Odyssee sync above all).
+        """
+        if self._processing_worker_connected():
+            self.env["ir.cron"]._notify_progress(done=0, remaining=0)
+            return 0
         auto_commit = not getattr(threading.current_thread(), "testing", False)
         deadline = time.monotonic() + time_budget
         done = 0

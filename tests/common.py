@@ -72,7 +72,7 @@ class OdooCommandMixin:
                 self.env.cr.dbname,
                 *arguments,
                 "--log-level",
-                "info",
+                "debug",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -66,9 +66,11 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         return process
 
     def _worker_connected(self, name):
+        """The worker's listening connection exists and has run its LISTEN."""
         with committed_env(self.registry) as env:
             env.cr.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                """SELECT count(*) FROM pg_stat_activity
+                    WHERE application_name = %s AND query LIKE 'LISTEN%%'""",
                 [f"cas-telematics-worker-{name}"],
             )
             return env.cr.fetchone()[0] == 1
@@ -153,3 +155,21 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         self._start_worker("second")
         self._wait(lambda: self._state()["events"] == ["processed"], f"{self._state()}")
         self.assertEqual(self._state()["readings"], 4)
+
+    def test_the_scheduled_action_leaves_the_queue_to_a_connected_worker(self):
+        self._start_worker("holding", pause_before_commit=60)
+        self._receive(0, 2)
+        self._wait(self._locked_elsewhere, "the worker did not take the batch")
+        self._receive(2, 2)  # free to take: the worker sleeps on the first batch
+        with committed_env(self.registry) as env:
+            self.assertEqual(env["construction.telematics.event"]._cron_process(), 0)
+        self.assertEqual(self._state()["events"], ["pending", "pending"])
+        # The worker gone, the action processes again.
+        self.processes.pop(f"holding-{self.tag}").kill()
+        self._wait(
+            lambda: not self._worker_connected(f"holding-{self.tag}"), "the worker stayed connected"
+        )
+        construction_telematics_event._WORKER_SEEN.clear()
+        with committed_env(self.registry) as env:
+            self.assertEqual(env["construction.telematics.event"]._cron_process(), 2)
+        self.assertEqual(self._state()["events"], ["processed", "processed"])
