@@ -72,7 +72,7 @@ class OdooCommandMixin:
                 self.env.cr.dbname,
                 *arguments,
                 "--log-level",
-                "debug",
+                "info",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -109,21 +109,20 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
                 "cron_triggers": cron_triggers,
             }
 
-    def _locked_elsewhere(self):
-        """Pending events of this source that another transaction holds locked."""
+    def _in_transaction(self, process):
+        """Whether the worker ``process`` has a database transaction open.
+
+        Read from pg_stat_activity (Odoo names its connections odoo-<pid>), so the
+        probe itself locks nothing: probing with FOR UPDATE SKIP LOCKED would take
+        the events for a moment, and a worker looking then would find none.
+        """
         with committed_env(self.registry) as env:
             env.cr.execute(
-                """SELECT count(*) FROM construction_telematics_event
-                    WHERE source_id = %s AND state = 'pending'""",
-                [self.source_id],
+                """SELECT count(*) FROM pg_stat_activity
+                    WHERE application_name = %s AND state = 'idle in transaction'""",
+                [f"odoo-{process.pid}"],
             )
-            pending = env.cr.fetchone()[0]
-            env.cr.execute(
-                """SELECT id FROM construction_telematics_event
-                    WHERE source_id = %s AND state = 'pending' FOR UPDATE SKIP LOCKED""",
-                [self.source_id],
-            )
-            return pending and not env.cr.fetchall()
+            return env.cr.fetchone()[0] > 0
 
     # ------------------------------------------------------------------
     def test_without_a_worker_receipt_wakes_the_scheduled_action(self):
@@ -143,12 +142,13 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         self.assertEqual(state["cron_triggers"], 0, "the scheduled action was woken too")
 
     def test_kill_9_mid_batch_loses_and_doubles_nothing(self):
-        self._start_worker("crashing", pause_before_commit=60)
+        worker = self._start_worker("crashing", pause_before_commit=60)
         self._receive(0, 4)
         # The worker has processed the batch and holds it, uncommitted.
-        self._wait(self._locked_elsewhere, "the worker did not take the batch")
-        self.processes.pop(f"crashing-{self.tag}").kill()
-        self._wait(lambda: not self._locked_elsewhere(), "the batch stayed locked")
+        self._wait(lambda: self._in_transaction(worker), "the worker did not take the batch")
+        self.assertEqual(self._state()["events"], ["pending"])
+        worker.kill()
+        self._wait(lambda: not self._in_transaction(worker), "the transaction outlived the worker")
         state = self._state()
         self.assertEqual((state["events"], state["readings"]), (["pending"], 0))
         # A new worker finds the batch queued at its start and processes it once.
@@ -157,15 +157,15 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         self.assertEqual(self._state()["readings"], 4)
 
     def test_the_scheduled_action_leaves_the_queue_to_a_connected_worker(self):
-        self._start_worker("holding", pause_before_commit=60)
+        worker = self._start_worker("holding", pause_before_commit=60)
         self._receive(0, 2)
-        self._wait(self._locked_elsewhere, "the worker did not take the batch")
+        self._wait(lambda: self._in_transaction(worker), "the worker did not take the batch")
         self._receive(2, 2)  # free to take: the worker sleeps on the first batch
         with committed_env(self.registry) as env:
             self.assertEqual(env["construction.telematics.event"]._cron_process(), 0)
         self.assertEqual(self._state()["events"], ["pending", "pending"])
         # The worker gone, the action processes again.
-        self.processes.pop(f"holding-{self.tag}").kill()
+        worker.kill()
         self._wait(
             lambda: not self._worker_connected(f"holding-{self.tag}"), "the worker stayed connected"
         )
