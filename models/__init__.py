@@ -1,6 +1,7 @@
 from . import construction_external_system
 from . import construction_external_id
 from . import construction_odyssee_bound_mixin
+from . import construction_cached_config_mixin
 from . import construction_telematics_source
 from . import construction_telematics_event
 from . import construction_telematics_reading

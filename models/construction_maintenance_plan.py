@@ -12,7 +12,7 @@ class ConstructionMaintenancePlan(models.Model):
 
     _name = "construction.maintenance.plan"
     _description = "Preventive maintenance plan"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "construction.cached.config.mixin"]
     _order = "name, id"
 
     name = fields.Char(required=True, tracking=True)
@@ -55,19 +55,6 @@ class ConstructionMaintenancePlan(models.Model):
         for plan in self:
             if plan.horizon_days < 0:
                 raise ValidationError(self.env._("The forecast horizon cannot be negative."))
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        self.env.registry.clear_cache()  # _plan_map
-        return super().create(vals_list)
-
-    def write(self, vals):
-        self.env.registry.clear_cache()
-        return super().write(vals)
-
-    def unlink(self):
-        self.env.registry.clear_cache()
-        return super().unlink()
 
     @api.model
     @tools.ormcache()

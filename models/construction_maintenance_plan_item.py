@@ -6,6 +6,7 @@ class ConstructionMaintenancePlanItem(models.Model):
     """One task of a plan and when it falls due (see ``protocols/maintenance_forecast.py``)."""
 
     _name = "construction.maintenance.plan.item"
+    _inherit = ["construction.cached.config.mixin"]
     _description = "Preventive maintenance plan item"
     _order = "plan_id, sequence, id"
 
@@ -42,19 +43,6 @@ class ConstructionMaintenancePlanItem(models.Model):
         "only the larger opens a request, and completing it completes this one too.",
     )
     included_ids = fields.One2many("construction.maintenance.plan.item", "package_of_id")
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        self.env.registry.clear_cache()  # the plans' _plan_map
-        return super().create(vals_list)
-
-    def write(self, vals):
-        self.env.registry.clear_cache()
-        return super().write(vals)
-
-    def unlink(self):
-        self.env.registry.clear_cache()
-        return super().unlink()
 
     @api.constrains("interval_hours", "interval_km", "interval_days")
     def _check_triggers(self):

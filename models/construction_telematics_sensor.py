@@ -20,6 +20,7 @@ class ConstructionTelematicsSensor(models.Model):
     """
 
     _name = "construction.telematics.sensor"
+    _inherit = ["construction.cached.config.mixin"]
     _description = "Telematics sensor"
     _order = "code, id"
 
@@ -53,19 +54,6 @@ class ConstructionTelematicsSensor(models.Model):
                 raise ValidationError(
                     self.env._("%(code)s: the range ends before it starts.", code=sensor.code)
                 )
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        self.env.registry.clear_cache()  # the ranges receipt checks against
-        return super().create(vals_list)
-
-    def write(self, vals):
-        self.env.registry.clear_cache()
-        return super().write(vals)
-
-    def unlink(self):
-        self.env.registry.clear_cache()
-        return super().unlink()
 
     @api.model
     @tools.ormcache("company_id")
