@@ -65,6 +65,31 @@ MACHINES_SQL = """
 # meters, so that a batch moving the meters rewrites only the rows whose status,
 # forecast date or rounded use per day changed.
 EVALUATED = ("due_status", "forecast_date", "hours_per_day", "km_per_day", "usage_source")
+# After a telematics batch, a row whose status and use source are unchanged is not
+# rewritten while its forecast moved by at most this share of the days left to it
+# (at least a day) and its use per day by at most this share: rewriting every
+# schedule of every machine that reported was most of what plans cost a batch. The
+# stored values never drift further than that, and the daily evaluation (and any
+# other than a batch's) writes them exactly.
+BATCH_TOLERANCE = 0.05
+
+
+def _within_tolerance(stored, computed, today):
+    """Whether a batch may leave ``stored`` (the EVALUATED values) for ``computed``."""
+    status, day, hours, km, source = computed
+    old_status, old_day, old_hours, old_km, old_source = stored
+    if (status, source) != (old_status, old_source) or (day is None) != (old_day is None):
+        return False
+    if day is not None:
+        slack = max(1, int(BATCH_TOLERANCE * max(0, (old_day - today).days)))
+        if abs((day - old_day).days) > slack:
+            return False
+    for new, old in ((hours, old_hours), (km, old_km)):
+        if (new is None) != (old is None):
+            return False
+        if new is not None and abs(new - old) > BATCH_TOLERANCE * abs(old):
+            return False
+    return True
 
 
 class ConstructionMaintenanceSchedule(models.Model):
@@ -171,8 +196,12 @@ class ConstructionMaintenanceSchedule(models.Model):
         return len(equipment_ids)
 
     @api.model
-    def _evaluate(self, equipment_ids, today=None):
+    def _evaluate(self, equipment_ids, today=None, tolerant=False):
         """Bring the schedules of ``equipment_ids`` up to date; open requests that fell due.
+
+        ``tolerant`` (after a telematics batch): a row whose forecast and use per day
+        moved within ``BATCH_TOLERANCE`` is left as stored; statuses, and so the
+        requests they open, always follow the exact computation.
 
         Returns the requests opened. The plans come from a cache
         (``construction.maintenance.plan._plan_map``): a batch reads the machines
@@ -218,7 +247,7 @@ class ConstructionMaintenanceSchedule(models.Model):
         if missing:
             shapes = {item_id: shape for item_id, (shape, _horizon) in items.items()}
             self._start_tracking(missing, machines, shapes, today)
-            return self._evaluate(equipment_ids, today)
+            return self._evaluate(equipment_ids, today, tolerant)
         status_and_forecast, due_of = forecast.status_and_forecast, self._due_of
         horizon_end = {
             item_id: today + timedelta(days=horizon) if horizon else None
@@ -236,7 +265,7 @@ class ConstructionMaintenanceSchedule(models.Model):
             if status != "ok":
                 results[pair] = (row, due, {"status": status, "forecast": day})
             values = (status, day, *machine["rounded"], machine["usage_source"])
-            if values != row[9:]:
+            if values != row[9:] and not (tolerant and _within_tolerance(row[9:], values, today)):
                 updates.append((row[0], *values))
         if updates:
             execute_values(

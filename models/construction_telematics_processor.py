@@ -319,7 +319,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         self._write_machines(machines)
         # Preventive plans follow the counters: one set-wise evaluation per batch.
         self.env["construction.maintenance.schedule"]._evaluate(
-            [eid for eid, machine in machines.items() if machine.counters_moved]
+            [eid for eid, machine in machines.items() if machine.counters_moved], tolerant=True
         )
         self._write_outcomes(items, equipment_of, outcomes)
         events.invalidate_recordset()

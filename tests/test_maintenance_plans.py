@@ -212,6 +212,27 @@ class TestMaintenancePlans(PlanCase):
             self.assertEqual(schedule.hours_per_day, 10.0)
             self.assertEqual(schedule.forecast_date, TODAY + timedelta(days=5 + 10))
 
+    def test_a_batch_leaves_a_forecast_that_barely_moved_to_the_daily_evaluation(self):
+        item = self.plan({"name": "250 h", "interval_hours": 250})
+        self.send((10, 0.0), (0, 50.0))
+        schedule = self.schedule(item)
+        self.assertEqual(
+            (schedule.hours_per_day, schedule.forecast_date), (5.0, TODAY + timedelta(days=40))
+        )
+        with freeze_time(NOW + timedelta(days=1)):
+            # 54 h in 11 days: 4.91 h a day (2 % less), due one day later: within
+            # the batch tolerance, so the stored row stays as it was...
+            self.send((-1, 54.0))
+            self.assertEqual(
+                (schedule.hours_per_day, schedule.forecast_date), (5.0, TODAY + timedelta(days=40))
+            )
+            # ... until the daily evaluation writes the exact values.
+            self.Schedule._cron_evaluate()
+            self.assertEqual(
+                (schedule.hours_per_day, schedule.forecast_date),
+                (4.9, TODAY + timedelta(days=41)),
+            )
+
     def test_a_machine_without_readings_uses_its_estimate(self):
         machine = self.env["maintenance.equipment"].create(
             {"name": "New dozer", "category_id": self.category.id, "estimated_hours_per_day": 8}
