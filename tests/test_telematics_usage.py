@@ -1,4 +1,5 @@
 import importlib.util
+import json
 import random
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -256,6 +257,65 @@ class TestTelematicsUsage(TransactionCase):
                 float(sum(engine for (_d, site), (engine, _i) in sites.items() if site == site_id)),
                 places=6,
             )
+
+    def test_iso15143_snapshots_cumulative_fuel_and_position_repeated_and_out_of_order(self):
+        """Fleet snapshots shaped as ISO 15143-3 documents them (each element with its
+        own datetime, FuelUsed cumulative since manufacture with FuelUnits, spelling
+        variants), delivered late, out of order and twice: the day's fuel comes from
+        the counter, and the position puts the machine on its job site."""
+        depot = PLACES[0]
+
+        def snapshot(at, hours, idle, fuel, unit="litre"):
+            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return json.dumps(
+                {
+                    "Fleet": {
+                        "version": "1",
+                        "snapshotTime": stamp,
+                        "Equipment": [
+                            {
+                                "EquipmentHeader": {"OEMName": "CAT", "SerialNumber": "DEV-1"},
+                                "CumulativeOperatingHours": {"datetime": stamp, "Hour": hours},
+                                "CumulativeIdleHours": {"datetime": stamp, "Hour": idle},
+                                "FuelUsed": {
+                                    "datetime": stamp,
+                                    "FuelUnits": unit,
+                                    "FuelConsumed": fuel,
+                                },
+                                "Location": {
+                                    "datetime": stamp,
+                                    "Latitude": depot[0],
+                                    "Longitude": depot[1],
+                                },
+                            }
+                        ],
+                    }
+                }
+            ).encode()
+
+        tuesday = datetime(2026, 11, 10, 7, 0)  # 08:00 in Paris
+        bodies = [
+            snapshot(tuesday + timedelta(days=1), 112, 3, 1100, unit="liter"),
+            snapshot(tuesday + timedelta(hours=8), 108, 2.5, 1040),
+            snapshot(tuesday, 100, 2, 1000),
+            snapshot(tuesday + timedelta(hours=8), 108, 2.5, 1040),  # the same, again
+        ]
+        for body in bodies:
+            self.Event._receive_body(self.source, "iso15143", body)
+        while self.Event._process_batch():
+            pass
+        self.Usage._rollup()
+        first, second = self.rollups(self.equipment)
+        self.assertEqual(
+            (first.engine_hours, first.idle_hours, first.fuel_used_l, first.fuel_source),
+            (8, 0.5, 40, "counter"),
+        )
+        self.assertEqual((second.engine_hours, second.fuel_used_l), (4, 60))
+        self.assertEqual(self.equipment.job_site_project_id, self.depot)
+        self.assertEqual(len(self.raw(self.equipment)), 3, "the repeated snapshot is stored once")
+        self.assertRollupsEqual(
+            self.equipment, self.reference(self.equipment, self.raw(self.equipment))
+        )
 
     def test_working_time_weekend_and_activity_by_the_company_calendar(self):
         def run(local_start, hours, engine):
