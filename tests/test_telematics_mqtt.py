@@ -303,6 +303,12 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
             ("readings", {"readings": [self._reading("DEV-2", 1, 10)]}),  # not this topic's device
             ("alerts", self._alert("DEV-1", "bad", severity="apocalyptic")),
             ("readings", {"readings": [self._reading("DEV-1", m, 100 + m) for m in range(30)]}),
+            ("readings", b'{"readings": ' + b"[" * 400 + b"]" * 400 + b"}"),  # deep nesting
+            (
+                "readings",
+                b'{"readings": [{"device_id": "DEV-1", "at": "2026-11-20T08:00:00Z",'
+                b' "engine_hours": 1e400}]}',
+            ),  # a number no float holds
         ]
         for kind, payload in bad:
             self.assertEqual(self._publish(gateway, "DEV-1", kind, payload), 0)
@@ -329,6 +335,43 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
     def _restore_parameter(self, previous):
         with committed_env(self.registry) as env:
             env["ir.config_parameter"].set_param(MAX_BODY_PARAMETER, previous or False)
+
+    def test_an_iso15143_snapshot_and_a_retained_alert_delivered_again(self):
+        """A gateway's ISO 15143-3 fleet snapshot (its topic names the gateway, the
+        snapshot its machines), and an alert published retained: without a share group
+        the broker sends it again at every subscription (reference, 4.3), and the
+        ledger takes it once."""
+        with committed_env(self.registry) as env:
+            env["construction.telematics.source"].browse(self.source_id).mqtt_share_group = False
+        self._start_consumer("main")
+        gateway = self._gateway()
+        snapshot = {
+            "version": "1",
+            "snapshotTime": "2026-11-20T09:00:00Z",
+            "Equipment": [
+                {
+                    "EquipmentHeader": {"OEMName": "CAT", "PIN": device},
+                    "CumulativeOperatingHours": {"datetime": "2026-11-20T08:59:00Z", "Hour": hours},
+                }
+                for device, hours in (("DEV-1", 1500.25), ("DEV-2", 730))
+            ],
+        }
+        self.assertEqual(self._publish(gateway, "GW-7", "iso15143", snapshot), 0)
+        alert = self._alert("DEV-2", "retained-1")
+        self.assertEqual(self._publish(gateway, "DEV-2", "alerts", alert, retain=True), 0)
+        self._wait(lambda: self._consumer_row("main").get("committed_total", 0) >= 2, "not in")
+        self._stop_consumer("main")
+        self._start_consumer("main")  # subscribes again: the retained alert comes again
+        self._wait(lambda: self._consumer_row("main").get("committed_total", 0) >= 1, "no resend")
+        # The snapshot's readings of each machine, and the alert once.
+        self.assertEqual(
+            sorted((event["device"], event["items"]) for event in self._ledger()),
+            [("DEV-1", 1), ("DEV-2", 1), ("DEV-2", 1)],
+        )
+        self._process_all()
+        first, second = self._machines()
+        self.assertEqual((first["engine_hours"], second["engine_hours"]), (1500.25, 730))
+        self.assertEqual(second["requests"], 1)
 
     def test_kill_9_between_commit_and_ack_loses_and_duplicates_nothing(self):
         self._start_consumer("crashing", pause_before_ack=60)
