@@ -11,6 +11,8 @@ from odoo import SUPERUSER_ID, Command, api
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import config
 
+from ..odyssee_emulator import Emulator
+
 ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
 
 
@@ -92,6 +94,32 @@ class OdooCommandMixin:
                 self.fail(f"{message}: the process exited with {process.returncode}")
             time.sleep(0.2)
         self.fail(message)
+
+
+class OdysseeEmulatorMixin:
+    """A local Odyssee emulator for the class, and backends of the test pointed at it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator = Emulator(domain="TEST", username="api", password="s3cret")
+        cls.url = cls.emulator.start()
+        cls.addClassCleanup(cls.emulator.stop)
+
+    def _new_backend(self, **values):
+        """A backend of the emulator's tenant, the only active one (the demo's steps aside)."""
+        Backend = self.env["construction.odyssee.backend"]
+        Backend.search([]).active = False
+        return Backend.create(
+            {
+                "name": "Tenant under test",
+                "url": self.url,
+                "domain": "TEST",
+                "username": "api",
+                "password": "s3cret",
+                **values,
+            }
+        )
 
 
 class ConstructionAssetSyncCase(TransactionCase):

@@ -7,8 +7,7 @@ from odoo import fields
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
-from ..odyssee_emulator import Emulator
-from .common import ConstructionAssetSyncCase
+from .common import ConstructionAssetSyncCase, OdysseeEmulatorMixin
 from .telematics_common import alert, make_fleet
 
 ADMIN_GROUP = "construction_asset_sync.group_integration_admin"
@@ -200,27 +199,10 @@ class TestTelematicsHealth(HealthCase):
 
 
 @tagged("post_install", "-at_install")
-class TestOdysseeHealth(HealthCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.emulator = Emulator(domain="TEST", username="api", password="s3cret")
-        cls.url = cls.emulator.start()
-        cls.addClassCleanup(cls.emulator.stop)
-
+class TestOdysseeHealth(OdysseeEmulatorMixin, HealthCase):
     def setUp(self):
         super().setUp()
-        self.env["construction.odyssee.backend"].search([]).write({"active": False})
-        self.backend = self.env["construction.odyssee.backend"].create(
-            {
-                "name": "Tenant under test",
-                "url": f"http://127.0.0.1:{closed_port()}/api",
-                "domain": "TEST",
-                "username": "api",
-                "password": "s3cret",
-                "max_retries": 0,
-            }
-        )
+        self.backend = self._new_backend(url=f"http://127.0.0.1:{closed_port()}/api", max_retries=0)
 
     def test_a_broken_url_reaches_the_administrators_within_one_sync_and_recovers(self):
         with mute_logger("odoo.addons.construction_asset_sync.models.construction_odyssee_stream"):
@@ -273,28 +255,12 @@ class TestOdysseeHealth(HealthCase):
 
 
 @tagged("post_install", "-at_install")
-class TestTestConnection(TransactionCase):
+class TestTestConnection(OdysseeEmulatorMixin, TransactionCase):
     """*Test connection* names what went wrong, in words a person acts on."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.emulator = Emulator(domain="TEST", username="api", password="s3cret")
-        cls.url = cls.emulator.start()
-        cls.addClassCleanup(cls.emulator.stop)
 
     def setUp(self):
         super().setUp()
-        self.env["construction.odyssee.backend"].search([]).write({"active": False})
-        self.backend = self.env["construction.odyssee.backend"].create(
-            {
-                "name": "T",
-                "url": self.url,
-                "domain": "TEST",
-                "username": "api",
-                "password": "s3cret",
-            }
-        )
+        self.backend = self._new_backend()
 
     def answer(self):
         params = self.backend.action_test_connection()["params"]

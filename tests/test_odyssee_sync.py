@@ -2,9 +2,11 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
-from odoo.addons.construction_asset_sync.odyssee_emulator import Emulator, Faults, populate
+from odoo.addons.construction_asset_sync.odyssee_emulator import Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.tests import TransactionCase, tagged
+
+from .common import OdysseeEmulatorMixin
 
 
 class SimulatedCrash(BaseException):
@@ -12,21 +14,12 @@ class SimulatedCrash(BaseException):
 
 
 @tagged("post_install", "-at_install")
-class OdysseeCase(TransactionCase):
+class OdysseeCase(OdysseeEmulatorMixin, TransactionCase):
     APPROVALS = 25
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.emulator = Emulator(domain="TEST", username="api", password="s3cret")
-        cls.url = cls.emulator.start()
-        cls.addClassCleanup(cls.emulator.stop)
 
     def setUp(self):
         super().setUp()
         self.emulator.__post_init__()  # a fresh tenant per test
-        # One active backend per company: the demo's steps aside.
-        self.env["construction.odyssee.backend"].search([]).active = False
         self.approvals = populate(
             self.emulator,
             customers=2,
@@ -38,17 +31,7 @@ class OdysseeCase(TransactionCase):
             timesheets_per_approval=2,
             daily_every=5,
         )
-        self.backend = self.env["construction.odyssee.backend"].create(
-            {
-                "name": "Test tenant",
-                "url": self.url,
-                "domain": "TEST",
-                "username": "api",
-                "password": "s3cret",
-                "rate_limit": 0,
-                "max_retries": 3,
-            }
-        )
+        self.backend = self._new_backend(rate_limit=0, max_retries=3)
         self.job_site = self.env["project.project"].create({"name": "Site A"})
         self.backend.default_project_id = self.job_site
         users = list(self.emulator.tables["User"].values())
