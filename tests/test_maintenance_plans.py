@@ -9,6 +9,7 @@ from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
+from ..pg_settings import without_jit
 from .common import committed_env
 from .telematics_common import make_fleet
 
@@ -259,6 +260,26 @@ class TestMaintenancePlans(PlanCase):
         schedule = self.schedule(item)
         self.assertEqual((schedule.due_km, schedule.due_status), (1000.0, "soon"))
         self.assertEqual(len(self.plan_requests()), 1)
+
+    def test_evaluation_runs_without_jit_and_puts_the_setting_back(self):
+        # PostgreSQL compiled the machines statement (16 ms) after every batch once
+        # the window held a few weeks of readings: evaluation turns JIT off for it.
+        cr = self.env.cr
+
+        def jit():
+            cr.execute("SELECT current_setting('jit')")
+            return cr.fetchone()[0]
+
+        item = self.plan({"name": "250 h", "interval_hours": 250})
+        for setting in ("on", "off"):
+            cr.execute("SELECT set_config('jit', %s, true)", [setting])
+            cr.execute("SET LOCAL jit_above_cost = 0")
+            with without_jit(cr):
+                self.assertEqual(jit(), "off")
+            self.assertEqual(jit(), setting)
+            self.send((2 if setting == "on" else 1, 10.0), (0, 20.0 if setting == "on" else 30.0))
+            self.assertEqual(jit(), setting, "the evaluation left JIT changed")
+        self.assertEqual(self.schedule(item).usage_source, "readings")
 
     def test_machines_without_plans_cost_nothing(self):
         self.send((1, 10.0), (0, 20.0))
