@@ -34,6 +34,7 @@ from odoo.tools import config
 
 from ..models.construction_telematics_mqtt_consumer import HEARTBEAT_SECONDS
 from ..protocols import mqtt_consumer
+from .heap import freeze_loaded
 
 _logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Runner:
         self.dbname = dbname
         self.options = options
         self.registry = Registry(dbname)
+        freeze_loaded()
         self.consumers = {}  # source id -> (configuration, Consumer)
         self.stopping = threading.Event()
         pause = float(os.environ.get(PAUSE_BEFORE_ACK_ENV) or 0)
@@ -93,7 +95,10 @@ class Runner:
         )
         while not self.stopping.is_set():
             try:
-                self.registry = self.registry.check_signaling()
+                registry = self.registry.check_signaling()
+                if registry is not self.registry:
+                    self.registry = registry
+                    freeze_loaded()
                 self._reconcile(self._configurations())
                 self._report()
             except Exception:

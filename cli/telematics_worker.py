@@ -37,6 +37,7 @@ from odoo.modules.registry import Registry
 from odoo.tools import config
 
 from ..models.construction_telematics_event import WORKER_APPLICATION_NAME, WORKER_CHANNEL
+from .heap import freeze_loaded
 
 _logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Worker:
         self.dbname = dbname
         self.options = options
         self.registry = Registry(dbname)
+        freeze_loaded()
         self.stopping = threading.Event()
         self.pause = float(os.environ.get(PAUSE_BEFORE_COMMIT_ENV) or 0)
 
@@ -127,7 +129,10 @@ class Worker:
         """Process batches, each committed on its own, until none is due."""
         done = 0
         try:
-            self.registry = self.registry.check_signaling()
+            registry = self.registry.check_signaling()
+            if registry is not self.registry:
+                self.registry = registry
+                freeze_loaded()
             while not self.stopping.is_set():
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
