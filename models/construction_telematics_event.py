@@ -597,11 +597,20 @@ class ConstructionTelematicsEvent(models.Model):
         Left to the processing workers while one is connected: the action is the
         fallback that guarantees progress when none runs, and the cron thread it
         would hold for up to ``time_budget`` seconds belongs to the other jobs
-        (the Odyssee sync above all).
+        (the Odyssee sync above all). Unless the queue has stalled all the same (a
+        worker connected but hung, or one that cannot keep up): then the action
+        processes too, beside it.
         """
         if self._processing_worker_connected():
-            self.env["ir.cron"]._notify_progress(done=0, remaining=0)
-            return 0
+            stalled_since = self._processing_stalled_since()
+            if not stalled_since:
+                self.env["ir.cron"]._notify_progress(done=0, remaining=0)
+                return 0
+            _logger.warning(
+                "telematics: a processing worker is connected but events have waited "
+                "since %s; the scheduled action processes them",
+                stalled_since,
+            )
         auto_commit = not getattr(threading.current_thread(), "testing", False)
         deadline = time.monotonic() + time_budget
         done = 0
@@ -615,6 +624,22 @@ class ConstructionTelematicsEvent(models.Model):
         remaining = self._queued_count() if done else 0
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         return done
+
+    @api.model
+    def _processing_stalled_since(self):
+        """When the oldest event due for processing arrived, if that is longer ago
+        than the health check's stall threshold (*Processing is stalled*); else None."""
+        self.flush_model()
+        minutes = self.env["res.config.settings"]._construction_setting("health_stall_minutes")
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            """SELECT min(COALESCE(next_attempt_at, received_at))
+               FROM construction_telematics_event
+               WHERE state IN ('pending', 'failed') AND active
+                 AND COALESCE(next_attempt_at, received_at) <= %s""",
+            [now - timedelta(minutes=minutes)],
+        )
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _queued_count(self):

@@ -68,7 +68,8 @@ class ResConfigSettings(models.TransientModel):
         config_parameter=PREFIX + "health_stall_minutes",
         default=DEFAULTS["health_stall_minutes"],
         help="When an event due for processing has waited this long, the integration "
-        "administrators get an activity.",
+        "administrators get an activity, and the scheduled action processes the queue "
+        "even while a processing worker is connected.",
     )
 
     maintenance_usage_days = fields.Integer(

@@ -10,6 +10,8 @@ import json
 import os
 import uuid
 
+import psycopg2
+from odoo import sql_db
 from odoo.addons.construction_asset_sync.cli.telematics_worker import PAUSE_BEFORE_COMMIT_ENV
 from odoo.addons.construction_asset_sync.models import construction_telematics_event
 from odoo.tests import TransactionCase, tagged
@@ -173,3 +175,38 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         with committed_env(self.registry) as env:
             self.assertEqual(env["construction.telematics.event"]._cron_process(), 2)
         self.assertEqual(self._state()["events"], ["processed", "processed"])
+
+    def test_a_connected_worker_that_does_not_process_is_taken_over_once_the_queue_stalls(self):
+        # A hung worker: its connection is there (named and listening), nothing more.
+        hung = psycopg2.connect(
+            **dict(
+                sql_db.connection_info_for(self.registry.db_name)[1],
+                application_name=f"cas-telematics-worker-hung-{self.tag}",
+            )
+        )
+        self.addCleanup(hung.close)
+        hung.autocommit = True
+        hung.cursor().execute(f'LISTEN "{construction_telematics_event.WORKER_CHANNEL}"')
+        self._receive(0, 2)
+        with committed_env(self.registry) as env:
+            Event = env["construction.telematics.event"]
+            self.assertTrue(Event._processing_worker_connected())
+            # Within the stall threshold (10 minutes), the queue is left to the worker.
+            self.assertEqual(Event._cron_process(), 0)
+            env.cr.execute(
+                """UPDATE construction_telematics_event
+                   SET received_at = received_at - interval '11 minutes'
+                   WHERE source_id = %s""",
+                [self.source_id],
+            )
+        with (
+            committed_env(self.registry) as env,
+            self.assertLogs(
+                "odoo.addons.construction_asset_sync.models.construction_telematics_event",
+                "WARNING",
+            ) as logs,
+        ):
+            self.assertEqual(env["construction.telematics.event"]._cron_process(), 1)
+        self.assertIn("a processing worker is connected but events have waited", logs.output[0])
+        self.assertEqual(self._state()["events"], ["processed"])
+        self.assertEqual(self._state()["readings"], 2)
