@@ -14,8 +14,8 @@ from a drained queue (no pending or failing event of any source), and reported a
 every run plus min / median / max and how far the slowest run is below the median.
 
 With --busy-odyssee N, one more run of each measure is made while the same
-Odoo imports an Odyssee tenant of N approvals (an in-process emulator, a fresh
-backend, "Sync now" pressed in a thread, the rest in the scheduled action), and
+Odoo imports an Odyssee tenant of N approvals (an emulator in a process of its
+own, a fresh backend, "Sync now" pressed in a thread, the rest in the scheduled action), and
 reported beside the quiet runs with how many approvals came in meanwhile.
 
 Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
@@ -23,6 +23,7 @@ Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db cons
 """
 
 import json
+import multiprocessing
 import statistics
 import subprocess
 import threading
@@ -31,6 +32,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urljoin
 
 from benchlib import MemorySampler, OdooRPC, odoo_argument_parser, odoo_pids
 
@@ -241,22 +243,42 @@ class Bench:
         return peak, done
 
 
+def _serve_tenant(approvals, connection):
+    """In a process of its own: an emulator with ``approvals`` approvals, until told."""
+    from odyssee_bench import tenant  # the emulator, only when asked for
+
+    emulator = tenant(approvals)
+    url = emulator.start()
+    connection.send((url, emulator.domain, emulator.username, emulator.password))
+    connection.recv()
+    emulator.stop()
+
+
 class BusyOdyssee:
-    """An Odyssee import of ``approvals`` approvals running in the bench's Odoo."""
+    """An Odyssee import of ``approvals`` approvals running in the bench's Odoo.
+
+    The emulator serves from a process of its own: in the bench's process it
+    shared one interpreter with the bench's HTTP client and answered a few calls
+    a second, too few to keep the import busy.
+    """
 
     def __init__(self, args, approvals):
-        from odyssee_bench import tenant  # the emulator, only when asked for
-
         self.args = args
         self.call = self._rpc()
-        self.emulator = tenant(approvals)
+        self.approvals = approvals
 
     def _rpc(self):
         # One XML-RPC proxy per thread: a ServerProxy is not thread-safe.
         return OdooRPC(self.args.url, self.args.db, self.args.user, self.args.password)
 
     def __enter__(self):
-        url = self.emulator.start()
+        self.connection, child = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_serve_tenant, args=(self.approvals, child), daemon=True
+        )
+        self.process.start()
+        url, domain, username, password = self.connection.recv()
+        self.stats_url = urljoin(url, "/_emulator/stats")
         Backend = "construction.odyssee.backend"
         self.previous = self.call(Backend, "search", [("active", "=", True)])
         self.call(Backend, "write", self.previous, {"active": False})
@@ -266,9 +288,9 @@ class BusyOdyssee:
             {
                 "name": f"bench busy {time.time():.0f}",
                 "url": url,
-                "domain": self.emulator.domain,
-                "username": self.emulator.username,
-                "password": self.emulator.password,
+                "domain": domain,
+                "username": username,
+                "password": password,
                 "rate_limit": 0,
             },
         )
@@ -285,13 +307,16 @@ class BusyOdyssee:
         approvals = self.call(
             "construction.odyssee.approval", "search_count", [("backend_id", "=", self.backend)]
         )
-        return self.emulator.calls, approvals
+        with urllib.request.urlopen(self.stats_url, timeout=30) as response:
+            calls = json.load(response)["calls"]
+        return calls, approvals
 
     def __exit__(self, *_exc):
         Backend = "construction.odyssee.backend"
         self.call(Backend, "write", [self.backend], {"active": False})
         self.call(Backend, "write", self.previous, {"active": True})
-        self.emulator.stop()
+        self.connection.send("stop")
+        self.process.join(timeout=30)
 
 
 def spread(values, digits=0, slower_is_higher=False):
