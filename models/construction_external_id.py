@@ -167,8 +167,11 @@ class ConstructionExternalId(models.Model):
             ["external_id", "res_id"],
         )
         existing = set(self.env[res_model].sudo().browse(bindings.mapped("res_id")).exists().ids)
-        Model = self.env[res_model]
-        return {b.external_id: Model.browse(b.res_id) for b in bindings if b.res_id in existing}
+        # Records taken from one recordset share its prefetch: reading a field of one
+        # reads it for all of them, not one query per record.
+        records = self.env[res_model].browse([b.res_id for b in bindings if b.res_id in existing])
+        by_id = {record.id: record for record in records}
+        return {b.external_id: by_id[b.res_id] for b in bindings if b.res_id in existing}
 
     @api.model
     def _to_internal_ids(self, res_model, pairs):

@@ -23,6 +23,8 @@ from .construction_odyssee_stream import record_error
 _logger = logging.getLogger(__name__)
 MACHINE = "maintenance.equipment"
 APPROVAL = "construction.odyssee.approval"
+# Defaults of maintenance.request computed by a search, the same for every request of a page.
+REQUEST_SEARCHED_DEFAULTS = ("stage_id", "maintenance_team_id", "employee_id")
 
 
 class ConstructionOdysseeImporter(models.AbstractModel):
@@ -354,8 +356,15 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         known.write({"odyssee_last_synced_at": now})
         born = [guid for guid, request in found.items() if not request]
         # One create for the page: a request per job is what made big imports slow.
-        created = Request.with_context(mail_create_nolog=True, tracking_disable=True).create(
-            [self._born_request_values(backend, guid, jobs[guid], machines, now) for guid in born]
+        Creating = Request.with_context(mail_create_nolog=True, tracking_disable=True)
+        # The defaults that search (stage, team, employee) are read once for the page,
+        # as create would read them for each request: two queries per job otherwise.
+        defaults = Creating.default_get(list(REQUEST_SEARCHED_DEFAULTS)) if born else {}
+        created = Creating.create(
+            [
+                defaults | self._born_request_values(backend, guid, jobs[guid], machines, now)
+                for guid in born
+            ]
         )
         found.update(zip(born, created, strict=True))
         new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
