@@ -309,7 +309,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         created = (
             self.env[res_model].sudo().create([self._own_values(by_guid[guid]) for guid in new])
         )
-        Binder._bind(system, list(zip(created, new, strict=True)))
+        Binder._bind_new(system, list(zip(created, new, strict=True)))
         records.update(zip(new, created, strict=True))
         return records
 
@@ -369,7 +369,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         found.update(zip(born, created, strict=True))
         new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
         requests.update(found)
-        Binder._bind(system, new_bindings)
+        Binder._bind_new(system, new_bindings)
         changed = self._follow_statuses(backend, adapter, jobs, requests)
         if moved is not None:
             moved.update(changed)
