@@ -11,6 +11,7 @@ a failure leaves the watermark where the last committed page put it.
 import logging
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -248,7 +249,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             if guid in bound or odyssee_mapper.job(row)["status_guid"] not in canceled
         }
         moved = set()
-        self._requests_for_jobs(backend, adapter, set(jobs), jobs, moved=moved)
+        self._requests_for_jobs(backend, adapter, set(jobs), jobs, moved=moved, statuses=statuses)
         new = len(set(jobs) - set(bound)) + len(moved & set(bound))
         return {"new": new, "reread": len(rows) - new}
 
@@ -281,18 +282,31 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         bound = self.env["construction.external.id"]._to_internal(
             backend.external_system_id, "maintenance.request", job_guids
         )
-        work = adapter.work_of(final, known_jobs=bound)
-        requests = self._requests_for_jobs(backend, adapter, job_guids, work.jobs)
-        approval_records = self._upsert_bound(
+        jobs = adapter.jobs_of(final, known_jobs=bound)
+        # The status catalogue, read again if a status is unknown, before the thread
+        # below starts: the lines it reads are then the page's only calls in flight.
+        statuses = self._statuses(
             backend,
-            APPROVAL,
-            [
-                dict(a, backend_id=backend.id, request_id=requests[a["job_guid"]].id)
-                for a in approvals
-            ],
+            adapter,
+            {odyssee_mapper.job(jobs.get(guid))["status_guid"] for guid in job_guids},
         )
-        lines = [odyssee_mapper.usage_line("part", row) for row in work.parts]
-        lines += [odyssee_mapper.usage_line("time", row) for row in work.times]
+        # The part and time lines are read while the requests and approvals are
+        # written: the calls wait on Odyssee, the writes on Odoo. Only HTTP runs in
+        # the thread; the ORM stays in this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(adapter.lines_of, final)
+            requests = self._requests_for_jobs(backend, adapter, job_guids, jobs, statuses=statuses)
+            approval_records = self._upsert_bound(
+                backend,
+                APPROVAL,
+                [
+                    dict(a, backend_id=backend.id, request_id=requests[a["job_guid"]].id)
+                    for a in approvals
+                ],
+            )
+            parts, times = reading.result()
+        lines = [odyssee_mapper.usage_line("part", row) for row in parts]
+        lines += [odyssee_mapper.usage_line("time", row) for row in times]
         self._import_lines(backend, lines, approval_records, requests)
         new = len({a["odyssee_guid"] for a in approvals} - set(known))
         return {"new": new, "reread": len(approvals) - new + len(unchanged)}
@@ -317,13 +331,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _own_values(values):
         return {key: value for key, value in values.items() if key != "odyssee_guid"}
 
-    def _requests_for_jobs(self, backend, adapter, job_guids, jobs, moved=None):
+    def _requests_for_jobs(self, backend, adapter, job_guids, jobs, moved=None, statuses=None):
         """``{job guid: request}``; a job is linked by its GUID, then by our reference.
 
         A job born in Odyssee gets a new request, on the machine bound to its
         installation. The status of each job in ``jobs`` (rows) comes back on
         its request (see ``_follow_statuses``; the job guids of the requests
-        that changed are added to ``moved``).
+        that changed are added to ``moved``). ``statuses``: what ``_statuses``
+        answered for these jobs already, if the caller asked.
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -370,7 +385,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
         requests.update(found)
         Binder._bind_new(system, new_bindings)
-        changed = self._follow_statuses(backend, adapter, jobs, requests)
+        changed = self._follow_statuses(backend, adapter, jobs, requests, statuses)
         if moved is not None:
             moved.update(changed)
         return requests
@@ -388,14 +403,17 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             "maintenance_type": "corrective",
         }
 
-    def _follow_statuses(self, backend, adapter, jobs, requests):
+    def _follow_statuses(self, backend, adapter, jobs, requests, statuses=None):
         """Each request takes its job's Odyssee status, and the stage mapped to it.
 
         Statuses are resolved through the backend's catalogue (read from the
         API, refreshed when a job carries an unknown status, at most every few
         minutes); a change is noted in the request's chatter.
         """
-        statuses = self._statuses(backend, adapter, {job["status_guid"] for job in jobs.values()})
+        if statuses is None:
+            statuses = self._statuses(
+                backend, adapter, {job["status_guid"] for job in jobs.values()}
+            )
         notes, moves = {}, defaultdict(lambda: self.env["maintenance.request"].sudo())
         for guid, job in jobs.items():
             request, status = requests[guid], statuses.get(job["status_guid"])
