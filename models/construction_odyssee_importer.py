@@ -672,17 +672,36 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         }
 
     def _attach_files(self, stream, adapter, pairs):
-        """Attach each ``(approval, file)``: one call per file's content, one create in all."""
+        """Attach each ``(approval, file)``: one call per file's content, one create in all.
+
+        The contents are read (one call after another, in a thread: HTTP only)
+        while the requests' notes are written here; the attachments follow.
+        """
         if not pairs:
             return
         backend = stream.backend_id
+        guids = [file["file_guid"] for _approval, file in pairs]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(lambda: [adapter.file_content(guid) for guid in guids])
+            notes = {}
+            for approval, file in pairs:
+                if approval.request_id:
+                    note = self.env._(
+                        "Signed approval PDF %(name)s attached from Odyssee.",
+                        name=file["file_name"],
+                    )
+                    key = approval.request_id.id
+                    notes[key] = f"{notes[key]} {note}" if key in notes else note
+            if notes:
+                self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
+            contents = reading.result()
         values_list = []
-        for approval, file in pairs:
+        for (approval, file), content in zip(pairs, contents, strict=True):
             request = approval.request_id
             values_list.append(
                 {
                     "name": file["file_name"],
-                    "datas": adapter.file_content(file["file_guid"]),
+                    "datas": content,
                     "mimetype": file["mimetype"],
                     "res_model": request._name if request else approval._name,
                     "res_id": request.id or approval.id,
@@ -690,14 +709,5 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 }
             )
         attachments = self.env["ir.attachment"].sudo().create(values_list)
-        notes = {}
-        for (approval, file), attachment in zip(pairs, attachments, strict=True):
+        for (approval, _file), attachment in zip(pairs, attachments, strict=True):
             approval.pdf_attachment_id = attachment
-            if approval.request_id:
-                note = self.env._(
-                    "Signed approval PDF %(name)s attached from Odyssee.", name=file["file_name"]
-                )
-                key = approval.request_id.id
-                notes[key] = f"{notes[key]} {note}" if key in notes else note
-        if notes:
-            self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
