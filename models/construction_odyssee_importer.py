@@ -375,12 +375,20 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         # The defaults that search (stage, team, employee) are read once for the page,
         # as create would read them for each request: two queries per job otherwise.
         defaults = Creating.default_get(list(REQUEST_SEARCHED_DEFAULTS)) if born else {}
+        # The employee (by default the user's, who then follows the request) is
+        # written once for the page: given at create, hr_maintenance subscribes its
+        # user request by request, 3 queries each; a write subscribes all at once.
+        employee = defaults.pop("employee_id", False)
         created = Creating.create(
             [
-                defaults | self._born_request_values(backend, guid, jobs[guid], machines, now)
+                defaults
+                | {"employee_id": False}
+                | self._born_request_values(backend, guid, jobs[guid], machines, now)
                 for guid in born
             ]
         )
+        if employee:
+            created.with_context(odyssee_no_push=True).write({"employee_id": employee})
         found.update(zip(born, created, strict=True))
         new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
         requests.update(found)
