@@ -368,7 +368,8 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             for guid, job in jobs.items()
         }
         known = Request.browse([request.id for request in found.values() if request])
-        known.write({"odyssee_last_synced_at": now})
+        # A stamp no one tracks or follows: the chatter's bookkeeping is skipped.
+        known.with_context(tracking_disable=True).write({"odyssee_last_synced_at": now})
         born = [guid for guid, request in found.items() if not request]
         # One create for the page: a request per job is what made big imports slow.
         Creating = Request.with_context(mail_create_nolog=True, tracking_disable=True)
@@ -541,10 +542,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 ["quantity:sum"],
             )
         )
-        for request in self.env["maintenance.request"].sudo().browse(ids):
+        Request = self.env["maintenance.request"].sudo().with_context(odyssee_no_push=True)
+        changed = defaultdict(list)
+        for request in Request.browse(ids):
             duration = hours.get(request, 0.0)
             if request.duration != duration:
-                request.with_context(odyssee_no_push=True).duration = duration
+                changed[duration].append(request.id)
+        for duration, request_ids in changed.items():  # one write per value, not per request
+            Request.browse(request_ids).write({"duration": duration})
 
     def _sync_timesheets(self, backend, lines):
         """The timesheets of time lines, on the machine's job site (or the default project).
