@@ -300,8 +300,9 @@ class ConstructionExternalId(models.Model):
         What ``_bind`` stores for them (normalised id, the GUID check, company
         and kind of the system), without the ORM's cost per row: an import
         binds each of its thousands of lines. Anything else goes through
-        ``_bind``: a machine (its binding requeues telematics events) or an id
-        bound already (``_bind`` says to which record).
+        ``_bind``: a machine (its binding requeues telematics events), or an id
+        some binding holds already (the INSERT skips it; ``_bind`` says to which
+        record it belongs).
         """
         wanted = {}
         for record, external_id in pairs:
@@ -312,23 +313,18 @@ class ConstructionExternalId(models.Model):
         if not wanted or len(res_models) != 1 or MACHINE in res_models:
             return self._bind(system, pairs)
         (res_model,) = res_models
-        self.flush_model(["system_id", "res_model", "external_id"])
-        self.env.cr.execute(
-            """SELECT 1 FROM construction_external_id
-               WHERE system_id = %s AND res_model = %s AND external_id = ANY(%s) LIMIT 1""",
-            [system.id, res_model, list(wanted)],
-        )
-        if self.env.cr.fetchone():
-            return self._bind(system, pairs)
         for key in wanted:
             self._check_id_of_kind(system.kind, key)
+        # Rows the ORM has yet to write must be there for ON CONFLICT to see them.
+        self.flush_model(["system_id", "res_model", "external_id"])
         now, uid = self.env.cr.now(), self.env.uid
         self.env.cr.execute(
             """INSERT INTO construction_external_id (system_id, system_kind, company_id,
                    res_model, res_id, external_id, create_uid, create_date, write_uid, write_date)
                SELECT %s, %s, %s, %s, k.res_id, k.external_id, %s, %s, %s, %s
                FROM unnest(%s::int[], %s::varchar[]) AS k(res_id, external_id)
-               RETURNING id""",
+               ON CONFLICT (system_id, res_model, external_id) DO NOTHING
+               RETURNING id, external_id""",
             [
                 system.id,
                 system.kind,
@@ -342,8 +338,12 @@ class ConstructionExternalId(models.Model):
                 list(wanted),
             ],
         )
-        bindings = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        rows = self.env.cr.fetchall()
         system.invalidate_recordset(["external_id_ids"])  # the ORM did not see the new rows
+        bindings = self.sudo().browse([row[0] for row in rows])
+        taken = set(wanted) - {row[1] for row in rows}
+        if taken:  # bound already: _bind keeps a binding of the same record, refuses another
+            bindings |= self._bind(system, [(wanted[key], key) for key in taken])
         return bindings
 
     @api.model
