@@ -101,13 +101,17 @@ class ConstructionExternalId(models.Model):
     @api.constrains("external_id", "system_id")
     def _check_external_id(self):
         for binding in self:
-            if binding.system_kind == "odyssee" and not external_ids.is_guid(binding.external_id):
-                raise ValidationError(
-                    self.env._(
-                        "%(id)r is not an Odyssee GUID (expected 8-4-4-4-12 hexadecimal digits).",
-                        id=binding.external_id,
-                    )
+            self._check_id_of_kind(binding.system_kind, binding.external_id)
+
+    @api.model
+    def _check_id_of_kind(self, system_kind, external_id):
+        if system_kind == "odyssee" and not external_ids.is_guid(external_id):
+            raise ValidationError(
+                self.env._(
+                    "%(id)r is not an Odyssee GUID (expected 8-4-4-4-12 hexadecimal digits).",
+                    id=external_id,
                 )
+            )
 
     @api.model
     def _normalized(self, vals):
@@ -167,8 +171,11 @@ class ConstructionExternalId(models.Model):
             ["external_id", "res_id"],
         )
         existing = set(self.env[res_model].sudo().browse(bindings.mapped("res_id")).exists().ids)
-        Model = self.env[res_model]
-        return {b.external_id: Model.browse(b.res_id) for b in bindings if b.res_id in existing}
+        # Records taken from one recordset share its prefetch: reading a field of one
+        # reads it for all of them, not one query per record.
+        records = self.env[res_model].browse([b.res_id for b in bindings if b.res_id in existing])
+        by_id = {record.id: record for record in records}
+        return {b.external_id: by_id[b.res_id] for b in bindings if b.res_id in existing}
 
     @api.model
     def _to_internal_ids(self, res_model, pairs):
@@ -285,6 +292,59 @@ class ConstructionExternalId(models.Model):
                     )
                 )
         return result | Binding.create(to_create)
+
+    @api.model
+    def _bind_new(self, system, pairs):
+        """Bind records just created to ids no binding of their model holds: one INSERT.
+
+        What ``_bind`` stores for them (normalised id, the GUID check, company
+        and kind of the system), without the ORM's cost per row: an import
+        binds each of its thousands of lines. Anything else goes through
+        ``_bind``: a machine (its binding requeues telematics events), or an id
+        some binding holds already (the INSERT skips it; ``_bind`` says to which
+        record it belongs).
+        """
+        wanted = {}
+        for record, external_id in pairs:
+            key = external_ids.normalize(external_id)
+            if key:
+                wanted[key] = record
+        res_models = {record._name for record in wanted.values()}
+        if not wanted or len(res_models) != 1 or MACHINE in res_models:
+            return self._bind(system, pairs)
+        (res_model,) = res_models
+        for key in wanted:
+            self._check_id_of_kind(system.kind, key)
+        # Rows the ORM has yet to write must be there for ON CONFLICT to see them.
+        self.flush_model(["system_id", "res_model", "external_id"])
+        now, uid = self.env.cr.now(), self.env.uid
+        self.env.cr.execute(
+            """INSERT INTO construction_external_id (system_id, system_kind, company_id,
+                   res_model, res_id, external_id, create_uid, create_date, write_uid, write_date)
+               SELECT %s, %s, %s, %s, k.res_id, k.external_id, %s, %s, %s, %s
+               FROM unnest(%s::int[], %s::varchar[]) AS k(res_id, external_id)
+               ON CONFLICT (system_id, res_model, external_id) DO NOTHING
+               RETURNING id, external_id""",
+            [
+                system.id,
+                system.kind,
+                system.company_id.id or None,
+                res_model,
+                uid,
+                now,
+                uid,
+                now,
+                [record.id for record in wanted.values()],
+                list(wanted),
+            ],
+        )
+        rows = self.env.cr.fetchall()
+        system.invalidate_recordset(["external_id_ids"])  # the ORM did not see the new rows
+        bindings = self.sudo().browse([row[0] for row in rows])
+        taken = set(wanted) - {row[1] for row in rows}
+        if taken:  # bound already: _bind keeps a binding of the same record, refuses another
+            bindings |= self._bind(system, [(wanted[key], key) for key in taken])
+        return bindings
 
     @api.model
     def _unbind(self, system, records):

@@ -11,6 +11,7 @@ a failure leaves the watermark where the last committed page put it.
 import logging
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -23,6 +24,8 @@ from .construction_odyssee_stream import record_error
 _logger = logging.getLogger(__name__)
 MACHINE = "maintenance.equipment"
 APPROVAL = "construction.odyssee.approval"
+# Defaults of maintenance.request computed by a search, the same for every request of a page.
+REQUEST_SEARCHED_DEFAULTS = ("stage_id", "maintenance_team_id", "employee_id")
 
 
 class ConstructionOdysseeImporter(models.AbstractModel):
@@ -246,7 +249,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             if guid in bound or odyssee_mapper.job(row)["status_guid"] not in canceled
         }
         moved = set()
-        self._requests_for_jobs(backend, adapter, set(jobs), jobs, moved=moved)
+        self._requests_for_jobs(backend, adapter, set(jobs), jobs, moved=moved, statuses=statuses)
         new = len(set(jobs) - set(bound)) + len(moved & set(bound))
         return {"new": new, "reread": len(rows) - new}
 
@@ -279,18 +282,31 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         bound = self.env["construction.external.id"]._to_internal(
             backend.external_system_id, "maintenance.request", job_guids
         )
-        work = adapter.work_of(final, known_jobs=bound)
-        requests = self._requests_for_jobs(backend, adapter, job_guids, work.jobs)
-        approval_records = self._upsert_bound(
+        jobs = adapter.jobs_of(final, known_jobs=bound)
+        # The status catalogue, read again if a status is unknown, before the thread
+        # below starts: the lines it reads are then the page's only calls in flight.
+        statuses = self._statuses(
             backend,
-            APPROVAL,
-            [
-                dict(a, backend_id=backend.id, request_id=requests[a["job_guid"]].id)
-                for a in approvals
-            ],
+            adapter,
+            {odyssee_mapper.job(jobs.get(guid))["status_guid"] for guid in job_guids},
         )
-        lines = [odyssee_mapper.usage_line("part", row) for row in work.parts]
-        lines += [odyssee_mapper.usage_line("time", row) for row in work.times]
+        # The part and time lines are read while the requests and approvals are
+        # written: the calls wait on Odyssee, the writes on Odoo. Only HTTP runs in
+        # the thread; the ORM stays in this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(adapter.lines_of, final)
+            requests = self._requests_for_jobs(backend, adapter, job_guids, jobs, statuses=statuses)
+            approval_records = self._upsert_bound(
+                backend,
+                APPROVAL,
+                [
+                    dict(a, backend_id=backend.id, request_id=requests[a["job_guid"]].id)
+                    for a in approvals
+                ],
+            )
+            parts, times = reading.result()
+        lines = [odyssee_mapper.usage_line("part", row) for row in parts]
+        lines += [odyssee_mapper.usage_line("time", row) for row in times]
         self._import_lines(backend, lines, approval_records, requests)
         new = len({a["odyssee_guid"] for a in approvals} - set(known))
         return {"new": new, "reread": len(approvals) - new + len(unchanged)}
@@ -307,7 +323,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         created = (
             self.env[res_model].sudo().create([self._own_values(by_guid[guid]) for guid in new])
         )
-        Binder._bind(system, list(zip(created, new, strict=True)))
+        Binder._bind_new(system, list(zip(created, new, strict=True)))
         records.update(zip(new, created, strict=True))
         return records
 
@@ -315,13 +331,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _own_values(values):
         return {key: value for key, value in values.items() if key != "odyssee_guid"}
 
-    def _requests_for_jobs(self, backend, adapter, job_guids, jobs, moved=None):
+    def _requests_for_jobs(self, backend, adapter, job_guids, jobs, moved=None, statuses=None):
         """``{job guid: request}``; a job is linked by its GUID, then by our reference.
 
         A job born in Odyssee gets a new request, on the machine bound to its
         installation. The status of each job in ``jobs`` (rows) comes back on
         its request (see ``_follow_statuses``; the job guids of the requests
-        that changed are added to ``moved``).
+        that changed are added to ``moved``). ``statuses``: what ``_statuses``
+        answered for these jobs already, if the caller asked.
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -351,17 +368,33 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             for guid, job in jobs.items()
         }
         known = Request.browse([request.id for request in found.values() if request])
-        known.write({"odyssee_last_synced_at": now})
+        # A stamp no one tracks or follows: the chatter's bookkeeping is skipped.
+        known.with_context(tracking_disable=True).write({"odyssee_last_synced_at": now})
         born = [guid for guid, request in found.items() if not request]
         # One create for the page: a request per job is what made big imports slow.
-        created = Request.with_context(mail_create_nolog=True, tracking_disable=True).create(
-            [self._born_request_values(backend, guid, jobs[guid], machines, now) for guid in born]
+        Creating = Request.with_context(mail_create_nolog=True, tracking_disable=True)
+        # The defaults that search (stage, team, employee) are read once for the page,
+        # as create would read them for each request: two queries per job otherwise.
+        defaults = Creating.default_get(list(REQUEST_SEARCHED_DEFAULTS)) if born else {}
+        # The employee (by default the user's, who then follows the request) is
+        # written once for the page: given at create, hr_maintenance subscribes its
+        # user request by request, 3 queries each; a write subscribes all at once.
+        employee = defaults.pop("employee_id", False)
+        created = Creating.create(
+            [
+                defaults
+                | {"employee_id": False}
+                | self._born_request_values(backend, guid, jobs[guid], machines, now)
+                for guid in born
+            ]
         )
+        if employee:
+            created.with_context(odyssee_no_push=True).write({"employee_id": employee})
         found.update(zip(born, created, strict=True))
         new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
         requests.update(found)
-        Binder._bind(system, new_bindings)
-        changed = self._follow_statuses(backend, adapter, jobs, requests)
+        Binder._bind_new(system, new_bindings)
+        changed = self._follow_statuses(backend, adapter, jobs, requests, statuses)
         if moved is not None:
             moved.update(changed)
         return requests
@@ -379,14 +412,17 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             "maintenance_type": "corrective",
         }
 
-    def _follow_statuses(self, backend, adapter, jobs, requests):
+    def _follow_statuses(self, backend, adapter, jobs, requests, statuses=None):
         """Each request takes its job's Odyssee status, and the stage mapped to it.
 
         Statuses are resolved through the backend's catalogue (read from the
         API, refreshed when a job carries an unknown status, at most every few
         minutes); a change is noted in the request's chatter.
         """
-        statuses = self._statuses(backend, adapter, {job["status_guid"] for job in jobs.values()})
+        if statuses is None:
+            statuses = self._statuses(
+                backend, adapter, {job["status_guid"] for job in jobs.values()}
+            )
         notes, moves = {}, defaultdict(lambda: self.env["maintenance.request"].sudo())
         for guid, job in jobs.items():
             request, status = requests[guid], statuses.get(job["status_guid"])
@@ -506,10 +542,14 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 ["quantity:sum"],
             )
         )
-        for request in self.env["maintenance.request"].sudo().browse(ids):
+        Request = self.env["maintenance.request"].sudo().with_context(odyssee_no_push=True)
+        changed = defaultdict(list)
+        for request in Request.browse(ids):
             duration = hours.get(request, 0.0)
             if request.duration != duration:
-                request.with_context(odyssee_no_push=True).duration = duration
+                changed[duration].append(request.id)
+        for duration, request_ids in changed.items():  # one write per value, not per request
+            Request.browse(request_ids).write({"duration": duration})
 
     def _sync_timesheets(self, backend, lines):
         """The timesheets of time lines, on the machine's job site (or the default project).
@@ -645,17 +685,36 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         }
 
     def _attach_files(self, stream, adapter, pairs):
-        """Attach each ``(approval, file)``: one call per file's content, one create in all."""
+        """Attach each ``(approval, file)``: one call per file's content, one create in all.
+
+        The contents are read (one call after another, in a thread: HTTP only)
+        while the requests' notes are written here; the attachments follow.
+        """
         if not pairs:
             return
         backend = stream.backend_id
+        guids = [file["file_guid"] for _approval, file in pairs]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(lambda: [adapter.file_content(guid) for guid in guids])
+            notes = {}
+            for approval, file in pairs:
+                if approval.request_id:
+                    note = self.env._(
+                        "Signed approval PDF %(name)s attached from Odyssee.",
+                        name=file["file_name"],
+                    )
+                    key = approval.request_id.id
+                    notes[key] = f"{notes[key]} {note}" if key in notes else note
+            if notes:
+                self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)
+            contents = reading.result()
         values_list = []
-        for approval, file in pairs:
+        for (approval, file), content in zip(pairs, contents, strict=True):
             request = approval.request_id
             values_list.append(
                 {
                     "name": file["file_name"],
-                    "datas": adapter.file_content(file["file_guid"]),
+                    "datas": content,
                     "mimetype": file["mimetype"],
                     "res_model": request._name if request else approval._name,
                     "res_id": request.id or approval.id,
@@ -663,14 +722,5 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 }
             )
         attachments = self.env["ir.attachment"].sudo().create(values_list)
-        notes = {}
-        for (approval, file), attachment in zip(pairs, attachments, strict=True):
+        for (approval, _file), attachment in zip(pairs, attachments, strict=True):
             approval.pdf_attachment_id = attachment
-            if approval.request_id:
-                note = self.env._(
-                    "Signed approval PDF %(name)s attached from Odyssee.", name=file["file_name"]
-                )
-                key = approval.request_id.id
-                notes[key] = f"{notes[key]} {note}" if key in notes else note
-        if notes:
-            self.env["maintenance.request"].sudo().browse(list(notes))._message_log_batch(notes)

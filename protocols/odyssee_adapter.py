@@ -5,8 +5,6 @@ approvals costs one call, and the jobs, parts and time lines of all its jobs
 three more (``id eq a or id eq b …``), never a call per approval.
 """
 
-from dataclasses import dataclass, field
-
 from . import odata
 from .external_ids import normalize
 
@@ -21,15 +19,6 @@ JOB_FIELDS = [
     "modified_dateutc",
 ]
 APPROVAL_FILE_FIELDS = ["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"]
-
-
-@dataclass
-class ApprovalWork:
-    """The jobs (by normalised GUID), part lines and time lines of some approvals."""
-
-    jobs: dict = field(default_factory=dict)
-    parts: list = field(default_factory=list)
-    times: list = field(default_factory=list)
 
 
 class OdysseeAdapter:
@@ -69,33 +58,34 @@ class OdysseeAdapter:
         )
         return self.client.iter_pages(controller, query)
 
-    def work_of(self, approvals, known_jobs=()):
-        """The jobs and lines of ``approvals``: three calls (or pages) for all of them.
+    def jobs_of(self, approvals, known_jobs=()):
+        """``{normalised guid: job row}`` of the jobs of ``approvals`` not in ``known_jobs``."""
+        unknown = sorted({normalize(a["jobs_id"]) for a in approvals} - set(known_jobs))
+        if not unknown:
+            return {}
+        jobs = self.client.iter_all(
+            "Jobs",
+            odata.Query(
+                filter=odata.any_of("id", [odata.Guid(g) for g in unknown]),
+                select=JOB_FIELDS,
+                top=self.page_size,
+            ),
+        )
+        return {normalize(job["id"]): job for job in jobs}
 
-        Jobs in ``known_jobs`` (normalised GUIDs) are not read.
-        """
+    def lines_of(self, approvals):
+        """``(part rows, time rows)`` of the jobs of ``approvals``: a call (or pages) each."""
         job_guids = sorted({normalize(a["jobs_id"]) for a in approvals})
         if not job_guids:
-            return ApprovalWork()
-        guids = [odata.Guid(g) for g in job_guids]
-        unknown = [odata.Guid(g) for g in job_guids if g not in known_jobs]
-        jobs = (
-            self.client.iter_all(
-                "Jobs",
-                odata.Query(
-                    filter=odata.any_of("id", unknown), select=JOB_FIELDS, top=self.page_size
-                ),
-            )
-            if unknown
-            else ()
-        )
+            return [], []
         by_job = odata.Query(
-            filter=odata.any_of("jobs_id", guids), orderby="id", top=self.page_size
+            filter=odata.any_of("jobs_id", [odata.Guid(g) for g in job_guids]),
+            orderby="id",
+            top=self.page_size,
         )
-        return ApprovalWork(
-            jobs={normalize(job["id"]): job for job in jobs},
-            parts=list(self.client.iter_all("JobPartUsage", by_job)),
-            times=list(self.client.iter_all("JobNonPartUsage", by_job)),
+        return (
+            list(self.client.iter_all("JobPartUsage", by_job)),
+            list(self.client.iter_all("JobNonPartUsage", by_job)),
         )
 
     def approval_file_pages(self, since):

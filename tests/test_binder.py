@@ -54,6 +54,47 @@ class TestBinder(ConstructionAssetSyncCase):
         with self.assertRaisesRegex(ValidationError, "not an Odyssee GUID"):
             self.Binder._bind(self.system, [(self.employee, "TECH-1")])
 
+    def test_bind_new_stores_what_bind_stores_in_one_insert(self):
+        Line = self.env["construction.odyssee.usage.line"]
+        lines = Line.create(
+            [
+                {"backend_id": self.backend.id, "kind": "time", "name": name}
+                for name in ("by the ORM", "by one INSERT")
+            ]
+        )
+        guids = [str(uuid.uuid4()) for _ in lines]
+        by_orm = self.Binder._bind(self.system, [(lines[0], guids[0])])
+        by_insert = self.Binder._bind_new(self.system, [(lines[1], guids[1].upper())])
+        self.assertEqual(len(by_insert), 1)
+        compared = [
+            "system_id",
+            "system_kind",
+            "company_id",
+            "res_model",
+            "equipment_id",
+            "pending",
+            "create_uid",
+            "write_uid",
+        ]
+        self.assertEqual(
+            by_insert.read(compared)[0] | {"id": 0}, by_orm.read(compared)[0] | {"id": 0}
+        )
+        self.assertEqual((by_insert.res_id, by_insert.external_id), (lines[1].id, guids[1]))
+        self.assertTrue(by_insert.create_date)
+        self.assertEqual(
+            self.Binder._to_internal(self.system, Line._name, guids),
+            {guids[0]: lines[0], guids[1]: lines[1]},
+        )
+        self.assertIn(by_insert, self.system.external_id_ids)
+
+    def test_bind_new_refuses_what_bind_refuses(self):
+        with self.assertRaisesRegex(ValidationError, "not an Odyssee GUID"):
+            self.Binder._bind_new(self.system, [(self.employee, "TECH-1")])
+        self.Binder._bind(self.system, [(self.employee, GUID)])
+        other = self.env["hr.employee"].create({"name": "Impostor"})
+        with self.assertRaisesRegex(ValidationError, "already belongs to Technician under test"):
+            self.Binder._bind_new(self.system, [(other, GUID)])
+
     def test_batch_lookup_across_systems(self):
         pairs = [(self.telematics.id, "DEV-1"), (self.other_telematics.id, "DEV-1")]
         self.assertEqual(

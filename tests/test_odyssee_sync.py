@@ -87,6 +87,20 @@ class TestOdysseePull(OdysseeCase):
         self.assertTrue(log)
         self.assertFalse(log.filtered(lambda c: "s3cret" in (c.query or "") + (c.error or "")))
 
+    def test_requests_a_user_imports_name_them_and_they_follow(self):
+        """Sync now runs as the user: the requests it creates carry that user's employee
+        (the default), and the user follows them; the scheduled action (OdooBot) has none."""
+        user = self.env.ref("base.user_admin")
+        employee = user.with_company(self.backend.company_id).employee_id
+        self.assertTrue(employee, "the demo administrator has an employee")
+        for kind in ("jobs", "approvals"):
+            self.assertTrue(self.stream(kind).with_user(user).sudo()._run())
+        requests = self.Approval.search([("backend_id", "=", self.backend.id)]).request_id
+        self.assertTrue(requests)
+        self.assertEqual(requests.employee_id, employee)
+        unfollowed = requests.filtered(lambda r: user.partner_id not in r.message_partner_ids)
+        self.assertFalse(unfollowed)
+
     def test_lines_become_parts_and_timesheets_with_flags(self):
         self.pull()
         lines = self.Line.search([("backend_id", "=", self.backend.id)])
