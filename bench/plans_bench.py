@@ -36,6 +36,12 @@ ROUNDS = int(os.environ.get("PLANS_BENCH_ROUNDS", 4))
 # evaluation computes the use per day and a forecast that moves with the meters.
 # 60: outside it, no use per day, no forecast moves (what earlier figures measured).
 START_DAYS = int(os.environ.get("PLANS_BENCH_START_DAYS", 16))
+# What each reading carries. "telematics" (default): engine hours, fuel level and
+# position, as machines send them (ISO 15143-3 snapshots) and as
+# bench/telematics_bench.py does. "hours": the engine hours only, the cheapest
+# reading to process, so the largest share for plans.
+FIELDS = os.environ.get("PLANS_BENCH_FIELDS", "telematics")
+EXTRA = {"fuel_level_pct": 50.0, "lat": 48.0, "lon": 2.0} if FIELDS == "telematics" else {}
 
 
 def bench(env, created):
@@ -117,7 +123,12 @@ def bench(env, created):
             for i in range(MACHINES):
                 hours[i] += 0.3 * elapsed
                 readings.append(
-                    {"device_id": f"P{tag}-{i}", "at": at, "engine_hours": round(hours[i], 2)}
+                    {
+                        "device_id": f"P{tag}-{i}",
+                        "at": at,
+                        "engine_hours": round(hours[i], 2),
+                        **EXTRA,
+                    }
                 )
         clock[0] += timedelta(hours=READINGS_PER_MACHINE * every_hours)
         for index, reading in enumerate(readings):
@@ -227,7 +238,7 @@ def bench(env, created):
         f"requests opened by the rounds {opened}"
     )
     print(
-        f"readings per round {readings}, rounds {ROUNDS} each, alternating ABBA, "
+        f"readings per round {readings} ({FIELDS}), rounds {ROUNDS} each, alternating ABBA, "
         f"readings from {START_DAYS} days ago"
     )
     print("without plans, s per round: " + " / ".join(f"{t:.2f}" for t in timings["without"]))
