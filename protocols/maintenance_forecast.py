@@ -119,41 +119,32 @@ def _fold(item, baseline, due, machine, today, statuses=None):
     for trigger, due_value in due.items():
         soon = soon_of.get(trigger) or 0
         if trigger == "days":
-            if today >= due_value:
-                status = 2
-            elif today >= due_value - timedelta(days=soon):
-                status = 1
-            else:
-                status = 0
-            if baseline is None:
-                trigger_progress = 0.0
-            else:
-                start = baseline["days"]
-                span = (due_value - start).days
-                trigger_progress = (today - start).days / span if span > 0 else 1.0
+            # Dates as day numbers: the same thresholds and progress as a meter's.
+            position, due_at, tolerance = today.toordinal(), due_value.toordinal(), 0
+            start = baseline["days"].toordinal() if baseline is not None else None
             day = due_value
         else:
-            value = machine.get(trigger) or 0.0
+            position, due_at = machine.get(trigger) or 0.0, due_value
             tolerance = METER_TOLERANCE[trigger]
-            if value >= due_value - tolerance:
-                status = 2
-            elif value >= due_value - soon - tolerance:
-                status = 1
-            else:
-                status = 0
-            if baseline is None:
-                trigger_progress = 0.0
-            else:
-                start = baseline.get(trigger) or 0.0
-                span = due_value - start
-                trigger_progress = (value - start) / span if span > 0 else 1.0
+            start = (baseline.get(trigger) or 0.0) if baseline is not None else None
             day = forecast_meter(
-                value,
+                position,
                 _as_date(machine.get(_AT[trigger])),
                 due_value,
                 machine.get(_PER_DAY[trigger]),
                 today,
             )
+        if position >= due_at - tolerance:
+            status = 2
+        elif position >= due_at - soon - tolerance:
+            status = 1
+        else:
+            status = 0
+        if start is None:
+            trigger_progress = 0.0
+        else:
+            span = due_at - start
+            trigger_progress = (position - start) / span if span > 0 else 1.0
         if statuses is not None:
             statuses[trigger] = STATUS_NAMES[status]
         if rank is None:
