@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 import odoo
 import psycopg2
-from odoo.addons.construction_asset_sync.cli.heap import freeze_loaded
+from odoo.addons.construction_asset_sync.cli.long_running import freeze_loaded
 
 MACHINES = int(os.environ.get("PLANS_BENCH_MACHINES", 2000))
 READINGS_PER_MACHINE = int(os.environ.get("PLANS_BENCH_READINGS", 10))

@@ -29,12 +29,10 @@ import time
 
 from odoo import SUPERUSER_ID, api
 from odoo.cli import Command
-from odoo.modules.registry import Registry
-from odoo.tools import config
 
 from ..models.construction_telematics_mqtt_consumer import HEARTBEAT_SECONDS
 from ..protocols import mqtt_consumer
-from .heap import freeze_loaded
+from .long_running import load_registry, refreshed_registry, single_database
 
 _logger = logging.getLogger(__name__)
 
@@ -69,19 +67,14 @@ class TelematicsMqtt(Command):
 
     def run(self, args):
         options, odoo_args = _arguments(args)
-        config.parse_config(odoo_args, setup_logging=True)
-        databases = config["db_name"].split(",") if config["db_name"] else []
-        if len(databases) != 1:
-            raise SystemExit("telematics_mqtt: give exactly one database with -d")
-        Runner(databases[0], options).run()
+        Runner(single_database("telematics_mqtt", odoo_args), options).run()
 
 
 class Runner:
     def __init__(self, dbname, options):
         self.dbname = dbname
         self.options = options
-        self.registry = Registry(dbname)
-        freeze_loaded()
+        self.registry = load_registry(dbname)
         self.consumers = {}  # source id -> (configuration, Consumer)
         self.stopping = threading.Event()
         pause = float(os.environ.get(PAUSE_BEFORE_ACK_ENV) or 0)
@@ -95,10 +88,7 @@ class Runner:
         )
         while not self.stopping.is_set():
             try:
-                registry = self.registry.check_signaling()
-                if registry is not self.registry:
-                    self.registry = registry
-                    freeze_loaded()
+                self.registry = refreshed_registry(self.registry)
                 self._reconcile(self._configurations())
                 self._report()
             except Exception:

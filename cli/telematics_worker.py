@@ -33,11 +33,9 @@ import time
 import psycopg2
 from odoo import SUPERUSER_ID, api, sql_db
 from odoo.cli import Command
-from odoo.modules.registry import Registry
-from odoo.tools import config
 
 from ..models.construction_telematics_event import WORKER_APPLICATION_NAME, WORKER_CHANNEL
-from .heap import freeze_loaded
+from .long_running import load_registry, refreshed_registry, single_database
 
 _logger = logging.getLogger(__name__)
 
@@ -70,19 +68,14 @@ class TelematicsWorker(Command):
 
     def run(self, args):
         options, odoo_args = _arguments(args)
-        config.parse_config(odoo_args, setup_logging=True)
-        databases = config["db_name"].split(",") if config["db_name"] else []
-        if len(databases) != 1:
-            raise SystemExit("telematics_worker: give exactly one database with -d")
-        Worker(databases[0], options).run()
+        Worker(single_database("telematics_worker", odoo_args), options).run()
 
 
 class Worker:
     def __init__(self, dbname, options):
         self.dbname = dbname
         self.options = options
-        self.registry = Registry(dbname)
-        freeze_loaded()
+        self.registry = load_registry(dbname)
         self.stopping = threading.Event()
         self.pause = float(os.environ.get(PAUSE_BEFORE_COMMIT_ENV) or 0)
 
@@ -129,10 +122,7 @@ class Worker:
         """Process batches, each committed on its own, until none is due."""
         done = 0
         try:
-            registry = self.registry.check_signaling()
-            if registry is not self.registry:
-                self.registry = registry
-                freeze_loaded()
+            self.registry = refreshed_registry(self.registry)
             while not self.stopping.is_set():
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
