@@ -1,5 +1,6 @@
 """Preventive maintenance plans, fed by real readings through the telematics pipeline."""
 
+import json
 import threading
 import time
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
+from ..models.construction_telematics_event import IngestError
 from ..pg_settings import without_jit
 from .common import committed_env
 from .telematics_common import make_fleet
@@ -260,6 +262,112 @@ class TestMaintenancePlans(PlanCase):
         schedule = self.schedule(item)
         self.assertEqual((schedule.due_km, schedule.due_status), (1000.0, "soon"))
         self.assertEqual(len(self.plan_requests()), 1)
+
+    def test_iso15143_snapshots_drive_the_plans_late_repeated_and_hostile(self):
+        """Fleet snapshots as ISO 15143-3 documents them (each element with its own
+        datetime, the key spelt DateTime or datetime, Distance in miles) cross the
+        250 h and the 10,000 km due-soon points, delivered out of order and twice:
+        one request per item, the forecast from the use per day. Then a meter that
+        went back without a replacement, a placeholder date, a number no meter
+        reaches and bytes that are not JSON change nothing the plans show."""
+        hours_item, km_item = self.plan(
+            {"name": "250 h", "interval_hours": 250, "soon_hours": 25},
+            {"name": "10,000 km", "interval_km": 10000, "soon_km": 500},
+        )
+
+        def snapshot(days_ago, hours, miles, date_key="datetime"):
+            stamp = (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return json.dumps(
+                {
+                    "Fleet": {
+                        "version": "1",
+                        "snapshotTime": stamp,
+                        "Equipment": [
+                            {
+                                "EquipmentHeader": {"OEMName": "CAT", "SerialNumber": "DEV-1"},
+                                "CumulativeOperatingHours": {date_key: stamp, "Hour": hours},
+                                "Distance": {
+                                    date_key: stamp,
+                                    "OdometerUnits": "miles",
+                                    "Odometer": miles,
+                                },
+                            }
+                        ],
+                    }
+                }
+            ).encode()
+
+        def receive(*bodies):
+            outcomes = []
+            for body in bodies:
+                try:
+                    self.Event._receive_body(self.source, "iso15143", body)
+                    outcomes.append("accepted")
+                except IngestError as refused:
+                    outcomes.append(refused.status)
+            while self.Event._process_batch():
+                pass
+            return outcomes
+
+        today = snapshot(0, 230.0, 6000)  # 9,656 km: past 9,500, the 10,000 km item's soon point
+        receive(today, snapshot(10, 100.0, 100), snapshot(5, 180.0, 3000, "DateTime"), today)
+        shown = self.Schedule.search([("equipment_id", "=", self.equipment.id)])
+        self.assertEqual(self.equipment.engine_hours, 230.0)
+        self.assertAlmostEqual(self.equipment.odometer_km, 6000 * 1.609344, places=1)
+        self.assertEqual(set(shown.mapped("due_status")), {"soon"})
+        hours_schedule = self.schedule(hours_item)
+        # 130 h in 10 days: 13 h a day, 20 h left: due in 2 days (rounded up).
+        self.assertEqual(hours_schedule.hours_per_day, 13.0)
+        self.assertEqual(hours_schedule.forecast_date, TODAY + timedelta(days=2))
+        requests = self.plan_requests()
+        self.assertEqual(
+            sorted(requests.mapped("plan_item_id").ids), sorted([hours_item.id, km_item.id])
+        )
+        self.assertEqual(set(requests.mapped("maintenance_type")), {"preventive"})
+
+        outcomes = receive(
+            snapshot(-0.01, 50.0, 6001),  # the meter went back: no replacement recorded
+            snapshot(-0.02, 1e12, 6002),  # no meter reaches that
+            json.dumps(
+                {
+                    "Fleet": {
+                        "Equipment": [
+                            {
+                                "EquipmentHeader": {"SerialNumber": "DEV-1"},
+                                "CumulativeOperatingHours": {
+                                    "datetime": "0001-01-01T00:00:00Z",
+                                    "Hour": 999,
+                                },
+                            }
+                        ]
+                    }
+                }
+            ).encode(),
+            b"\xff\xfe{not json",
+        )
+        # The meter that went back is stored and set aside; the number no meter reaches
+        # is refused at receipt (kept as a rejected event, the snapshot's distance
+        # taken); the undated and the unreadable bodies are refused whole.
+        self.assertEqual(outcomes, ["accepted", "accepted", 422, 400])
+        Reading = self.env["construction.telematics.reading"]
+        went_back = Reading.search(
+            [("equipment_id", "=", self.equipment.id), ("engine_hours", "=", 50.0)]
+        )
+        self.assertEqual(went_back.mapped("suspect"), [True])
+        self.assertIn("went backwards", went_back.suspect_reason)
+        self.assertFalse(
+            Reading.search([("equipment_id", "=", self.equipment.id), ("engine_hours", ">", 1e6)])
+        )
+        self.assertEqual(
+            self.Event.search_count(
+                [("source_id", "=", self.source.id), ("state", "=", "rejected")]
+            ),
+            3,
+        )
+        self.assertEqual(self.equipment.engine_hours, 230.0)
+        self.assertEqual(self.plan_requests(), requests)
+        self.assertEqual(set(shown.mapped("due_status")), {"soon"})
+        self.assertEqual(hours_schedule.forecast_date, TODAY + timedelta(days=2))
 
     def test_evaluation_runs_without_jit_and_puts_the_setting_back(self):
         # PostgreSQL compiled the machines statement (16 ms) after every batch once
