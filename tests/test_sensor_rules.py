@@ -81,6 +81,19 @@ class TestSensorRules(TransactionCase):
         self.assertEqual(self.requests(), request)
         self.assertEqual(request.alert_repeat_count, 2)
 
+    def test_samples_out_of_order_late_and_repeated_open_one_request(self):
+        # Gateways resend and reorder: a batch in reverse time order, then a late
+        # sample from inside the breach, then the whole batch again.
+        self.send((11, 113), (5, 112), (0, 110))
+        request = self.requests()
+        self.assertEqual(len(request), 1, "11 minutes above 105 in time order: one breach")
+        self.send((8, 111))
+        self.send((11, 113), (5, 112), (0, 110))
+        self.assertEqual(self.requests(), request)
+        # Nothing new happened: no repeat counted, no note.
+        self.assertEqual(request.alert_repeat_count, 1)
+        self.assertFalse(request.message_ids)
+
     def test_out_of_range_and_undeclared_sensors_are_suspect_and_ignored(self):
         self.send((0, 400), (20, 400))
         readings = self.env["construction.telematics.reading"].search(
