@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import subprocess
 import threading
 import time
 import xmlrpc.client
@@ -37,13 +36,31 @@ class OdooRPC:
         )
 
 
-def odoo_pids():
-    out = subprocess.run(
-        ["pgrep", "-f", "odoo-bin -c .*odoo.conf"], capture_output=True, text=True
-    ).stdout.split()
-    if not out:
-        raise SystemExit("no running odoo-bin found")
-    return [int(pid) for pid in out]
+def odoo_pids(database):
+    """Every Odoo process serving ``database``: the server (and its prefork workers),
+    and the commands ``tools/dev.sh run`` starts beside it (the processing worker,
+    the MQTT consumer). Processes of other databases on the machine are left out."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not any(arg.endswith("odoo-bin") for arg in args):
+            continue
+        serves = any(
+            (arg in ("-d", "--database") and index + 1 < len(args) and args[index + 1] == database)
+            or arg == f"--database={database}"
+            for index, arg in enumerate(args)
+        )
+        if serves:
+            pids.append(int(entry))
+    if not pids:
+        raise SystemExit(f"no running odoo-bin serves the database {database}")
+    return pids
 
 
 def rss_mb(pids):
@@ -64,9 +81,9 @@ def rss_mb(pids):
 class MemorySampler(threading.Thread):
     """Peak RSS of the Odoo processes between ``start()`` and ``stop()``."""
 
-    def __init__(self, pids=None, interval=0.05):
+    def __init__(self, pids, interval=0.05):
         super().__init__(daemon=True)
-        self.pids, self.interval = pids or odoo_pids(), interval
+        self.pids, self.interval = pids, interval
         self.peak, self.running = 0.0, True
 
     def run(self):

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchlib import MemorySampler, OdooRPC, odoo_argument_parser
+from benchlib import MemorySampler, OdooRPC, odoo_argument_parser, odoo_pids
 
 from odyssee_emulator import Emulator, populate
 from protocols import odata, odyssee_client
@@ -50,7 +50,7 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
             "rate_limit": 0,
         },
     )
-    sampler = MemorySampler(interval=0.1)
+    sampler = MemorySampler(odoo_pids(odoo.db), interval=0.1)
     sampler.start()
     started = time.perf_counter()
     odoo("construction.odyssee.backend", "action_sync_now", [backend])

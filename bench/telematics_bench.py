@@ -353,7 +353,7 @@ def main():
     args = parser.parse_args()
 
     bench = Bench(args)
-    pids = odoo_pids()
+    pids = odoo_pids(args.db)
     bench.setup_fleet(args.machines)
     sampler = MemorySampler(pids)
     sampler.start()
