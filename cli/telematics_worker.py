@@ -91,7 +91,15 @@ class Worker:
         last_look = float("-inf")  # what was queued while no worker ran, at once
         try:
             while not self.stopping.is_set():
-                notified = self._wait(listener)
+                try:
+                    notified = self._wait(listener)
+                except psycopg2.Error:
+                    # The listening connection went away (database restarted): listen
+                    # again, and look at the queue at once for what came meanwhile.
+                    _logger.warning("telematics_worker: listening connection lost; reconnecting")
+                    listener.close()
+                    listener = self._listen_again()
+                    notified, last_look = False, float("-inf")
                 if notified or time.monotonic() - last_look >= self.options.poll:
                     last_look = time.monotonic()
                     done = self._drain()
@@ -109,6 +117,14 @@ class Worker:
             cr.execute(f'LISTEN "{WORKER_CHANNEL}"')
         return listener
 
+    def _listen_again(self):
+        while True:
+            try:
+                return self._listen()
+            except psycopg2.Error:
+                if self.stopping.wait(WAKE_SECONDS):
+                    raise
+
     def _wait(self, listener):
         """True when a notification came within ``WAKE_SECONDS``."""
         if not select.select([listener], [], [], WAKE_SECONDS)[0]:
@@ -122,8 +138,11 @@ class Worker:
         """Process batches, each committed on its own, until none is due."""
         done = 0
         try:
-            self.registry = refreshed_registry(self.registry)
             while not self.stopping.is_set():
+                # Every batch: under steady load the queue never empties, and a plan
+                # or sensor declaration edited meanwhile must reach the next batch
+                # (their caches are cleared through the registry's signalling).
+                self.registry = refreshed_registry(self.registry)
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
                     processed = env["construction.telematics.event"]._process_batch()
