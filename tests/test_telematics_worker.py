@@ -14,6 +14,9 @@ import psycopg2
 from odoo import sql_db
 from odoo.addons.construction_asset_sync.cli.telematics_worker import PAUSE_BEFORE_COMMIT_ENV
 from odoo.addons.construction_asset_sync.models import construction_telematics_event
+from odoo.addons.construction_asset_sync.models.construction_telematics_event import (
+    WORKER_APPLICATION_NAME,
+)
 from odoo.tests import TransactionCase, tagged
 
 from .common import OdooCommandMixin, committed_env
@@ -73,7 +76,7 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
             env.cr.execute(
                 """SELECT count(*) FROM pg_stat_activity
                     WHERE application_name = %s AND query LIKE 'LISTEN%%'""",
-                [f"cas-telematics-worker-{name}"],
+                [f"{WORKER_APPLICATION_NAME}-{name}"],
             )
             return env.cr.fetchone()[0] == 1
 
@@ -136,12 +139,31 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
     def test_the_worker_processes_on_notification_and_the_scheduled_action_stays_idle(self):
         self._start_worker("main")
         self._receive(0, 3)
+        self._wait(lambda: self._state()["events"] == ["processed"], f"{self._state()}")
+        # Its first look at the queue is behind it and its poll is 10 minutes away:
+        # only the notification of this receipt can wake it now.
         self._receive(3, 2)
         self._wait(lambda: self._state()["events"] == ["processed"] * 2, f"{self._state()}")
         state = self._state()
         self.assertEqual(state["readings"], 5)
         self.assertAlmostEqual(state["engine_hours"], 500 + 4 / 60, places=6)
         self.assertEqual(state["cron_triggers"], 0, "the scheduled action was woken too")
+
+    def test_a_lost_listening_connection_is_opened_again(self):
+        self._start_worker("reconnecting")
+        name = f"{WORKER_APPLICATION_NAME}-reconnecting-{self.tag}"
+        with committed_env(self.registry) as env:
+            env.cr.execute(
+                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                   WHERE application_name = %s""",
+                [name],
+            )
+        self._wait(
+            lambda: self._worker_connected(f"reconnecting-{self.tag}"),
+            f"the worker did not listen again (log: {self.logs})",
+        )
+        self._receive(0, 2)
+        self._wait(lambda: self._state()["events"] == ["processed"], f"{self._state()}")
 
     def test_kill_9_mid_batch_loses_and_doubles_nothing(self):
         worker = self._start_worker("crashing", pause_before_commit=60)
@@ -181,7 +203,7 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         hung = psycopg2.connect(
             **dict(
                 sql_db.connection_info_for(self.registry.db_name)[1],
-                application_name=f"cas-telematics-worker-hung-{self.tag}",
+                application_name=f"{WORKER_APPLICATION_NAME}-hung-{self.tag}",
             )
         )
         self.addCleanup(hung.close)
