@@ -17,15 +17,20 @@ class ConstructionCachedConfigMixin(models.AbstractModel):
     def _clear_config_cache(self):
         self.env.registry.clear_cache()
 
+    # Cleared after the change, not before: a cache filled while the change was
+    # being made (by what the write itself computes) would hold the old values.
     @api.model_create_multi
     def create(self, vals_list):
+        records = super().create(vals_list)
         self._clear_config_cache()
-        return super().create(vals_list)
+        return records
 
     def write(self, vals):
+        result = super().write(vals)
         self._clear_config_cache()
-        return super().write(vals)
+        return result
 
     def unlink(self):
+        result = super().unlink()
         self._clear_config_cache()
-        return super().unlink()
+        return result

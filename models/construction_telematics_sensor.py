@@ -142,6 +142,7 @@ class ConstructionTelematicsSensor(models.Model):
     def _declarations(self, company_ids):
         """{(company, scope, code): (min, max, unit)}; scope is ("source", id), ("category", id)
         or ("company", None)."""
+        self.flush_model()  # declarations written in this transaction, not yet in the table
         self.env.cr.execute(
             """SELECT company_id, source_id, category_id, code, min_value, max_value, unit
                FROM construction_telematics_sensor WHERE company_id = ANY(%s)""",

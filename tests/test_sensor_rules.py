@@ -16,7 +16,7 @@ class TestSensorRules(TransactionCase):
         cls.source, _key, cls.equipment = make_fleet(cls.env, suffix=" sensors")
         cls.category = cls.env["maintenance.equipment.category"].create({"name": "Test loaders"})
         cls.equipment.category_id = cls.category
-        cls.env["construction.telematics.sensor"].create(
+        cls.coolant_sensor = cls.env["construction.telematics.sensor"].create(
             {
                 "code": "coolant_temp_c",
                 "name": "Coolant temperature",
@@ -80,6 +80,13 @@ class TestSensorRules(TransactionCase):
         self.send((30, 120), (45, 121))
         self.assertEqual(self.requests(), request)
         self.assertEqual(request.alert_repeat_count, 2)
+
+    def test_the_cached_ranges_follow_a_declaration_changed_in_the_same_transaction(self):
+        Sensor = self.env["construction.telematics.sensor"]
+        company = self.source.company_id.id
+        self.assertEqual(Sensor._ranges(company)["coolant_temp_c"][("company", None)][1], 150)
+        self.coolant_sensor.max_value = 170  # not flushed yet
+        self.assertEqual(Sensor._ranges(company)["coolant_temp_c"][("company", None)][1], 170)
 
     def test_samples_out_of_order_late_and_repeated_open_one_request(self):
         # Gateways resend and reorder: a batch in reverse time order, then a late
