@@ -249,7 +249,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             if guid in bound or odyssee_mapper.job(row)["status_guid"] not in canceled
         }
         moved = set()
-        self._requests_for_jobs(backend, adapter, set(jobs), jobs, moved=moved, statuses=statuses)
+        self._requests_for_jobs(backend, set(jobs), jobs, statuses, moved=moved)
         new = len(set(jobs) - set(bound)) + len(moved & set(bound))
         return {"new": new, "reread": len(rows) - new}
 
@@ -295,7 +295,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         # the thread; the ORM stays in this one.
         with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(adapter.lines_of, final)
-            requests = self._requests_for_jobs(backend, adapter, job_guids, jobs, statuses=statuses)
+            requests = self._requests_for_jobs(backend, job_guids, jobs, statuses)
             approval_records = self._upsert_bound(
                 backend,
                 APPROVAL,
@@ -331,14 +331,15 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _own_values(values):
         return {key: value for key, value in values.items() if key != "odyssee_guid"}
 
-    def _requests_for_jobs(self, backend, adapter, job_guids, jobs, moved=None, statuses=None):
+    def _requests_for_jobs(self, backend, job_guids, jobs, statuses, moved=None):
         """``{job guid: request}``; a job is linked by its GUID, then by our reference.
 
         A job born in Odyssee gets a new request, on the machine bound to its
         installation. The status of each job in ``jobs`` (rows) comes back on
         its request (see ``_follow_statuses``; the job guids of the requests
         that changed are added to ``moved``). ``statuses``: what ``_statuses``
-        answered for these jobs already, if the caller asked.
+        answered for these jobs, asked by the caller before any thread of its
+        starts: no call to Odyssee is made here.
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -380,10 +381,12 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         # written once for the page: given at create, hr_maintenance subscribes its
         # user request by request, 3 queries each; a write subscribes all at once.
         employee = defaults.pop("employee_id", False)
+        # (hr_maintenance adds the field; it installs itself beside hr and maintenance.)
+        no_employee = {"employee_id": False} if "employee_id" in Request._fields else {}
         created = Creating.create(
             [
                 defaults
-                | {"employee_id": False}
+                | no_employee
                 | self._born_request_values(backend, guid, jobs[guid], machines, now)
                 for guid in born
             ]
@@ -394,7 +397,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         new_bindings = [(found[guid], guid) for guid in jobs if guid not in requests]
         requests.update(found)
         Binder._bind_new(system, new_bindings)
-        changed = self._follow_statuses(backend, adapter, jobs, requests, statuses)
+        changed = self._follow_statuses(jobs, requests, statuses)
         if moved is not None:
             moved.update(changed)
         return requests
@@ -412,17 +415,13 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             "maintenance_type": "corrective",
         }
 
-    def _follow_statuses(self, backend, adapter, jobs, requests, statuses=None):
+    def _follow_statuses(self, jobs, requests, statuses):
         """Each request takes its job's Odyssee status, and the stage mapped to it.
 
-        Statuses are resolved through the backend's catalogue (read from the
-        API, refreshed when a job carries an unknown status, at most every few
-        minutes); a change is noted in the request's chatter.
+        ``statuses``: the backend's catalogue as ``_statuses`` resolved it (read
+        from the API, refreshed when a job carries an unknown status, at most
+        every few minutes); a change is noted in the request's chatter.
         """
-        if statuses is None:
-            statuses = self._statuses(
-                backend, adapter, {job["status_guid"] for job in jobs.values()}
-            )
         notes, moves = {}, defaultdict(lambda: self.env["maintenance.request"].sudo())
         for guid, job in jobs.items():
             request, status = requests[guid], statuses.get(job["status_guid"])
