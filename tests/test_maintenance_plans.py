@@ -3,13 +3,16 @@
 import json
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
+from ..models import construction_maintenance_schedule as schedule_module
 from ..models.construction_telematics_event import IngestError
 from ..pg_settings import without_jit
 from .common import committed_env
@@ -378,15 +381,23 @@ class TestMaintenancePlans(PlanCase):
             cr.execute("SELECT current_setting('jit')")
             return cr.fetchone()[0]
 
+        during = []
+
+        @contextmanager
+        def observed(cursor):
+            with without_jit(cursor):
+                during.append(jit())  # what the machines statement runs with
+                yield
+
         item = self.plan({"name": "250 h", "interval_hours": 250})
-        for setting in ("on", "off"):
-            cr.execute("SELECT set_config('jit', %s, true)", [setting])
-            cr.execute("SET LOCAL jit_above_cost = 0")
-            with without_jit(cr):
-                self.assertEqual(jit(), "off")
-            self.assertEqual(jit(), setting)
-            self.send((2 if setting == "on" else 1, 10.0), (0, 20.0 if setting == "on" else 30.0))
-            self.assertEqual(jit(), setting, "the evaluation left JIT changed")
+        with patch.object(schedule_module, "without_jit", observed):
+            for setting in ("on", "off"):
+                cr.execute("SELECT set_config('jit', %s, true)", [setting])
+                self.send(
+                    (2 if setting == "on" else 1, 10.0), (0, 20.0 if setting == "on" else 30.0)
+                )
+                self.assertEqual(jit(), setting, "the evaluation left JIT changed")
+        self.assertEqual(during, ["off", "off"])
         self.assertEqual(self.schedule(item).usage_source, "readings")
 
     def test_machines_without_plans_cost_nothing(self):
