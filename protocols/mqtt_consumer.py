@@ -162,10 +162,14 @@ class Consumer:
         properties.ReceiveMaximum = self.settings.receive_maximum
         return properties
 
+    def _failed(self, error):
+        """Log, then show: whoever waits for ``last_error`` finds the warning logged."""
+        _logger.warning("MQTT %s: %s", self.settings.client_id, error)
+        self.last_error = error
+
     def _on_connect(self, client, _userdata, flags, reason_code, _properties):
         if reason_code.is_failure:
-            self.last_error = f"connection refused: {reason_code}"
-            _logger.warning("MQTT %s: %s", self.settings.client_id, self.last_error)
+            self._failed(f"connection refused: {reason_code}")
             return
         self._connection += 1
         _logger.info(
@@ -184,14 +188,12 @@ class Consumer:
 
     def _on_connect_fail(self, client, _userdata):
         # No CONNACK at all: unreachable, or TLS refused (an unknown CA, a wrong host name).
-        self.last_error = f"cannot connect: {client.connect_error}"
-        _logger.warning("MQTT %s: %s", self.settings.client_id, self.last_error)
+        self._failed(f"cannot connect: {client.connect_error}")
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties):
         refused = [str(code) for code in reason_codes if code.is_failure]
         if refused:
-            self.last_error = f"subscription refused: {', '.join(refused)}"
-            _logger.warning("MQTT %s: %s", self.settings.client_id, self.last_error)
+            self._failed(f"subscription refused: {', '.join(refused)}")
             return
         # Connected means receiving: only once the broker granted every subscription.
         self.connected = True
@@ -200,8 +202,7 @@ class Consumer:
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties):
         self.connected = False
         if not self._stop.is_set():
-            self.last_error = f"disconnected: {reason_code}"
-            _logger.warning("MQTT %s %s", self.settings.client_id, self.last_error)
+            self._failed(f"disconnected: {reason_code}")
 
     def _on_message(self, _client, _userdata, message):
         now = time.time()
