@@ -373,6 +373,26 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
         self.assertEqual((first["engine_hours"], second["engine_hours"]), (1500.25, 730))
         self.assertEqual(second["requests"], 1)
 
+    def _kill_between_commit_and_ack_and_resume(self, name, published):
+        """Kill consumer ``name`` (asleep before acknowledging its first committed
+        batch) and start it again: every message in the ledger once."""
+        time.sleep(0.5)
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes.pop(name).wait()
+        self.assertEqual(len(self._ledger()), 1, "nothing else was committed before the kill")
+        # Same consumer name, same client id: the broker resumes the session and
+        # sends every unacknowledged message again, the committed ones included.
+        self._start_consumer(name)
+        self._wait(
+            lambda: self._consumer_row(name).get("committed_total", 0) >= published,
+            f"got {self._consumer_row(name)} of {published}",
+        )
+        ledger = self._ledger()
+        self.assertEqual(len(ledger), published, "nothing lost, nothing twice")
+        self.assertEqual(len({event["key"] for event in ledger}), published)
+        # The restarted consumer received all of them: the committed ones were redelivered.
+        self.assertEqual(self._consumer_row(name)["committed_total"], published)
+
     def test_kill_9_between_commit_and_ack_loses_and_duplicates_nothing(self):
         self._start_consumer("crashing", pause_before_ack=60)
         gateway = self._gateway()
@@ -386,22 +406,7 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
             self._publish_reading(gateway, minute)
             self._publish(gateway, "DEV-2", "alerts", self._alert("DEV-2", f"kill-{minute}"))
             published += 2
-        time.sleep(0.5)
-        self.processes["crashing"].send_signal(signal.SIGKILL)
-        self.processes.pop("crashing").wait()
-        self.assertEqual(len(self._ledger()), 1, "nothing else was committed before the kill")
-        # Same consumer name, same client id: the broker resumes the session and
-        # sends every unacknowledged message again, the committed ones included.
-        self._start_consumer("crashing")
-        self._wait(
-            lambda: self._consumer_row("crashing").get("committed_total", 0) >= published,
-            f"got {self._consumer_row('crashing')} of {published}",
-        )
-        ledger = self._ledger()
-        self.assertEqual(len(ledger), published, "nothing lost, nothing twice")
-        self.assertEqual(len({event["key"] for event in ledger}), published)
-        # The restarted consumer received all of them: the committed ones were redelivered.
-        self.assertEqual(self._consumer_row("crashing")["committed_total"], published)
+        self._kill_between_commit_and_ack_and_resume("crashing", published)
         self._process_all()
         first, second = self._machines()
         self.assertEqual((first["readings"], first["engine_hours"]), (20, 100.19))
@@ -446,18 +451,9 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
             alert = self._alert("DEV-2", f"qos2-{minute}")
             self.assertEqual(self._publish(gateway, "DEV-2", "alerts", alert, qos=2), 0)
             published += 2
-        time.sleep(0.5)
         # Killed between a commit and its acknowledgement: had the consumer taken them
         # at QoS 2, the broker would hold only PUBRELs of messages nobody has any more.
-        self.processes.pop("tls").kill()
-        self._start_consumer("tls")
-        self._wait(
-            lambda: self._consumer_row("tls").get("committed_total", 0) >= published,
-            f"got {self._consumer_row('tls')} of {published}",
-        )
-        ledger = self._ledger()
-        self.assertEqual(len(ledger), published, "nothing lost, nothing twice")
-        self.assertEqual(len({event["key"] for event in ledger}), published)
+        self._kill_between_commit_and_ack_and_resume("tls", published)
         self._process_all()
         first, second = self._machines()
         self.assertEqual((first["readings"], first["engine_hours"]), (10, 100.09))
