@@ -44,3 +44,9 @@ def alert(**changes):
 
 def dumps(document):
     return json.dumps(document).encode()
+
+
+def process_all(Event):
+    """Process the telematics queue until it is empty, in the current transaction."""
+    while Event._process_batch():
+        pass

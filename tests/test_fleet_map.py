@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import HttpCase, tagged
 
-from .telematics_common import alert, make_fleet
+from .telematics_common import alert, make_fleet, process_all
 
 
 @tagged("post_install", "-at_install")
@@ -35,8 +35,7 @@ class TestFleetMap(HttpCase):
             for i in range(5)
         ]
         self.Event._receive_readings(self.source, readings, [])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
 
     def test_states_on_the_map_data(self):
         data = self.env["maintenance.equipment"].fleet_map_data()
@@ -55,8 +54,7 @@ class TestFleetMap(HttpCase):
         self.Event._receive_alerts(
             self.source, [alert(occurred_at=now, location={"lat": 50.47, "lon": 4.87})]
         )
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         # A tile server that refuses every connection: the map must still work.
         self.env["ir.config_parameter"].set_param(
             "construction_asset_sync.telematics_map_tile_url", "http://127.0.0.1:9/{z}/{x}/{y}.png"

@@ -8,7 +8,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from .common import ConstructionAssetSyncCase, OdysseeEmulatorMixin
-from .telematics_common import alert, make_fleet
+from .telematics_common import alert, make_fleet, process_all
 
 ADMIN_GROUP = "construction_asset_sync.group_integration_admin"
 
@@ -48,10 +48,6 @@ class HealthCase(ConstructionAssetSyncCase):
         )
         self.Event.invalidate_model()
 
-    def process_all(self):
-        while self.Event._process_batch():
-            pass
-
     def chatter(self, record):
         return " | ".join(str(body) for body in record.message_ids.mapped("body"))
 
@@ -80,7 +76,7 @@ class TestTelematicsHealth(HealthCase):
         self.assertEqual(len(self.open_activities(row)), 1)
         self.assertEqual(len(self.open_problems(row)), 1)
 
-        self.process_all()
+        process_all(self.Event)
         self.Health._check_all()
         self.assertEqual(row.health, "ok")
         self.assertFalse(row.summary)
@@ -102,7 +98,7 @@ class TestTelematicsHealth(HealthCase):
         self.assertIn("switched off", row.summary)
         self.assertEqual(len(self.open_activities(row)), 1)
         cron.active = True
-        self.process_all()
+        process_all(self.Event)
         self.Health._cron_check()
         self.assertEqual(row.health, "ok")
         self.assertFalse(self.open_activities(row))
@@ -116,7 +112,7 @@ class TestTelematicsHealth(HealthCase):
 
     def test_dead_and_unmapped_events_are_two_problems_each_with_its_activity(self):
         self.Event._receive_alerts(self.source, [alert(event_id="lost-1", device_id="NEW-9")])
-        self.process_all()
+        process_all(self.Event)
         self.Event._receive_alerts(self.source, [alert(event_id="dies")])
         dead = self.Event.search([("dedupe_key", "=", "alert:dies")])
         dead._set_state([(dead.id, "dead", {"attempts": 5, "last_error": "boom"})])
@@ -134,7 +130,7 @@ class TestTelematicsHealth(HealthCase):
                 "equipment_id": self.equipment.id,
             }
         )
-        self.process_all()
+        process_all(self.Event)
         self.Health._check_all()
         self.assertEqual(self.open_problems(row).mapped("code"), ["dead"])
         self.assertEqual(len(self.open_activities(row)), 1)
@@ -145,7 +141,7 @@ class TestTelematicsHealth(HealthCase):
             {"name": "Other vendor", "company_id": self.other_company.id}
         )
         self.Event._receive_alerts(other_source, [alert(event_id="x-1", device_id="NOPE")])
-        self.process_all()
+        process_all(self.Event)
         self.Health._check_all()
         activity = self.open_activities(self.row_of(other_source))
         self.assertEqual(len(activity), 1)
@@ -158,7 +154,7 @@ class TestTelematicsHealth(HealthCase):
 
     def test_an_archived_source_leaves_the_screen_and_its_problems_close(self):
         self.Event._receive_alerts(self.source, [alert(event_id="arch", device_id="NOPE")])
-        self.process_all()
+        process_all(self.Event)
         self.Health._check_all()
         row = self.row_of(self.source)
         self.assertTrue(self.open_activities(row))

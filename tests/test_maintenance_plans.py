@@ -16,7 +16,7 @@ from ..models import construction_maintenance_schedule as schedule_module
 from ..models.construction_telematics_event import IngestError
 from ..pg_settings import without_jit
 from .common import committed_env
-from .telematics_common import make_fleet
+from .telematics_common import make_fleet, process_all
 
 NOW = datetime(2026, 11, 27, 10, 0)
 TODAY = NOW.date()
@@ -59,8 +59,7 @@ class PlanCase(TransactionCase):
                 value["odometer_km"] = km[0]
             parsed.append(value)
         self.Event._receive_readings(self.source, parsed, [])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
 
     def schedule(self, item, equipment=None):
         return self.Schedule.search(
@@ -308,8 +307,7 @@ class TestMaintenancePlans(PlanCase):
                     outcomes.append("accepted")
                 except IngestError as refused:
                     outcomes.append(refused.status)
-            while self.Event._process_batch():
-                pass
+            process_all(self.Event)
             return outcomes
 
         today = snapshot(0, 230.0, 6000)  # 9,656 km: past 9,500, the 10,000 km item's soon point

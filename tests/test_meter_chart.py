@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import HttpCase, tagged
 
-from .telematics_common import make_fleet
+from .telematics_common import make_fleet, process_all
 
 
 @tagged("post_install", "-at_install")
@@ -24,8 +24,7 @@ class TestMeterChart(HttpCase):
         ]
         Event = self.env["construction.telematics.event"]
         Event._receive_readings(source, readings, [])
-        while Event._process_batch():
-            pass
+        process_all(Event)
         self.assertEqual(machine.telematics_reading_count, 5)
         action = machine.action_open_engine_hours_chart()
         self.assertEqual(action["views"][0][1], "graph")

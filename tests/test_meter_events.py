@@ -5,7 +5,7 @@ from datetime import timedelta
 from freezegun import freeze_time
 from odoo.exceptions import UserError
 
-from .telematics_common import alert
+from .telematics_common import alert, process_all
 from .test_maintenance_plans import NOW, PlanCase
 
 
@@ -52,8 +52,7 @@ class TestMeterEvents(PlanCase):
                 )
             ],
         )
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         self.assertEqual(self.equipment.engine_hours, 252.0)
         request = self.env["maintenance.request"].search(
             [("equipment_id", "=", self.equipment.id), ("alert_code", "=", "SPN110-FMI0")]

@@ -7,7 +7,7 @@ from odoo import SUPERUSER_ID, fields
 from odoo.tests import tagged
 
 from .common import ConstructionAssetSyncCase
-from .telematics_common import alert, make_fleet
+from .telematics_common import alert, make_fleet, process_all
 from .test_odyssee_invoicing import build_job_fixture, import_job
 
 
@@ -100,8 +100,7 @@ class TestIntegrationAdminScreens(ConstructionAssetSyncCase):
 
     def test_map_device_opens_a_prefilled_mapping_that_releases_the_event(self):
         self.Event._receive_alerts(self.source, [alert(event_id="m-1", device_id="NEW-7")])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         event = self.Event.search([("dedupe_key", "=", "alert:m-1")])
         self.assertEqual(event.state, "unmapped")
         action = event.with_user(self.dispatcher).action_map_device()
@@ -119,8 +118,7 @@ class TestIntegrationAdminScreens(ConstructionAssetSyncCase):
         )
         self.assertEqual(mapping.external_id, "NEW-7")
         self.assertEqual(event.state, "pending")
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         self.assertEqual((event.state, event.equipment_id), ("processed", self.machine))
 
     def test_labels_say_what_they_are_with_units(self):
@@ -155,8 +153,7 @@ class TestMaintenanceManagerScreens(ConstructionAssetSyncCase):
         machine.category_id = category
         Event = self.env["construction.telematics.event"]
         Event._receive_alerts(source, [alert(event_id="bot-1")])
-        while Event._process_batch():
-            pass
+        process_all(Event)
         request = Event.search([("dedupe_key", "=", "alert:bot-1")]).request_id
         self.assertTrue(request)
         self.assertNotEqual(request.user_id.id, SUPERUSER_ID)

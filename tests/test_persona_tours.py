@@ -22,7 +22,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tests.common import ChromeBrowser, _find_executable
 from odoo.tools import config
 
-from .telematics_common import alert
+from .telematics_common import alert, process_all
 from .test_odyssee_invoicing import build_job_fixture, import_job
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -102,8 +102,7 @@ class TestPersonaTours(HttpCase):
         Event._receive_alerts(
             gateway, [alert(event_id="tour-1", device_id="TOUR-NEW", code="SPN-TOUR")]
         )
-        while Event._process_batch():
-            pass
+        process_all(Event)
         stalled = Source.create({"name": "Tour stalled gateway"})
         Event._receive_alerts(stalled, [alert(event_id="tour-2", device_id="TOUR-OLD")])
         env.flush_all()

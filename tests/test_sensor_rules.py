@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .telematics_common import dumps, make_fleet
+from .telematics_common import dumps, make_fleet, process_all
 
 T0 = datetime(2026, 11, 20, 8, 0)
 
@@ -49,8 +49,7 @@ class TestSensorRules(TransactionCase):
             for index, (minutes, value) in enumerate(samples)
         ]
         self.Event._receive_readings(self.source, readings, [])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
 
     def requests(self):
         return self.env["maintenance.request"].search([("equipment_id", "=", self.equipment.id)])

@@ -10,7 +10,7 @@ from odoo.addons.construction_asset_sync.state_machine import (
 from odoo.tests import TransactionCase
 
 from .common import odyssee_backend
-from .telematics_common import alert, make_fleet
+from .telematics_common import alert, make_fleet, process_all
 
 ADDON = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,7 @@ class TestStateMachines(TransactionCase):
 
     def test_a_processed_event_cannot_be_processed_again_without_replay(self):
         self.Event._receive_alerts(self.source, [alert(event_id="once")])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         event = self.Event.search([("source_id", "=", self.source.id)])
         self.assertEqual(event.state, "processed")
         with self.assertRaises(InvalidStateTransition):

@@ -8,7 +8,7 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .telematics_common import alert, dumps, make_fleet
+from .telematics_common import alert, dumps, make_fleet, process_all
 
 INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
 READING = b'{"readings": [{"device_id": %s, "at": "2026-11-20T08:00:00Z", "engine_hours": %s}]}'
@@ -57,10 +57,6 @@ class TestTelematicsHostileInput(HttpCase):
         self.assertEqual(body["status"], status)
         self.assertIn(field, [error["field"] for error in body["errors"]], body)
         return body
-
-    def process(self):
-        while self.Event._process_batch():
-            pass
 
     # -- text PostgreSQL refuses -------------------------------------------
     def test_nul_and_lone_surrogates_are_422_naming_the_string_and_kept(self):
@@ -157,7 +153,7 @@ class TestTelematicsHostileInput(HttpCase):
         self.assertEqual(
             answer["rejected"][0]["errors"][0]["field"], "Equipment[0].Location.Latitude"
         )
-        self.process()
+        process_all(self.Event)
         self.assertEqual(self.equipment.engine_hours, 1500)
         self.assertFalse(self.equipment.telematics_latitude)
         self.assertGreaterEqual(self.equipment.fuel_level_pct, 0)

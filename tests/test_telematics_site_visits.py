@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase
 
-from .telematics_common import alert, make_fleet
+from .telematics_common import alert, make_fleet, process_all
 
 METRE_LAT = 1 / 111_195
 # Near Namur, far from the demo job sites (Paris, Marseille).
@@ -50,8 +50,7 @@ class TestSiteVisits(TransactionCase):
             for i, (lat, lon) in enumerate(points)
         ]
         self.Event._receive_readings(self.source, readings, [])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
 
     def visits(self):
         return self.Visit.search([("equipment_id", "=", self.equipment.id)], order="arrived_at")
@@ -117,8 +116,7 @@ class TestSiteVisits(TransactionCase):
                     )
                 ],
             )
-            while self.Event._process_batch():
-                pass
+            process_all(self.Event)
 
         left_at = START + timedelta(hours=1)
         raise_alert("away", left_at, 50.60, 5.00, engine_hours=100.0)

@@ -9,7 +9,7 @@ from odoo import fields
 from odoo.tests import TransactionCase
 
 from ..protocols import usage_rollup
-from .telematics_common import ALERT, make_fleet
+from .telematics_common import ALERT, make_fleet, process_all
 
 COMPARED = (
     "reading_count",
@@ -118,8 +118,7 @@ class TestTelematicsUsage(TransactionCase):
     def deliver(self, readings):
         parsed = [dict(item, _index=index) for index, item in enumerate(readings)]
         self.Event._receive_readings(self.source, parsed, [])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
 
     def raw(self, equipment):
         """The machine's stored readings as PostgreSQL holds them (exact decimals, NULLs)."""
@@ -302,8 +301,7 @@ class TestTelematicsUsage(TransactionCase):
         ]
         for body in bodies:
             self.Event._receive_body(self.source, "iso15143", body)
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         self.Usage._rollup()
         first, second = self.rollups(self.equipment)
         self.assertEqual(
@@ -437,8 +435,7 @@ class TestTelematicsUsage(TransactionCase):
             readings={"fuel_level_pct": 50},
         )
         self.Event._receive_alerts(self.source, [alert])
-        while self.Event._process_batch():
-            pass
+        process_all(self.Event)
         self.assertTrue(self.equipment.usage_dirty_from)
         self.Usage._rollup()
         self.assertEqual(
