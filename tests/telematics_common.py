@@ -3,6 +3,8 @@ import time
 
 from odoo.addons.construction_asset_sync.protocols import telematics_auth
 
+from .common import committed_env
+
 ALERT = {
     "event_id": "evt-1",
     "device_id": "DEV-1",
@@ -50,3 +52,21 @@ def process_all(Event):
     """Process the telematics queue until it is empty, in the current transaction."""
     while Event._process_batch():
         pass
+
+
+def drop_committed_fleet(registry, source_id, machine_ids):
+    """Delete a fleet that a test committed (for processes of their own to see): its
+    readings, requests, events, source, machines and the source's external system."""
+    with committed_env(registry) as env:
+        source = env["construction.telematics.source"].browse(source_id)
+        system = source.external_system_id
+        env["construction.telematics.reading"].search(
+            [("equipment_id", "in", machine_ids)]
+        ).unlink()
+        env["maintenance.request"].search([("equipment_id", "in", machine_ids)]).unlink()
+        env["construction.telematics.event"].with_context(active_test=False).search(
+            [("source_id", "=", source_id)]
+        ).unlink()
+        source.unlink()
+        env["maintenance.equipment"].browse(machine_ids).unlink()
+        system.unlink()

@@ -21,6 +21,7 @@ from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase, tagged
 
 from .common import OdooCommandMixin, committed_env
+from .telematics_common import drop_committed_fleet
 
 ROOT_PREFIX = "cas-mqtt-test"
 PASSWORDS = {"odoo": "odoo-pw", "acme": "acme-pw", "rival": "rival-pw"}
@@ -72,21 +73,7 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
                 ]
             )
             self.source_id, self.machine_ids = source.id, machines.ids
-            self.system_id = source.external_system_id.id
-        self.addCleanup(self._drop_committed_data)
-
-    def _drop_committed_data(self):
-        with committed_env(self.registry) as env:
-            env["construction.telematics.reading"].search(
-                [("equipment_id", "in", self.machine_ids)]
-            ).unlink()
-            env["maintenance.request"].search([("equipment_id", "in", self.machine_ids)]).unlink()
-            env["construction.telematics.event"].with_context(active_test=False).search(
-                [("source_id", "=", self.source_id)]
-            ).unlink()
-            env["construction.telematics.source"].browse(self.source_id).unlink()
-            env["maintenance.equipment"].browse(self.machine_ids).unlink()
-            env["construction.external.system"].browse(self.system_id).unlink()
+        self.addCleanup(drop_committed_fleet, self.registry, self.source_id, self.machine_ids)
 
     # ------------------------------------------------------------------
     # Consumers, gateways, waiting

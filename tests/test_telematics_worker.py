@@ -20,7 +20,7 @@ from odoo.addons.construction_asset_sync.models.construction_telematics_event im
 from odoo.tests import TransactionCase, tagged
 
 from .common import OdooCommandMixin, committed_env
-from .telematics_common import make_fleet
+from .telematics_common import drop_committed_fleet, make_fleet
 
 CRON_XMLID = "construction_asset_sync.ir_cron_process_telematics_events"
 
@@ -33,24 +33,11 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         with committed_env(self.registry) as env:
             source, _key, machine = make_fleet(env, f" worker {self.tag}")
             self.source_id, self.machine_id = source.id, machine.id
-            self.system_id = source.external_system_id.id
             env.cr.execute("SELECT coalesce(max(id), 0) FROM ir_cron_trigger")
             self.last_trigger_id = env.cr.fetchone()[0]
-        self.addCleanup(self._drop_committed_data)
+        self.addCleanup(drop_committed_fleet, self.registry, self.source_id, [self.machine_id])
         self.addCleanup(construction_telematics_event._WORKER_SEEN.clear)
         construction_telematics_event._WORKER_SEEN.clear()
-
-    def _drop_committed_data(self):
-        with committed_env(self.registry) as env:
-            env["construction.telematics.reading"].search(
-                [("equipment_id", "=", self.machine_id)]
-            ).unlink()
-            env["construction.telematics.event"].with_context(active_test=False).search(
-                [("source_id", "=", self.source_id)]
-            ).unlink()
-            env["construction.telematics.source"].browse(self.source_id).unlink()
-            env["maintenance.equipment"].browse(self.machine_id).unlink()
-            env["construction.external.system"].browse(self.system_id).unlink()
 
     # ------------------------------------------------------------------
     def _start_worker(self, name, pause_before_commit=None):
