@@ -219,6 +219,16 @@ class ConstructionExternalId(models.Model):
         """The binding of ``record`` in ``system`` (empty when it has none)."""
         return self._to_bindings(system, record)[:1]
 
+    @staticmethod
+    def _wanted(pairs):
+        """``{normalised external id: record}`` of ``(record, external id)`` pairs."""
+        wanted = {}
+        for record, external_id in pairs:
+            key = external_ids.normalize(external_id)
+            if key:
+                wanted[key] = record
+        return wanted
+
     @api.model
     def _bind(self, system, pairs, replace=False, **values):
         """Bind each ``(record, external id)`` of ``pairs`` in ``system``; returns the bindings.
@@ -228,11 +238,7 @@ class ConstructionExternalId(models.Model):
         show one id per record, e.g. a machine's Odyssee installation GUID).
         """
         Binding = self.sudo()
-        wanted = {}
-        for record, external_id in pairs:
-            key = external_ids.normalize(external_id)
-            if key:
-                wanted[key] = record
+        wanted = self._wanted(pairs)
         if not wanted:
             return Binding
         res_models = {record._name for record in wanted.values()}
@@ -304,11 +310,7 @@ class ConstructionExternalId(models.Model):
         some binding holds already (the INSERT skips it; ``_bind`` says to which
         record it belongs).
         """
-        wanted = {}
-        for record, external_id in pairs:
-            key = external_ids.normalize(external_id)
-            if key:
-                wanted[key] = record
+        wanted = self._wanted(pairs)
         res_models = {record._name for record in wanted.values()}
         if not wanted or len(res_models) != 1 or MACHINE in res_models:
             return self._bind(system, pairs)

@@ -67,7 +67,7 @@ class ConstructionMaintenancePlan(models.Model):
         or an item changes, so that a batch reads no plan.
         """
         by_category, by_machine, items = {}, {}, {}
-        for plan in self.sudo().with_context(active_test=False).search([("active", "=", True)]):
+        for plan in self.sudo().search([]):
             item_ids = tuple(plan.item_ids.ids)
             if not item_ids:
                 continue

@@ -265,7 +265,7 @@ class ConstructionMaintenanceSchedule(models.Model):
             if status == "ok" and day and horizon_end[pair[1]] and day <= horizon_end[pair[1]]:
                 status = "soon"
             if status != "ok":
-                results[pair] = (row, due, {"status": status, "forecast": day})
+                results[pair] = (due, {"status": status, "forecast": day})
             values = (status, day, *machine["stored_usage"])
             if values != row[6:] and not (tolerant and _within_tolerance(row[6:], values, today)):
                 updates.append((row[0], *values))
@@ -419,7 +419,7 @@ class ConstructionMaintenanceSchedule(models.Model):
             if pair in open_pairs:
                 continue
             item = items_by_id[item_id]
-            _row, due, result = results[pair]
+            due, result = results[pair]
             if self._covered(equipment_id, item, due, results):
                 continue
             to_create.append(self._request_values(machines[equipment_id], pair, item, due, result))
@@ -454,12 +454,8 @@ class ConstructionMaintenanceSchedule(models.Model):
     def _covered(equipment_id, item, due, results):
         """A larger package of the same machine due at the same point replaces this item."""
         for package in item._ancestors():
-            other = results.get((equipment_id, package.id))
-            if (
-                other
-                and other[2]["status"] != "ok"
-                and forecast.is_covered(due, other[1], item._forecast_item()["soon"])
-            ):
+            other = results.get((equipment_id, package.id))  # results hold due pairs only
+            if other and forecast.is_covered(due, other[0], item._forecast_item()["soon"]):
                 return True
         return False
 

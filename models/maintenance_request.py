@@ -265,9 +265,8 @@ class MaintenanceRequest(models.Model):
         machine) while another request is open for the same machine and plan
         item would otherwise end in a raw database error.
         """
-        reopened = self.filtered(
-            lambda r: r.plan_item_id and r.equipment_id and not r.stage_id.done and not r.archive
-        )
+        # plan_open is recomputed in the cache on reading, not written yet.
+        reopened = self.filtered(lambda r: r.plan_open and r.equipment_id)
         if not reopened:
             return
         # Plain SQL: a search would flush plan_open first and hit the index.
