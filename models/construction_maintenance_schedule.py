@@ -22,19 +22,6 @@ from ..protocols import maintenance_forecast as forecast
 _logger = logging.getLogger(__name__)
 
 DUE_STATUSES = [("ok", "Scheduled"), ("soon", "Due soon"), ("overdue", "Overdue")]
-# (machine, item) pairs: the plans of the machine's category and the plans naming it.
-PLAN_PAIRS_SQL = """
-    SELECT e.id, i.id
-    FROM maintenance_equipment e
-    JOIN construction_maintenance_plan p ON p.active AND p.company_id = e.company_id
-    JOIN construction_maintenance_plan_item i ON i.plan_id = p.id
-    WHERE e.active AND ({machines})
-      AND (EXISTS (SELECT 1 FROM construction_maintenance_plan_category_rel c
-                   WHERE c.plan_id = p.id AND c.category_id = e.category_id)
-           OR EXISTS (SELECT 1 FROM construction_maintenance_plan_equipment_rel m
-                      WHERE m.plan_id = p.id AND m.equipment_id = e.id))
-    ORDER BY e.id, i.id
-"""
 # The machines a batch moved that follow a plan (by category or by name), with
 # the first plausible reading of each counter inside the usage window, through
 # the (equipment_id, at) index: two index probes per machine, whatever the
@@ -195,8 +182,17 @@ class ConstructionMaintenanceSchedule(models.Model):
     @api.model
     def _cron_evaluate(self, chunk=1000):
         """Daily: days triggers and forecasts move with the calendar, not with readings."""
-        self.env.cr.execute(PLAN_PAIRS_SQL.format(machines="TRUE"))
-        equipment_ids = sorted({row[0] for row in self.env.cr.fetchall()})
+        plans = self.env["construction.maintenance.plan"]._plan_map()
+        if not plans["items"]:
+            return 0
+        # The machines a plan may apply to; _evaluate matches them to the plans'
+        # items (and companies), as after a batch.
+        self.env.cr.execute(
+            """SELECT id FROM maintenance_equipment
+               WHERE active AND (category_id = ANY(%s) OR id = ANY(%s)) ORDER BY id""",
+            [plans["categories"], plans["machines"]],
+        )
+        equipment_ids = [row[0] for row in self.env.cr.fetchall()]
         for start in range(0, len(equipment_ids), chunk):
             self._evaluate(equipment_ids[start : start + chunk])
             self.env["ir.cron"]._notify_progress(

@@ -128,8 +128,8 @@ class ConstructionTelematicsSiteVisit(models.Model):
         if moves:
             self._record_moves(moves)
             # Readings already rolled up after a move now belong to another site.
-            self.env["construction.telematics.usage"]._mark_dirty(
-                [(equipment_id, None, None, at) for equipment_id, at, _left, _site in moves]
+            self.env["construction.telematics.usage"]._mark_dirty_from(
+                (equipment_id, at) for equipment_id, at, _left, _site in moves
             )
 
     def _record_moves(self, moves):

@@ -252,9 +252,12 @@ class ConstructionTelematicsUsage(models.Model):
         Called by the processor once per batch with its history rows (machine
         first, time fourth); the machines are already locked by the batch.
         """
+        self._mark_dirty_from((row[0], row[3]) for row in reading_rows)
+
+    def _mark_dirty_from(self, moments):
+        """Mark machines for rollup from the earliest of their ``(machine, time)`` pairs."""
         earliest = {}
-        for row in reading_rows:
-            equipment_id, at = row[0], row[3]
+        for equipment_id, at in moments:
             if equipment_id not in earliest or at < earliest[equipment_id]:
                 earliest[equipment_id] = at
         if not earliest:

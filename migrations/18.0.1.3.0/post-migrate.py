@@ -12,7 +12,7 @@ def mark_machines_for_rollup(cr):
     """Mark every machine with readings dirty from its first one; returns how many."""
     cr.execute(
         """UPDATE maintenance_equipment e
-           SET usage_dirty_from = LEAST(COALESCE(e.usage_dirty_from, r.first_at), r.first_at)
+           SET usage_dirty_from = LEAST(e.usage_dirty_from, r.first_at)  -- LEAST skips a NULL
            FROM (SELECT equipment_id, min(at) AS first_at
                  FROM construction_telematics_reading GROUP BY equipment_id) r
            WHERE e.id = r.equipment_id"""
