@@ -185,35 +185,21 @@ class SensorCheck:
         self.env = env
         self.machine_ids = machine_ids
         self.samples = []  # (equipment_id, event, at, sensors) of plausible readings
-        self._declared = None
         self._category_of = None
 
-    def _load(self):
-        cr = self.env.cr
-        cr.execute(
-            "SELECT id, category_id, company_id FROM maintenance_equipment WHERE id IN %s",
-            [tuple(self.machine_ids)],
-        )
-        rows = cr.fetchall()
-        self._category_of = {row[0]: row[1] for row in rows}
-        companies = {row[2] for row in rows}
-        self._declared = self.env["construction.telematics.sensor"]._declarations(companies)
-
     def check(self, event, equipment_id, values):
-        """Why these sensor values are implausible, or None."""
-        if self._declared is None:
-            self._load()
-        scopes = (
-            ("source", event.source_id),
-            ("category", self._category_of.get(equipment_id)),
-            ("company", None),
-        )
+        """Why these sensor values are implausible, or None (declarations from the cache)."""
+        if self._category_of is None:
+            self.env.cr.execute(
+                "SELECT id, category_id FROM maintenance_equipment WHERE id IN %s",
+                [tuple(self.machine_ids)],
+            )
+            self._category_of = dict(self.env.cr.fetchall())
+        Sensor = self.env["construction.telematics.sensor"]
+        category_id = self._category_of.get(equipment_id)
         for code, value in values.items():
-            for scope in scopes:
-                declared = self._declared.get((event.company_id, scope, code))
-                if declared:
-                    break
-            else:
+            declared = Sensor._declared(event.company_id, code, event.source_id, category_id)
+            if not declared:
                 return f"sensors.{code} is not a declared sensor"
             low, high, unit = declared
             if not low <= value <= high:

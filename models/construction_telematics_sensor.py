@@ -68,6 +68,18 @@ class ConstructionTelematicsSensor(models.Model):
         return found
 
     @api.model
+    def _declared(self, company_id, code, source_id, category_id):
+        """``(min, max, unit)`` of the declaration that applies to a value of sensor
+        ``code``, the most specific one (source, the machine's category, the
+        company), from the cache; None when the sensor is not declared there."""
+        scopes = self._ranges(company_id).get(code, {})
+        return (
+            scopes.get(("source", source_id))
+            or scopes.get(("category", category_id))
+            or scopes.get(("company", None))
+        )
+
+    @api.model
     def _receipt_errors(self, source, readings):
         """{index: errors} of the parsed ``readings`` whose sensor values are implausible.
 
@@ -98,8 +110,8 @@ class ConstructionTelematicsSensor(models.Model):
             for reading, code, value, scopes in deferred:
                 device = normalize(reading["device_id"])
                 if device in category_of:
-                    declared = scopes.get(("category", category_of[device])) or scopes.get(
-                        ("company", None)
+                    declared = self._declared(
+                        source.company_id.id, code, source.id, category_of[device]
                     )
                     self._check_value(errors, reading, code, value, declared)
                     continue
