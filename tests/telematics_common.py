@@ -70,3 +70,22 @@ def drop_committed_fleet(registry, source_id, machine_ids):
         source.unlink()
         env["maintenance.equipment"].browse(machine_ids).unlink()
         system.unlink()
+
+
+def iso_snapshot(
+    at="2026-11-20T08:59:00Z",
+    device="DEV-1",
+    date_key="datetime",
+    identity="SerialNumber",
+    fleet=True,
+    **elements,
+):
+    """An ISO 15143-3 snapshot of one machine as the reference documents it: each data
+    element (``CumulativeOperatingHours={"Hour": 100}``, ...) with its own datetime,
+    under ``date_key`` (senders spell it datetime, DateTime, ...); the machine named
+    by ``identity`` (SerialNumber, PIN, ...); the page in a ``Fleet`` root or not."""
+    equipment = {"EquipmentHeader": {"OEMName": "CAT", identity: device}}
+    for name, values in elements.items():
+        equipment[name] = dict({date_key: at}, **values)
+    page = {"version": "1", "snapshotTime": at, "Equipment": [equipment]}
+    return {"Fleet": page} if fleet else page

@@ -1,6 +1,5 @@
 """Preventive maintenance plans, fed by real readings through the telematics pipeline."""
 
-import json
 import threading
 import time
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from ..models import construction_maintenance_schedule as schedule_module
 from ..models.construction_telematics_event import IngestError
 from ..pg_settings import without_jit
 from .common import committed_env
-from .telematics_common import make_fleet, process_all
+from .telematics_common import dumps, iso_snapshot, make_fleet, process_all
 
 NOW = datetime(2026, 11, 27, 10, 0)
 TODAY = NOW.date()
@@ -278,26 +277,14 @@ class TestMaintenancePlans(PlanCase):
         )
 
         def snapshot(days_ago, hours, miles, date_key="datetime"):
-            stamp = (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return json.dumps(
-                {
-                    "Fleet": {
-                        "version": "1",
-                        "snapshotTime": stamp,
-                        "Equipment": [
-                            {
-                                "EquipmentHeader": {"OEMName": "CAT", "SerialNumber": "DEV-1"},
-                                "CumulativeOperatingHours": {date_key: stamp, "Hour": hours},
-                                "Distance": {
-                                    date_key: stamp,
-                                    "OdometerUnits": "miles",
-                                    "Odometer": miles,
-                                },
-                            }
-                        ],
-                    }
-                }
-            ).encode()
+            return dumps(
+                iso_snapshot(
+                    (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    date_key=date_key,
+                    CumulativeOperatingHours={"Hour": hours},
+                    Distance={"OdometerUnits": "miles", "Odometer": miles},
+                )
+            )
 
         def receive(*bodies):
             outcomes = []
@@ -329,21 +316,7 @@ class TestMaintenancePlans(PlanCase):
         outcomes = receive(
             snapshot(-0.01, 50.0, 6001),  # the meter went back: no replacement recorded
             snapshot(-0.02, 1e12, 6002),  # no meter reaches that
-            json.dumps(
-                {
-                    "Fleet": {
-                        "Equipment": [
-                            {
-                                "EquipmentHeader": {"SerialNumber": "DEV-1"},
-                                "CumulativeOperatingHours": {
-                                    "datetime": "0001-01-01T00:00:00Z",
-                                    "Hour": 999,
-                                },
-                            }
-                        ]
-                    }
-                }
-            ).encode(),
+            dumps(iso_snapshot("0001-01-01T00:00:00Z", CumulativeOperatingHours={"Hour": 999})),
             b"\xff\xfe{not json",
         )
         # The meter that went back is stored and set aside; the number no meter reaches

@@ -1,6 +1,7 @@
 """Hostile input, least privilege, flood control: each case of the hardening issue."""
 
 import base64
+import functools
 import json
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .telematics_common import alert, dumps, make_fleet, process_all
+from .telematics_common import alert, dumps, iso_snapshot, make_fleet, process_all
 
 INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
 READING = b'{"readings": [{"device_id": %s, "at": "2026-11-20T08:00:00Z", "engine_hours": %s}]}'
@@ -22,11 +23,8 @@ def readings(*items):
     }
 
 
-def iso(**elements):
-    equipment = {"EquipmentHeader": {"OEMName": "CAT", "PIN": "DEV-1"}}
-    for name, values in elements.items():
-        equipment[name] = dict({"datetime": "2026-11-20T08:59:00Z"}, **values)
-    return {"version": "1", "Equipment": [equipment]}
+# Without a Fleet root, the machine named by its PIN: the variants this file covers.
+iso = functools.partial(iso_snapshot, identity="PIN", fleet=False)
 
 
 @tagged("post_install", "-at_install")

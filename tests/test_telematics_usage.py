@@ -1,5 +1,4 @@
 import importlib.util
-import json
 import random
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -9,7 +8,7 @@ from odoo import fields
 from odoo.tests import TransactionCase
 
 from ..protocols import usage_rollup
-from .telematics_common import ALERT, make_fleet, process_all
+from .telematics_common import ALERT, dumps, iso_snapshot, make_fleet, process_all
 
 COMPARED = (
     "reading_count",
@@ -265,32 +264,15 @@ class TestTelematicsUsage(TransactionCase):
         depot = PLACES[0]
 
         def snapshot(at, hours, idle, fuel, unit="litre"):
-            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            return json.dumps(
-                {
-                    "Fleet": {
-                        "version": "1",
-                        "snapshotTime": stamp,
-                        "Equipment": [
-                            {
-                                "EquipmentHeader": {"OEMName": "CAT", "SerialNumber": "DEV-1"},
-                                "CumulativeOperatingHours": {"datetime": stamp, "Hour": hours},
-                                "CumulativeIdleHours": {"datetime": stamp, "Hour": idle},
-                                "FuelUsed": {
-                                    "datetime": stamp,
-                                    "FuelUnits": unit,
-                                    "FuelConsumed": fuel,
-                                },
-                                "Location": {
-                                    "datetime": stamp,
-                                    "Latitude": depot[0],
-                                    "Longitude": depot[1],
-                                },
-                            }
-                        ],
-                    }
-                }
-            ).encode()
+            return dumps(
+                iso_snapshot(
+                    at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    CumulativeOperatingHours={"Hour": hours},
+                    CumulativeIdleHours={"Hour": idle},
+                    FuelUsed={"FuelUnits": unit, "FuelConsumed": fuel},
+                    Location={"Latitude": depot[0], "Longitude": depot[1]},
+                )
+            )
 
         tuesday = datetime(2026, 11, 10, 7, 0)  # 08:00 in Paris
         bodies = [
