@@ -194,8 +194,7 @@ def bench(env, created):
     timings, cpus, hook, hook_cpu = {"without": [], "with": []}, {"without": [], "with": []}, [], []
     for round_ in range(ROUNDS):
         # ABBA: without-with, then with-without, so that the history growing from
-        # round to round (readings, dead rows in this one transaction) weighs on
-        # both kinds alike.
+        # round to round (readings, schedules' versions) weighs on both kinds alike.
         for mode in ("without", "with") if round_ % 2 == 0 else ("with", "without"):
             plan.active = mode == "with"
             env.flush_all()

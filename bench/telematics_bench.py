@@ -88,8 +88,17 @@ class Bench:
         return time.perf_counter() - started
 
     def drain(self, timeout=1800):
-        """Wait until nothing of any source is queued: each run starts from the same state."""
-        domain = [("state", "in", ["pending", "failed"])]
+        """Wait until nothing of any source is due: each run starts from the same state.
+
+        Failed events whose next attempt is later are not waited for (retries back
+        off up to hours); they are not processed during the run either."""
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        domain = [
+            ("state", "in", ["pending", "failed"]),
+            "|",
+            ("next_attempt_at", "=", False),
+            ("next_attempt_at", "<=", now),
+        ]
         deadline = time.time() + timeout
         while self.call("construction.telematics.event", "search_count", domain):
             if time.time() > deadline:

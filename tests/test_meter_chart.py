@@ -11,7 +11,6 @@ class TestMeterChart(HttpCase):
     def test_engine_hours_chart_spans_the_meters_range(self):
         """Odoo's graph starts at 0, where 1,700 -> 1,740 h looks flat; this chart does not."""
         source, _key, machine = make_fleet(self.env, suffix=" chart")
-        machine.name = "Chart excavator"
         day = fields.Datetime.now().replace(hour=12, minute=0, second=0, microsecond=0)
         readings = [
             {
