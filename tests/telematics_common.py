@@ -89,3 +89,26 @@ def iso_snapshot(
         equipment[name] = dict({date_key: at}, **values)
     page = {"version": "1", "snapshotTime": at, "Equipment": [equipment]}
     return {"Fleet": page} if fleet else page
+
+
+class TelematicsHttpMixin:
+    """For HttpCase tests of the telematics API: ``self.key`` is the source's API key."""
+
+    def post(self, path, body, key=None, content_type="application/json", headers=None):
+        """POST ``body`` to ``/telematics/v1/<path>``; ``key=""`` sends no key at all."""
+        all_headers = {"Content-Type": content_type, "Authorization": f"Bearer {key or self.key}"}
+        all_headers.update(headers or {})
+        if key == "":
+            del all_headers["Authorization"]
+        return self.url_open(f"/telematics/v1/{path}", data=body, headers=all_headers)
+
+    def assertProblem(self, response, status, field=None):
+        """A problem document (RFC 9457) of ``status``, naming ``field`` when given."""
+        self.assertEqual(response.status_code, status, response.text)
+        self.assertEqual(response.headers["Content-Type"], "application/problem+json")
+        body = response.json()
+        self.assertEqual(body["status"], status)
+        self.assertNotIn("Traceback", response.text)
+        if field:
+            self.assertIn(field, [error["field"] for error in body["errors"]], body)
+        return body

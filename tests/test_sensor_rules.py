@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .telematics_common import dumps, make_fleet, process_all
+from .telematics_common import TelematicsHttpMixin, dumps, make_fleet, process_all
 
 T0 = datetime(2026, 11, 20, 8, 0)
 
@@ -136,7 +136,7 @@ class TestSensorRules(TransactionCase):
 
 
 @tagged("post_install", "-at_install")
-class TestSensorValuesAtReceipt(HttpCase):
+class TestSensorValuesAtReceipt(TelematicsHttpMixin, HttpCase):
     """Named sensor values are refused at the door like an out-of-range fixed metric."""
 
     @classmethod
@@ -167,12 +167,8 @@ class TestSensorValuesAtReceipt(HttpCase):
         )
         cls.Event = cls.env["construction.telematics.event"]
 
-    def post(self, readings):
-        return self.url_open(
-            "/telematics/v1/readings",
-            data=dumps({"readings": readings}),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
-        )
+    def post_readings(self, readings):
+        return self.post("readings", dumps({"readings": readings}))
 
     def reading(self, minute, device="DEV-1", **sensors):
         return {"device_id": device, "at": f"2026-11-20T08:{minute:02d}:00Z", "sensors": sensors}
@@ -183,7 +179,7 @@ class TestSensorValuesAtReceipt(HttpCase):
         )
 
     def test_out_of_range_and_undeclared_values_are_rejected_naming_the_field(self):
-        response = self.post(
+        response = self.post_readings(
             [
                 self.reading(0, coolant_temp_c=90, hydraulic_oil_temp_c=60),
                 self.reading(1, coolant_temp_c=400),
@@ -227,21 +223,21 @@ class TestSensorValuesAtReceipt(HttpCase):
         self.assertEqual(kept[0].validation_errors[0]["field"], "sensors.coolant_temp_c")
 
     def test_every_reading_refused_is_422_naming_the_fields(self):
-        response = self.post([self.reading(0, coolant_temp_c=-50), self.reading(1, mystery=2)])
-        self.assertEqual(response.status_code, 422, response.text)
-        self.assertEqual(response.headers["Content-Type"], "application/problem+json")
-        fields = [error["field"] for error in response.json()["errors"]]
+        response = self.post_readings(
+            [self.reading(0, coolant_temp_c=-50), self.reading(1, mystery=2)]
+        )
+        fields = [error["field"] for error in self.assertProblem(response, 422)["errors"]]
         self.assertEqual(fields, ["[0].sensors.coolant_temp_c", "[1].sensors.mystery"])
 
     def test_a_changed_declaration_applies_to_the_next_request(self):
-        self.assertEqual(self.post([self.reading(0, coolant_temp_c=160)]).status_code, 422)
+        self.assertEqual(self.post_readings([self.reading(0, coolant_temp_c=160)]).status_code, 422)
         self.coolant.max_value = 170  # the cached ranges follow the declaration
-        response = self.post([self.reading(1, coolant_temp_c=160)])
+        response = self.post_readings([self.reading(1, coolant_temp_c=160)])
         self.assertEqual(response.status_code, 202, response.text)
         self.assertEqual(response.json()["accepted"], 1)
 
     def test_an_unmapped_device_is_refused_only_outside_every_range_that_could_apply(self):
-        response = self.post(
+        response = self.post_readings(
             [
                 self.reading(0, device="DEV-NEW", hydraulic_oil_temp_c=100),
                 self.reading(1, device="DEV-NEW", hydraulic_oil_temp_c=500),

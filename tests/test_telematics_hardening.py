@@ -9,7 +9,14 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .telematics_common import alert, dumps, iso_snapshot, make_fleet, process_all
+from .telematics_common import (
+    TelematicsHttpMixin,
+    alert,
+    dumps,
+    iso_snapshot,
+    make_fleet,
+    process_all,
+)
 
 INGESTION_USER = "construction_asset_sync.user_telematics_ingestion"
 READING = b'{"readings": [{"device_id": %s, "at": "2026-11-20T08:00:00Z", "engine_hours": %s}]}'
@@ -28,33 +35,17 @@ iso = functools.partial(iso_snapshot, identity="PIN", fleet=False)
 
 
 @tagged("post_install", "-at_install")
-class TestTelematicsHostileInput(HttpCase):
+class TestTelematicsHostileInput(TelematicsHttpMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.source, cls.key, cls.equipment = make_fleet(cls.env)
         cls.Event = cls.env["construction.telematics.event"]
 
-    def post(self, path, body, key=None, headers=None):
-        all_headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {key or self.key}",
-        }
-        all_headers.update(headers or {})
-        return self.url_open(f"/telematics/v1/{path}", data=body, headers=all_headers)
-
     def rejected(self):
         return self.Event.with_context(active_test=False).search(
             [("source_id", "=", self.source.id), ("state", "=", "rejected")], order="id desc"
         )
-
-    def assertProblem(self, response, status, field):
-        self.assertEqual(response.status_code, status, response.text)
-        self.assertEqual(response.headers["Content-Type"], "application/problem+json")
-        body = response.json()
-        self.assertEqual(body["status"], status)
-        self.assertIn(field, [error["field"] for error in body["errors"]], body)
-        return body
 
     # -- text PostgreSQL refuses -------------------------------------------
     def test_nul_and_lone_surrogates_are_422_naming_the_string_and_kept(self):

@@ -3,38 +3,21 @@ from pathlib import Path
 
 from odoo.tests import HttpCase, tagged
 
-from .telematics_common import alert, dumps, make_fleet, signed_headers
+from .telematics_common import TelematicsHttpMixin, alert, dumps, make_fleet, signed_headers
 
 
 @tagged("post_install", "-at_install")
-class TestTelematicsHttp(HttpCase):
+class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.source, cls.key, cls.equipment = make_fleet(cls.env)
         cls.Event = cls.env["construction.telematics.event"]
 
-    def post(self, path, body, key=None, content_type="application/json", headers=None):
-        all_headers = {"Content-Type": content_type, "Authorization": f"Bearer {key or self.key}"}
-        all_headers.update(headers or {})
-        if key == "":
-            del all_headers["Authorization"]
-        return self.url_open(f"/telematics/v1/{path}", data=body, headers=all_headers)
-
     def events(self, **domain):
         return self.Event.with_context(active_test=False).search(
             [("source_id", "=", self.source.id)] + [(k, "=", v) for k, v in domain.items()]
         )
-
-    def assertProblem(self, response, status, field=None):
-        self.assertEqual(response.status_code, status, response.text)
-        self.assertEqual(response.headers["Content-Type"], "application/problem+json")
-        body = response.json()
-        self.assertEqual(body["status"], status)
-        self.assertNotIn("Traceback", response.text)
-        if field:
-            self.assertIn(field, [error["field"] for error in body["errors"]])
-        return body
 
     # -- statuses -------------------------------------------------------
     def test_alert_is_accepted_stored_and_becomes_a_request(self):
