@@ -779,6 +779,13 @@ class ConstructionTelematicsEvent(models.Model):
             self._trigger_processing()
         return True
 
+    def unlink(self):
+        ids = self.ids
+        result = super().unlink()
+        # The readings history has no foreign key to cascade (see HistoryMany2one).
+        self.env["construction.telematics.reading"]._unlink_history_of("event_id", ids)
+        return result
+
     @api.model
     def _cron_archive_processed(self):
         """Archive processed events older than the retention period (they stay searchable)."""

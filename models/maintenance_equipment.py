@@ -237,6 +237,13 @@ class MaintenanceEquipment(models.Model):
         action["view_mode"] = "graph,list"
         return action
 
+    def unlink(self):
+        ids = self.ids
+        result = super().unlink()
+        # The readings history has no foreign key to cascade (see HistoryMany2one).
+        self.env["construction.telematics.reading"]._unlink_history_of("equipment_id", ids)
+        return result
+
     @api.constrains("ownership_type", "rental_vendor_id", "rental_start_date", "rental_end_date")
     def _check_rental(self):
         for equipment in self:

@@ -24,3 +24,4 @@ from . import test_telematics_site_visits
 from . import test_fleet_map
 from . import test_telematics_worker
 from . import test_meter_chart
+from . import test_readings_history

@@ -6,7 +6,7 @@ class TestInstall(TransactionCase):
     def test_module_is_installed(self):
         module = self.env["ir.module.module"].search([("name", "=", "construction_asset_sync")])
         self.assertEqual(module.state, "installed")
-        self.assertEqual(module.installed_version, "18.0.1.3.0")
+        self.assertEqual(module.installed_version, "18.0.1.4.0")
 
     def test_equipment_form_has_the_telematics_tab(self):
         arch = self.env["maintenance.equipment"].get_view(view_type="form")["arch"]

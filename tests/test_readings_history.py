@@ -1,0 +1,152 @@
+"""The readings history has no foreign key; deleting and concurrency keep its integrity."""
+
+import importlib.util
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from odoo.tests import TransactionCase, new_test_user
+from odoo.tools import mute_logger
+from psycopg2 import errors as pg_errors
+
+from .common import committed_env
+from .telematics_common import drop_committed_fleet, make_fleet, process_all
+
+HISTORY_KEYS_SQL = """
+    SELECT conname FROM pg_constraint
+    WHERE conrelid = 'construction_telematics_reading'::regclass AND contype = 'f'
+    ORDER BY conname"""
+
+
+def hours_reading(at, hours):
+    return {"device_id": "DEV-1", "at": at, "engine_hours": hours, "_index": 0}
+
+
+def history_of(cr, column, record_id):
+    cr.execute(
+        f"SELECT count(*) FROM construction_telematics_reading WHERE {column} = %s", [record_id]
+    )
+    return cr.fetchone()[0]
+
+
+class TestReadingsHistoryDeletion(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source, _key, cls.equipment = make_fleet(cls.env)
+        cls.Event = cls.env["construction.telematics.event"]
+        start = datetime(2026, 11, 20, 8)
+        cls.Event._receive_readings(
+            cls.source,
+            [hours_reading(start + timedelta(minutes=m), 100 + m / 60) for m in range(5)],
+            [],
+        )
+        process_all(cls.Event)
+        cls.event = cls.Event.search([("source_id", "=", cls.source.id)])
+
+    def test_the_history_has_no_foreign_key(self):
+        # The per-row checks of a foreign key doubled the cost of storing history.
+        self.env.cr.execute(HISTORY_KEYS_SQL)
+        self.assertEqual(self.env.cr.fetchall(), [])
+
+    def test_deleting_a_machine_deletes_its_history(self):
+        manager = new_test_user(
+            self.env,
+            login="history_manager",
+            groups="base.group_user,maintenance.group_equipment_manager",
+        )
+        self.assertEqual(history_of(self.env.cr, "equipment_id", self.equipment.id), 5)
+        # A maintenance manager has no right on readings, and needs none to delete a machine.
+        self.equipment.with_user(manager).unlink()
+        self.assertEqual(history_of(self.env.cr, "equipment_id", self.equipment.id), 0)
+
+    def test_deleting_an_event_deletes_its_history(self):
+        self.assertEqual(history_of(self.env.cr, "event_id", self.event.id), 5)
+        self.event.unlink()
+        self.assertEqual(history_of(self.env.cr, "event_id", self.event.id), 0)
+        self.assertEqual(history_of(self.env.cr, "equipment_id", self.equipment.id), 0)
+
+    def test_the_migration_drops_the_foreign_keys_of_an_older_database(self):
+        path = Path(__file__).parent.parent / "migrations" / "18.0.1.4.0" / "pre-migrate.py"
+        spec = importlib.util.spec_from_file_location("cas_pre_migrate_1_4", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        cr = self.env.cr
+        # As 18.0.1.3.0 left them.
+        cr.execute(
+            """ALTER TABLE construction_telematics_reading
+               ADD CONSTRAINT construction_telematics_reading_equipment_id_fkey
+                   FOREIGN KEY (equipment_id) REFERENCES maintenance_equipment(id)
+                   ON DELETE CASCADE,
+               ADD CONSTRAINT construction_telematics_reading_event_id_fkey
+                   FOREIGN KEY (event_id) REFERENCES construction_telematics_event(id)
+                   ON DELETE CASCADE"""
+        )
+        cr.execute(HISTORY_KEYS_SQL)
+        self.assertEqual(len(cr.fetchall()), 2)
+        migration.migrate(cr, "18.0.1.3.0")
+        cr.execute(HISTORY_KEYS_SQL)
+        self.assertEqual(cr.fetchall(), [])
+        migration.migrate(cr, "18.0.1.3.0")  # runs again harmlessly
+
+
+class TestReadingsHistoryConcurrency(TransactionCase):
+    """A machine deleted while processing stores its history leaves no reading behind."""
+
+    def setUp(self):
+        super().setUp()
+        with committed_env(self.registry) as env:
+            source, _key, equipment = make_fleet(env, suffix=f" history {id(self)}")
+            Event = env["construction.telematics.event"]
+            # The machine is at 200 h at 10:00; the contested batch is late readings,
+            # which change nothing the machine shows.
+            Event._receive_readings(source, [hours_reading(datetime(2026, 11, 20, 10), 200)], [])
+            process_all(Event)
+            late = datetime(2026, 11, 20, 8)
+            Event._receive_readings(
+                source,
+                [hours_reading(late + timedelta(minutes=m), 190 + m / 60) for m in range(3)],
+                [],
+            )
+            self.source_id, self.equipment_id = source.id, equipment.id
+        self.addCleanup(self._drop)
+
+    def _drop(self):
+        with committed_env(self.registry) as env:
+            machines = env["maintenance.equipment"].browse(self.equipment_id).exists().ids
+            # What a deletion left behind would not be found through the machine.
+            env.cr.execute(
+                "DELETE FROM construction_telematics_reading WHERE equipment_id = %s",
+                [self.equipment_id],
+            )
+        drop_committed_fleet(self.registry, self.source_id, machines)
+
+    def test_a_deletion_waiting_on_a_batch_is_retried_and_takes_the_batch_history(self):
+        processed, deleted_errors = threading.Event(), []
+        release = threading.Event()
+
+        def delete():
+            processed.wait(30)
+            try:
+                with committed_env(self.registry) as env:
+                    env["maintenance.equipment"].browse(self.equipment_id).unlink()
+            except Exception as exc:
+                deleted_errors.append(exc)
+            release.set()
+
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        with mute_logger("odoo.sql_db"):
+            with committed_env(self.registry) as env:
+                process_all(env["construction.telematics.event"])
+                self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 4)
+                processed.set()
+                # The deletion now waits on this batch's lock on the machine.
+                self.assertFalse(release.wait(1.0))
+            deleter.join(30)
+        # It could not serialize: Odoo retries such a request, with the batch visible.
+        self.assertEqual(len(deleted_errors), 1, deleted_errors)
+        self.assertIsInstance(deleted_errors[0], pg_errors.SerializationFailure)
+        with committed_env(self.registry) as env:
+            env["maintenance.equipment"].browse(self.equipment_id).unlink()
+            self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 0)
