@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,6 +21,38 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
         )
 
     # -- statuses -------------------------------------------------------
+    def test_the_ledger_keeps_each_item_as_sent_whatever_its_characters(self):
+        item = alert(
+            message='Überhitzung 105 °C ✓ "quoted" \\ back\tslash', extra={"a": [1.5, None]}
+        )
+        readings = {
+            "readings": [
+                {"device_id": "DEV-1", "at": "2026-11-20T08:00:00Z", "engine_hours": 1e-3},
+                {
+                    "device_id": "DEV-1",
+                    "at": "2026-11-20T08:01:00+01:00",
+                    "lat": -33.8688197,
+                    "lon": 151.2092955,
+                },
+            ]
+        }
+        self.assertEqual(self.post("alerts", dumps(item)).status_code, 202)
+        self.assertEqual(self.post("readings", dumps(readings)).status_code, 202)
+        kept = self.events(kind="alert")
+        self.assertEqual(kept.payload, item)
+        canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))
+        self.assertEqual(kept.payload_sha256, hashlib.sha256(canonical.encode()).hexdigest())
+        self.assertEqual(
+            self.events(kind="readings").payload,
+            {
+                "device_id": "DEV-1",
+                "readings": [
+                    {"at": "2026-11-20T07:01:00", "lat": -33.8688197, "lon": 151.2092955},
+                    {"at": "2026-11-20T08:00:00", "engine_hours": 0.001},
+                ],
+            },
+        )
+
     def test_alert_is_accepted_stored_and_becomes_a_request(self):
         response = self.post("alerts", dumps(alert()))
         self.assertEqual(response.status_code, 202, response.text)
