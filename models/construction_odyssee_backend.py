@@ -8,6 +8,7 @@ from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
 
+from .. import cpu_priority
 from ..protocols import odyssee_client
 from ..protocols.odyssee_adapter import OdysseeAdapter
 
@@ -395,6 +396,14 @@ class ConstructionOdysseeBackend(models.Model):
         across the page commits, lets only one run at a time).
         """
         self.ensure_one()
+        # Telematics receipt must answer in milliseconds while an import works
+        # through thousands of approvals: the sync yields the CPU to it.
+        niceness = self.env["res.config.settings"]._construction_setting("odyssee_sync_niceness")
+        return cpu_priority.run_at_lower_priority(
+            lambda: self._sync_at_current_priority(auto_commit, deadline), niceness
+        )
+
+    def _sync_at_current_priority(self, auto_commit, deadline):
         self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
         if not self.env.cr.fetchone()[0]:
             return "busy"

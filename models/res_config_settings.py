@@ -23,6 +23,7 @@ DEFAULTS = {
     "telematics_geofence_hysteresis_m": 25.0,
     "telematics_map_tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "telematics_map_tile_attribution": "© OpenStreetMap contributors",
+    "odyssee_sync_niceness": 10,
 }
 
 
@@ -116,6 +117,15 @@ class ResConfigSettings(models.TransientModel):
         string="Map tiles attribution",
         config_parameter=PREFIX + "telematics_map_tile_attribution",
         default=DEFAULTS["telematics_map_tile_attribution"],
+    )
+
+    odyssee_sync_niceness = fields.Integer(
+        string="Odyssee sync CPU priority (nice)",
+        config_parameter=PREFIX + "odyssee_sync_niceness",
+        default=DEFAULTS["odyssee_sync_niceness"],
+        help="How many steps (0 to 19) below normal the Odyssee synchronisation runs "
+        "on the CPU, so that telematics receipt and processing keep their speed while "
+        "a long import runs. 0 runs it at normal priority.",
     )
 
     @api.model

@@ -1,6 +1,8 @@
+import threading
 from datetime import timedelta
 from unittest.mock import patch
 
+from odoo.addons.construction_asset_sync import cpu_priority
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.odyssee_emulator import Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata
@@ -86,6 +88,33 @@ class TestOdysseePull(OdysseeCase):
         )
         self.assertTrue(log)
         self.assertFalse(log.filtered(lambda c: "s3cret" in (c.query or "") + (c.error or "")))
+
+    def test_the_sync_yields_the_cpu_and_the_caller_keeps_its_priority(self):
+        """Telematics keeps its speed during a long import: the sync runs niced, in a
+        thread of its own, and the HTTP worker or cron thread that called it does not."""
+        Backend = type(self.backend)
+        original = Backend._sync_at_current_priority
+        seen = []
+
+        def observed(backend, *args):
+            seen.append((threading.get_native_id(), cpu_priority.thread_niceness()))
+            return original(backend, *args)
+
+        caller = cpu_priority.thread_niceness()
+        with patch.object(Backend, "_sync_at_current_priority", observed):
+            self.assertTrue(self.backend._sync())
+            self.env["ir.config_parameter"].set_param(
+                "construction_asset_sync.odyssee_sync_niceness", "0"
+            )
+            self.backend._sync()
+        self.assertEqual(cpu_priority.thread_niceness(), caller)
+        (niced_thread, niceness), (direct_thread, direct_niceness) = seen
+        self.assertNotEqual(niced_thread, threading.get_native_id())
+        self.assertEqual(niceness, min(19, caller + 10))
+        self.assertEqual((direct_thread, direct_niceness), (threading.get_native_id(), caller))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertTrue(all(approvals.mapped("pdf_attachment_id")))
 
     def test_requests_a_user_imports_name_them_and_they_follow(self):
         """Sync now runs as the user: the requests it creates carry that user's employee

@@ -1,0 +1,73 @@
+"""Plain-Python tests of ``cpu_priority`` (no database)."""
+
+import threading
+import unittest
+
+import cpu_priority
+
+
+class TestRunAtLowerPriority(unittest.TestCase):
+    def test_the_work_runs_lower_in_a_thread_of_its_own_and_the_caller_keeps_its_priority(self):
+        caller = cpu_priority.thread_niceness()
+        seen = []
+
+        def work():
+            seen.append((threading.get_native_id(), cpu_priority.thread_niceness()))
+            return "done"
+
+        self.assertEqual(cpu_priority.run_at_lower_priority(work, 5), "done")
+        ((native_id, niceness),) = seen
+        self.assertNotEqual(native_id, threading.get_native_id())
+        self.assertEqual(niceness, min(19, caller + 5))
+        self.assertEqual(cpu_priority.thread_niceness(), caller)
+
+    def test_threads_the_work_starts_inherit_its_priority(self):
+        caller = cpu_priority.thread_niceness()
+        seen = []
+
+        def work():
+            helper = threading.Thread(target=lambda: seen.append(cpu_priority.thread_niceness()))
+            helper.start()
+            helper.join()
+
+        cpu_priority.run_at_lower_priority(work, 3)
+        self.assertEqual(seen, [min(19, caller + 3)])
+
+    def test_priority_never_goes_past_19(self):
+        seen = []
+        cpu_priority.run_at_lower_priority(lambda: seen.append(cpu_priority.thread_niceness()), 50)
+        self.assertEqual(seen, [19])
+
+    def test_niceness_zero_is_a_direct_call(self):
+        seen = []
+        cpu_priority.run_at_lower_priority(lambda: seen.append(threading.get_native_id()), 0)
+        self.assertEqual(seen, [threading.get_native_id()])
+
+    def test_the_works_exception_reaches_the_caller(self):
+        class Refused(Exception):
+            pass
+
+        def work():
+            raise Refused("no")
+
+        with self.assertRaises(Refused):
+            cpu_priority.run_at_lower_priority(work, 5)
+
+    def test_odoo_thread_attributes_follow_the_work_and_its_query_count_comes_back(self):
+        caller = threading.current_thread()
+        caller.dbname, caller.query_count = "db", 3
+        self.addCleanup(lambda: (delattr(caller, "dbname"), delattr(caller, "query_count")))
+        seen = []
+
+        def work():
+            current = threading.current_thread()
+            seen.append(current.dbname)
+            current.query_count += 2
+
+        cpu_priority.run_at_lower_priority(work, 1)
+        self.assertEqual(seen, ["db"])
+        self.assertEqual(caller.query_count, 5)
+
+
+if __name__ == "__main__":
+    unittest.main()
