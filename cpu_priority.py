@@ -2,10 +2,11 @@
 
 An Odyssee import of thousands of approvals keeps a core busy for minutes; on
 the same machine telematics receipt must still answer within milliseconds. The
-import therefore runs at a lower scheduling priority: Linux gives each thread
-its own nice value. An unprivileged process can lower a thread's priority but
-never raise it again, so the work runs in a thread of its own that ends with it,
-and the calling thread (an HTTP worker, a cron thread) keeps its priority.
+import therefore runs at a lower scheduling priority, as Odoo's own prefork cron
+workers do (they run at nice 10). Linux gives each thread its own nice value; an
+unprivileged process can lower a thread's priority but never raise it again, so
+the work runs in a thread of its own that ends with it, and the calling thread
+(an HTTP worker, a cron thread of the threaded server) keeps its priority.
 """
 
 import os
@@ -22,17 +23,20 @@ def thread_niceness(native_id=None):
 
 
 def run_at_lower_priority(function, niceness):
-    """``function()`` run ``niceness`` steps below the current thread's priority.
+    """``function()`` run at nice ``niceness`` (0 to 19), or lower if the caller already is.
 
-    Returns its result or raises its exception, as a direct call would. With
-    ``niceness`` 0, or where threads have no priority of their own, it is a
-    direct call. The caller waits: whatever ``function`` uses (a database
-    cursor, say) is only ever used by one thread at a time.
+    Returns its result or raises its exception, as a direct call would. When
+    the current thread is already that nice (a prefork cron worker at nice 10),
+    or where threads have no priority of their own, it is a direct call. The
+    caller waits: whatever ``function`` uses (a database cursor, say) is only
+    ever used by one thread at a time.
     """
-    if niceness <= 0 or not hasattr(os, "setpriority") or not hasattr(os, "PRIO_PROCESS"):
+    if not hasattr(os, "setpriority") or not hasattr(os, "PRIO_PROCESS"):
+        return function()
+    target = min(19, niceness)
+    if target <= thread_niceness():
         return function()
     parent = threading.current_thread()
-    target = min(19, thread_niceness() + niceness)
     outcome = {}
 
     def run():

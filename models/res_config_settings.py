@@ -123,9 +123,9 @@ class ResConfigSettings(models.TransientModel):
         string="Odyssee sync CPU priority (nice)",
         config_parameter=PREFIX + "odyssee_sync_niceness",
         default=DEFAULTS["odyssee_sync_niceness"],
-        help="How many steps (0 to 19) below normal the Odyssee synchronisation runs "
-        "on the CPU, so that telematics receipt and processing keep their speed while "
-        "a long import runs. 0 runs it at normal priority.",
+        help="The nice value (0 to 19) the Odyssee synchronisation runs at, as Odoo's "
+        "own prefork cron workers do (10), so that telematics receipt and processing "
+        "keep their speed while a long import runs. 0 runs it at normal priority.",
     )
 
     @api.model

@@ -30,18 +30,23 @@ class TestRunAtLowerPriority(unittest.TestCase):
             helper.start()
             helper.join()
 
-        cpu_priority.run_at_lower_priority(work, 3)
-        self.assertEqual(seen, [min(19, caller + 3)])
+        cpu_priority.run_at_lower_priority(work, caller + 3)
+        self.assertEqual(seen, [caller + 3])
 
     def test_priority_never_goes_past_19(self):
         seen = []
         cpu_priority.run_at_lower_priority(lambda: seen.append(cpu_priority.thread_niceness()), 50)
         self.assertEqual(seen, [19])
 
-    def test_niceness_zero_is_a_direct_call(self):
+    def test_a_caller_already_as_nice_calls_directly(self):
+        # A prefork cron worker runs at nice 10 already: nothing to lower.
+        caller = cpu_priority.thread_niceness()
         seen = []
-        cpu_priority.run_at_lower_priority(lambda: seen.append(threading.get_native_id()), 0)
-        self.assertEqual(seen, [threading.get_native_id()])
+        for niceness in (0, caller):
+            cpu_priority.run_at_lower_priority(
+                lambda: seen.append(threading.get_native_id()), niceness
+            )
+        self.assertEqual(seen, [threading.get_native_id()] * 2)
 
     def test_the_works_exception_reaches_the_caller(self):
         class Refused(Exception):
@@ -51,7 +56,7 @@ class TestRunAtLowerPriority(unittest.TestCase):
             raise Refused("no")
 
         with self.assertRaises(Refused):
-            cpu_priority.run_at_lower_priority(work, 5)
+            cpu_priority.run_at_lower_priority(work, cpu_priority.thread_niceness() + 5)
 
     def test_odoo_thread_attributes_follow_the_work_and_its_query_count_comes_back(self):
         caller = threading.current_thread()
@@ -64,7 +69,7 @@ class TestRunAtLowerPriority(unittest.TestCase):
             seen.append(current.dbname)
             current.query_count += 2
 
-        cpu_priority.run_at_lower_priority(work, 1)
+        cpu_priority.run_at_lower_priority(work, cpu_priority.thread_niceness() + 1)
         self.assertEqual(seen, ["db"])
         self.assertEqual(caller.query_count, 5)
 
