@@ -73,7 +73,8 @@ class Bench:
         self.source_id = source_id
 
     def post(self, path, document):
-        body = json.dumps(document).encode()
+        """POST a document (or its encoded body); returns the seconds until the answer."""
+        body = document if isinstance(document, bytes) else json.dumps(document).encode()
         request = urllib.request.Request(
             f"{self.url}/telematics/v1/{path}",
             data=body,
@@ -136,7 +137,8 @@ class Bench:
                             "lon": 2.0,
                         }
                     )
-            batches.append({"readings": readings})
+            # Encoded before the clock starts: the senders' work is not Odoo's.
+            batches.append(json.dumps({"readings": readings}).encode())
         started = time.perf_counter()
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda doc: self.post("readings", doc), batches))
@@ -160,11 +162,13 @@ class Bench:
         """Alerts/s from POST to processed, senders batching up to `batch` alerts per request."""
         now = datetime.now(timezone.utc)
         documents = [
-            {
-                "alerts": [
-                    self._alert(n, total, now) for n in range(first, min(first + batch, total))
-                ]
-            }
+            json.dumps(
+                {
+                    "alerts": [
+                        self._alert(n, total, now) for n in range(first, min(first + batch, total))
+                    ]
+                }
+            ).encode()
             for first in range(0, total, batch)
         ]
         started = time.perf_counter()
