@@ -16,8 +16,7 @@ every run plus min / median / max and how far the slowest run is below the media
 With --busy-odyssee N, one more run of each measure is made while the same
 Odoo imports an Odyssee tenant of N approvals (an emulator in a process of its
 own, a fresh backend, "Sync now" pressed in a thread, the rest in the scheduled action), and
-reported beside the quiet runs with how many approvals came in meanwhile, and in as
-long a time right after, with telematics idle: the import runs niced and gives way.
+reported beside the quiet runs with how many approvals came in meanwhile.
 
 Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
        [--repeat 5] [--busy-odyssee 5000]
@@ -419,24 +418,17 @@ def main():
         bench.drain()
         with BusyOdyssee(args, args.busy_odyssee) as odyssee:
             calls_before, approvals_before = odyssee.progress()
-            busy_started = time.perf_counter()
             readings, accept_s, processed_s = bench.readings_run(args.readings)
             bench.drain()
             alerts, alerts_s = bench.alerts_run(args.alerts)
             bench.drain()
             _p50, p99 = bench.alert_latency(args.latency_alerts)
             calls_after, approvals_after = odyssee.progress()
-            # The import yields the CPU to telematics (it runs niced): what it does
-            # alone in as long a time shows what it gave up.
-            time.sleep(time.perf_counter() - busy_started)
-            calls_alone, approvals_alone = odyssee.progress()
         results["while_odyssee_imports"] = {
             "approvals_in_tenant": args.busy_odyssee,
             # The sync reads the jobs before the approvals: calls say it was at work.
             "odyssee_calls_during_the_run": calls_after - calls_before,
             "approvals_imported_during_the_run": approvals_after - approvals_before,
-            "odyssee_calls_alone_in_as_long": calls_alone - calls_after,
-            "approvals_imported_alone_in_as_long": approvals_alone - approvals_after,
             "readings_per_s": round(readings / processed_s),
             "readings_vs_quiet_median": round(readings / processed_s / readings_median, 2),
             "alerts_per_s": round(alerts / alerts_s, 1),
