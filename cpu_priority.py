@@ -9,8 +9,11 @@ the work runs in a thread of its own that ends with it, and the calling thread
 (an HTTP worker, a cron thread of the threaded server) keeps its priority.
 """
 
+import logging
 import os
 import threading
+
+_logger = logging.getLogger(__name__)
 
 # Attributes Odoo keeps on its threads: the database and user of log lines,
 # the test flag, and the query counters of the request's performance logging.
@@ -22,19 +25,30 @@ def thread_niceness(native_id=None):
     return os.getpriority(os.PRIO_PROCESS, native_id or threading.get_native_id())
 
 
+def _current_niceness():
+    """The current thread's nice value, or None where threads have none of their own."""
+    if not hasattr(os, "setpriority") or not hasattr(os, "PRIO_PROCESS"):
+        return None
+    try:
+        return thread_niceness()
+    except OSError:  # a thread id the system does not take as a process (macOS)
+        return None
+
+
 def run_at_lower_priority(function, niceness):
     """``function()`` run at nice ``niceness`` (0 to 19), or lower if the caller already is.
 
     Returns its result or raises its exception, as a direct call would. When
     the current thread is already that nice (a prefork cron worker at nice 10),
-    or where threads have no priority of their own, it is a direct call. The
-    caller waits: whatever ``function`` uses (a database cursor, say) is only
-    ever used by one thread at a time.
+    or where threads have no priority of their own, it is a direct call; where
+    the system refuses the change, the work runs at the caller's priority. The
+    caller waits for the work to end, even when a signal interrupts its wait
+    (a time limit of Odoo's): whatever ``function`` uses (a database cursor, say)
+    is only ever used by one thread at a time.
     """
-    if not hasattr(os, "setpriority") or not hasattr(os, "PRIO_PROCESS"):
-        return function()
+    current = _current_niceness()
     target = min(19, niceness)
-    if target <= thread_niceness():
+    if current is None or target <= current:
         return function()
     parent = threading.current_thread()
     outcome = {}
@@ -44,7 +58,10 @@ def run_at_lower_priority(function, niceness):
             if hasattr(parent, name):
                 setattr(threading.current_thread(), name, getattr(parent, name))
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
+            except OSError as exc:  # a sandbox that refuses it: run as the caller would
+                _logger.warning("could not lower this thread's priority: %s", exc)
             outcome["result"] = function()
         except BaseException as exc:  # handed to the caller, which raises it
             outcome["error"] = exc
@@ -55,7 +72,14 @@ def run_at_lower_priority(function, niceness):
 
     worker = threading.Thread(target=run, name=f"{parent.name}-low-priority", daemon=True)
     worker.start()
-    worker.join()
+    interrupted = None
+    while worker.is_alive():
+        try:
+            worker.join()
+        except BaseException as exc:  # the caller's cursor must outlive the work on it
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]

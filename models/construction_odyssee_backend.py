@@ -399,9 +399,23 @@ class ConstructionOdysseeBackend(models.Model):
         # Telematics receipt must answer in milliseconds while an import works
         # through thousands of approvals: the sync yields the CPU to it.
         niceness = self.env["res.config.settings"]._construction_setting("odyssee_sync_niceness")
-        return cpu_priority.run_at_lower_priority(
-            lambda: self._sync_at_current_priority(auto_commit, deadline), niceness
-        )
+        registry = self.env.registry
+        invalidated = {}
+
+        def sync():
+            try:
+                return self._sync_at_current_priority(auto_commit, deadline)
+            finally:
+                invalidated["registry"] = registry.registry_invalidated
+                invalidated["caches"] = set(registry.cache_invalidated)
+
+        try:
+            return cpu_priority.run_at_lower_priority(sync, niceness)
+        finally:
+            # Odoo records per thread which caches a transaction cleared, and the
+            # request or job signals them to the other workers from its own thread.
+            registry.registry_invalidated |= invalidated.get("registry", False)
+            registry.cache_invalidated.update(invalidated.get("caches", ()))
 
     def _sync_at_current_priority(self, auto_commit, deadline):
         self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])

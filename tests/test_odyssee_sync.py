@@ -120,6 +120,25 @@ class TestOdysseePull(OdysseeCase):
         self.assertEqual(len(approvals), self.APPROVALS)
         self.assertTrue(all(approvals.mapped("pdf_attachment_id")))
 
+    def test_caches_the_sync_clears_are_signalled_from_the_callers_thread(self):
+        """Odoo records per thread which caches a transaction cleared, and signals them
+        to the other workers from the thread of the request or job."""
+        Backend = type(self.backend)
+        registry = self.env.registry
+        registry.cache_invalidated.clear()
+        cleared_in = []
+
+        def clears_a_cache(backend, *_args):
+            cleared_in.append(threading.get_native_id())
+            backend.env.registry.clear_cache("assets")
+            return True
+
+        with patch.object(Backend, "_sync_at_current_priority", clears_a_cache):
+            self.assertTrue(self.backend._sync())
+        self.assertNotEqual(cleared_in, [threading.get_native_id()], "ran in its own thread")
+        self.assertIn("assets", registry.cache_invalidated)
+        registry.cache_invalidated.clear()
+
     def test_requests_a_user_imports_name_them_and_they_follow(self):
         """Sync now runs as the user: the requests it creates carry that user's employee
         (the default), and the user follows them; the scheduled action (OdooBot) has none."""

@@ -2,6 +2,7 @@
 
 import threading
 import unittest
+import unittest.mock
 
 import cpu_priority
 
@@ -15,10 +16,10 @@ class TestRunAtLowerPriority(unittest.TestCase):
             seen.append((threading.get_native_id(), cpu_priority.thread_niceness()))
             return "done"
 
-        self.assertEqual(cpu_priority.run_at_lower_priority(work, 5), "done")
+        self.assertEqual(cpu_priority.run_at_lower_priority(work, caller + 5), "done")
         ((native_id, niceness),) = seen
         self.assertNotEqual(native_id, threading.get_native_id())
-        self.assertEqual(niceness, min(19, caller + 5))
+        self.assertEqual(niceness, caller + 5)
         self.assertEqual(cpu_priority.thread_niceness(), caller)
 
     def test_threads_the_work_starts_inherit_its_priority(self):
@@ -57,6 +58,54 @@ class TestRunAtLowerPriority(unittest.TestCase):
 
         with self.assertRaises(Refused):
             cpu_priority.run_at_lower_priority(work, cpu_priority.thread_niceness() + 5)
+
+    def test_an_interrupted_caller_waits_for_the_work_then_raises(self):
+        """A time limit's signal in the caller must not leave the work on a cursor
+        that the caller's error handling closes."""
+        release, finished = threading.Event(), []
+
+        def work():
+            release.wait(10)
+            finished.append(True)
+
+        caller = threading.current_thread()
+        interrupts = [KeyboardInterrupt("time limit")]
+        original_join = threading.Thread.join
+
+        def interrupted_join(thread, timeout=None):
+            if thread is not caller and interrupts:
+                release.set()
+                raise interrupts.pop()
+            return original_join(thread, timeout)
+
+        with (
+            unittest.mock.patch.object(threading.Thread, "join", interrupted_join),
+            self.assertRaises(KeyboardInterrupt),
+        ):
+            cpu_priority.run_at_lower_priority(work, cpu_priority.thread_niceness() + 1)
+        self.assertEqual(finished, [True])
+
+    def test_a_system_refusing_the_priority_runs_the_work_all_the_same(self):
+        def refuse(*_args):
+            raise PermissionError("not here")
+
+        with (
+            unittest.mock.patch.object(cpu_priority.os, "setpriority", refuse),
+            self.assertLogs("cpu_priority", "WARNING"),
+        ):
+            result = cpu_priority.run_at_lower_priority(
+                lambda: "done", cpu_priority.thread_niceness() + 1
+            )
+        self.assertEqual(result, "done")
+
+    def test_no_priority_of_their_own_is_a_direct_call(self):
+        def no_such_thread(*_args):
+            raise ProcessLookupError("not a process")
+
+        seen = []
+        with unittest.mock.patch.object(cpu_priority.os, "getpriority", no_such_thread):
+            cpu_priority.run_at_lower_priority(lambda: seen.append(threading.get_native_id()), 10)
+        self.assertEqual(seen, [threading.get_native_id()])
 
     def test_odoo_thread_attributes_follow_the_work_and_its_query_count_comes_back(self):
         caller = threading.current_thread()
