@@ -128,6 +128,16 @@ class ResConfigSettings(models.TransientModel):
         "keep their speed while a long import runs. 0 runs it at normal priority.",
     )
 
+    def set_values(self):
+        super().set_values()
+        # Odoo stores a number 0 as no parameter at all, which reads back as the
+        # default; here 0 means something (keep everything, normal priority).
+        parameters = self.env["ir.config_parameter"].sudo()
+        for name, default in DEFAULTS.items():
+            field = self._fields.get(name)
+            if field and field.type in ("integer", "float") and default and not self[name]:
+                parameters.set_param(PREFIX + name, "0")
+
     @api.model
     def _construction_setting(self, name):
         """The value of setting ``name`` (a key of ``DEFAULTS``), or its default."""

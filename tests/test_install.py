@@ -43,3 +43,29 @@ class TestInstall(TransactionCase):
                 "External systems",
             ],
         )
+
+
+@tagged("post_install", "-at_install")
+class TestSettings(TransactionCase):
+    def test_zero_saved_in_the_settings_stays_zero(self):
+        """0 means something for these settings (keep everything, normal priority),
+        but Odoo stores a number 0 as no parameter, which reads back as the default."""
+        setting = self.env["res.config.settings"]._construction_setting
+        self.assertEqual(setting("odyssee_sync_niceness"), 10)
+        self.assertEqual(setting("telematics_retention_days"), 30)
+        self.env["res.config.settings"].create(
+            {
+                "odyssee_sync_niceness": 0,
+                "telematics_retention_days": 0,
+                "telematics_reading_retention_days": 0,
+            }
+        ).execute()
+        self.assertEqual(setting("odyssee_sync_niceness"), 0)
+        self.assertEqual(setting("telematics_retention_days"), 0)
+        self.assertEqual(setting("telematics_reading_retention_days"), 0)
+        form = self.env["res.config.settings"].create({})
+        self.assertEqual(form.odyssee_sync_niceness, 0)
+        self.assertEqual(form.telematics_retention_days, 0)
+        # And back to a number.
+        self.env["res.config.settings"].create({"odyssee_sync_niceness": 12}).execute()
+        self.assertEqual(setting("odyssee_sync_niceness"), 12)
