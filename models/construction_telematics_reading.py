@@ -11,9 +11,10 @@ class HistoryMany2one(fields.Many2one):
     * the one writer, telematics processing, locks the ledger event and the
       machine of every row it inserts, and in the same transaction updates both
       (the machine's usage rollup mark, the event's machine). A deletion of the
-      machine waiting on that batch then fails to serialize and is retried (Odoo
-      retries such requests) with the batch's rows visible; one that went first
-      makes the batch's lock fail and the batch retry;
+      machine waiting on that batch then fails to serialize: nothing is deleted,
+      and Odoo retries an HTTP or RPC request, which then sees the batch's rows.
+      A deletion that went first makes the batch fail to serialize, and the
+      batch is retried later;
     * ``_unlink_history_of`` deletes the rows of deleted machines and events, as
       ``ondelete="cascade"`` did.
     """
@@ -88,4 +89,5 @@ class ConstructionTelematicsReading(models.Model):
             f"DELETE FROM construction_telematics_reading WHERE {field_name} IN %s",
             [tuple(ids)],
         )
-        self.invalidate_model()
+        # The database also cleared the meter events' links to those readings.
+        self.env.invalidate_all()

@@ -2,6 +2,7 @@
 
 import importlib.util
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -122,16 +123,20 @@ class TestReadingsHistoryConcurrency(TransactionCase):
         drop_committed_fleet(self.registry, self.source_id, machines)
 
     def test_a_deletion_waiting_on_a_batch_is_retried_and_takes_the_batch_history(self):
-        processed, deleted_errors = threading.Event(), []
-        release = threading.Event()
+        processed, snapshot_taken, release = (threading.Event() for _ in range(3))
+        deleted_errors = []
 
         def delete():
             processed.wait(30)
             try:
                 with committed_env(self.registry) as env:
+                    # Its snapshot: before the batch commits, whenever it reaches the lock.
+                    env.cr.execute("SELECT 1")
+                    snapshot_taken.set()
                     env["maintenance.equipment"].browse(self.equipment_id).unlink()
             except Exception as exc:
                 deleted_errors.append(exc)
+            snapshot_taken.set()
             release.set()
 
         deleter = threading.Thread(target=delete)
@@ -141,12 +146,52 @@ class TestReadingsHistoryConcurrency(TransactionCase):
                 process_all(env["construction.telematics.event"])
                 self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 4)
                 processed.set()
-                # The deletion now waits on this batch's lock on the machine.
+                self.assertTrue(snapshot_taken.wait(30))
+                # The deletion now waits on this batch's locks.
                 self.assertFalse(release.wait(1.0))
             deleter.join(30)
-        # It could not serialize: Odoo retries such a request, with the batch visible.
+        # It could not serialize and deleted nothing: Odoo retries such a request,
+        # which then sees the batch.
         self.assertEqual(len(deleted_errors), 1, deleted_errors)
         self.assertIsInstance(deleted_errors[0], pg_errors.SerializationFailure)
         with committed_env(self.registry) as env:
+            self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 4)
             env["maintenance.equipment"].browse(self.equipment_id).unlink()
+            self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 0)
+
+    def test_a_batch_waiting_on_a_deletion_stores_nothing_and_waits_for_a_mapping(self):
+        deleted, batch_started, errors = threading.Event(), threading.Event(), []
+
+        def delete():
+            try:
+                with committed_env(self.registry) as env:
+                    env["maintenance.equipment"].browse(self.equipment_id).unlink()
+                    deleted.set()
+                    batch_started.wait(30)
+                    time.sleep(1.0)  # the batch now waits on the deleted machine's lock
+            except Exception as exc:
+                errors.append(exc)
+                deleted.set()
+
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        self.assertTrue(deleted.wait(30))
+        with mute_logger("odoo.sql_db"), committed_env(self.registry) as env:
+            # This transaction's snapshot still holds the machine and its mapping.
+            env.cr.execute("SELECT 1")
+            batch_started.set()
+            Event = env["construction.telematics.event"]
+            Event._process_batch()
+            late = Event.search([("source_id", "=", self.source_id), ("state", "=", "pending")])
+            self.assertEqual(len(late), 1, "the batch failed to serialize and left it queued")
+        deleter.join(30)
+        self.assertEqual(errors, [])
+        with committed_env(self.registry) as env:
+            self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 0)
+            Event = env["construction.telematics.event"]
+            process_all(Event)
+            self.assertEqual(
+                Event.search([("source_id", "=", self.source_id)]).mapped("state"),
+                ["unmapped", "processed"],
+            )
             self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 0)
