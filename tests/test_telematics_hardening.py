@@ -247,6 +247,21 @@ class TestTelematicsIngestionUser(TransactionCase):
         self.assertEqual(as_foreign.env.companies, other)
         self.assertFalse(as_foreign.search([("id", "=", self.source.id)]))
 
+    def test_an_archived_company_is_linked_once_not_on_every_request(self):
+        """Odoo's cached companies of a user leave archived ones out: linking the
+        company again on every request would clear every worker's caches."""
+        other = self.env["res.company"].create({"name": "Archived Builders"})
+        other_env = self.env(context=dict(self.env.context, allowed_company_ids=[other.id]))
+        foreign, _key, _machine = make_fleet(other_env, suffix=" archived")
+        foreign._as_ingestion_user()
+        self.assertIn(other, self.user.company_ids)
+        other.active = False
+        self.env.flush_all()
+        registry = self.env.registry
+        registry.cache_invalidated.clear()
+        foreign._as_ingestion_user()
+        self.assertNotIn("default", registry.cache_invalidated)
+
 
 class TestTelematicsHardeningProcessing(TransactionCase):
     @classmethod
