@@ -12,6 +12,7 @@ Measures, in one run and against the same server:
 Each throughput and latency measure is repeated --repeat times, each run starting
 from a drained queue (no pending or failing event of any source), and reported as
 every run plus min / median / max and how far the slowest run is below the median.
+--warmup runs (1) come first and are not reported.
 
 With --busy-odyssee N, one more run of each measure is made while the same
 Odoo imports an Odyssee tenant of N approvals (an emulator in a process of its
@@ -358,6 +359,13 @@ def main():
     parser.add_argument("--backlog-seconds", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="unmeasured runs of each measure first: a server just started (caches of"
+        " each worker, PostgreSQL's buffers) makes its first run the slowest",
+    )
+    parser.add_argument(
         "--busy-odyssee",
         type=int,
         default=0,
@@ -370,6 +378,13 @@ def main():
     bench.setup_fleet(args.machines)
     sampler = MemorySampler(pids)
     sampler.start()
+    for _ in range(args.warmup):
+        bench.drain()
+        bench.readings_run(args.readings)
+        bench.drain()
+        bench.alerts_run(args.alerts)
+        bench.drain()
+        bench.alert_latency(args.latency_alerts)
     readings_rates, accept_rates, alerts_rates, p50s, p99s = [], [], [], [], []
     for _ in range(args.repeat):
         bench.drain()
@@ -401,6 +416,7 @@ def main():
     alerts_median = statistics.median(alerts_rates)
     results = {
         "runs": args.repeat,
+        "warmup_runs": args.warmup,
         "readings": readings,
         "readings_per_s": spread(readings_rates),
         "readings_accept_per_s": spread(accept_rates),
