@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,16 @@ from odoo.tools import config
 from ..odyssee_emulator import Emulator
 
 ODOO_BIN = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
+
+
+def load_migration(version, script):
+    """The module of ``migrations/<version>/<script>.py``, to call its functions."""
+    path = Path(__file__).parent.parent / "migrations" / version / f"{script}.py"
+    name = f"cas_{script.replace('-', '_')}_{version.replace('.', '_')}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return migration
 
 
 @contextmanager

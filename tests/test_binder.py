@@ -1,10 +1,8 @@
-import importlib.util
 import uuid
-from pathlib import Path
 
 from odoo.exceptions import ValidationError
 
-from .common import ConstructionAssetSyncCase, odyssee_backend
+from .common import ConstructionAssetSyncCase, load_migration, odyssee_backend
 
 GUID = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 
@@ -121,10 +119,7 @@ class TestBinder(ConstructionAssetSyncCase):
 
     def test_upgrade_moves_the_old_guid_columns_into_the_binder(self):
         """The 18.0.1.1.0 migration binds what the old columns and sync states held."""
-        path = Path(__file__).parent.parent / "migrations" / "18.0.1.1.0" / "post-migrate.py"
-        spec = importlib.util.spec_from_file_location("cas_post_migrate", path)
-        migration = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(migration)
+        migration = load_migration("18.0.1.1.0", "post-migrate")
         cr = self.env.cr
         self.env.flush_all()
         # The columns and the table as 18.0.1.0.0 left them (rolled back with the test).

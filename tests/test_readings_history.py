@@ -1,16 +1,14 @@
 """The readings history has no foreign key; deleting and concurrency keep its integrity."""
 
-import importlib.util
 import threading
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import mute_logger
 from psycopg2 import errors as pg_errors
 
-from .common import committed_env
+from .common import committed_env, load_migration
 from .telematics_common import drop_committed_fleet, make_fleet, process_all
 
 HISTORY_KEYS_SQL = """
@@ -68,10 +66,7 @@ class TestReadingsHistoryDeletion(TransactionCase):
         self.assertEqual(history_of(self.env.cr, "equipment_id", self.equipment.id), 0)
 
     def test_the_migration_drops_the_foreign_keys_of_an_older_database(self):
-        path = Path(__file__).parent.parent / "migrations" / "18.0.1.4.0" / "pre-migrate.py"
-        spec = importlib.util.spec_from_file_location("cas_pre_migrate_1_4", path)
-        migration = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(migration)
+        migration = load_migration("18.0.1.4.0", "pre-migrate")
         cr = self.env.cr
         # As 18.0.1.3.0 left them.
         cr.execute(

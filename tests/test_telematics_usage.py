@@ -1,13 +1,12 @@
-import importlib.util
 import random
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from odoo import fields
 from odoo.tests import TransactionCase
 
 from ..protocols import usage_rollup
+from .common import load_migration
 from .telematics_common import ALERT, dumps, iso_snapshot, make_fleet, process_all
 
 COMPARED = (
@@ -431,10 +430,7 @@ class TestTelematicsUsage(TransactionCase):
         """A 18.0.1.2.0 database had daily rollups and no per-site rows: the upgrade
         marks each machine dirty from its first kept reading, and the next rollup
         gives the per-site rows of every day still in the raw readings."""
-        path = Path(__file__).parent.parent / "migrations" / "18.0.1.3.0" / "post-migrate.py"
-        spec = importlib.util.spec_from_file_location("cas_post_migrate_1_3", path)
-        migration = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(migration)
+        migration = load_migration("18.0.1.3.0", "post-migrate")
         start = datetime(2026, 11, 10, 7, 0)
         depot = PLACES[0]
         self.deliver(
