@@ -35,6 +35,11 @@ MOVE_COLUMNS = {
 }
 
 
+# An event waiting for processing, and whether it is due now (%(now)s, naive UTC):
+# the queue, its count and its stall are read with the same rule.
+QUEUED_SQL = "state IN ('pending', 'failed') AND active"
+DUE_SQL = QUEUED_SQL + " AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
+
 # Processing workers (``odoo-bin telematics_worker``) LISTEN on this channel and name
 # their connections after WORKER_APPLICATION_NAME, which is how receipt knows one runs.
 WORKER_CHANNEL = "construction_telematics_events"
@@ -120,9 +125,8 @@ class ConstructionTelematicsEvent(models.Model):
     def init(self):
         # The queue query scans only what waits, however large the processed history grows.
         self.env.cr.execute(
-            """CREATE INDEX IF NOT EXISTS construction_telematics_event_queue_idx
-               ON construction_telematics_event (id)
-               WHERE state IN ('pending', 'failed') AND active"""
+            f"""CREATE INDEX IF NOT EXISTS construction_telematics_event_queue_idx
+                ON construction_telematics_event (id) WHERE {QUEUED_SQL}"""
         )
         self.env.cr.execute(
             """CREATE INDEX IF NOT EXISTS construction_telematics_event_unmapped_idx
@@ -638,11 +642,10 @@ class ConstructionTelematicsEvent(models.Model):
         minutes = self.env["res.config.settings"]._construction_setting("health_stall_minutes")
         now = fields.Datetime.now()
         self.env.cr.execute(
-            """SELECT min(COALESCE(next_attempt_at, received_at))
-               FROM construction_telematics_event
-               WHERE state IN ('pending', 'failed') AND active
-                 AND COALESCE(next_attempt_at, received_at) <= %s""",
-            [now - timedelta(minutes=minutes)],
+            f"""SELECT min(COALESCE(next_attempt_at, received_at))
+                FROM construction_telematics_event
+                WHERE {DUE_SQL} AND COALESCE(next_attempt_at, received_at) <= %(since)s""",
+            {"now": now, "since": now - timedelta(minutes=minutes)},
         )
         return self.env.cr.fetchone()[0]
 
@@ -650,9 +653,8 @@ class ConstructionTelematicsEvent(models.Model):
     def _queued_count(self):
         self.flush_model()
         self.env.cr.execute(
-            """SELECT count(*) FROM construction_telematics_event
-               WHERE state IN ('pending', 'failed') AND active
-                 AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')"""
+            f"SELECT count(*) FROM construction_telematics_event WHERE {DUE_SQL}",
+            {"now": fields.Datetime.now()},
         )
         return self.env.cr.fetchone()[0]
 
@@ -667,13 +669,12 @@ class ConstructionTelematicsEvent(models.Model):
         setting = self.env["res.config.settings"]._construction_setting
         self.flush_model()
         self.env.cr.execute(
-            """SELECT id, item_count FROM construction_telematics_event
-               WHERE state IN ('pending', 'failed') AND active
-                 AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')
-               ORDER BY id
-               LIMIT %s
-               FOR UPDATE SKIP LOCKED""",
-            [limit or setting("telematics_batch_size")],
+            f"""SELECT id, item_count FROM construction_telematics_event
+                WHERE {DUE_SQL}
+                ORDER BY id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED""",
+            {"now": fields.Datetime.now(), "limit": limit or setting("telematics_batch_size")},
         )
         # Memory stays bounded by items, not events: one event may hold 5,000 readings.
         # Locked rows past the budget are released at commit, untouched.
