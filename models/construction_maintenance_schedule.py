@@ -53,7 +53,7 @@ MACHINES_SQL = """
 # meters, so that a batch moving the meters rewrites only the rows whose status,
 # forecast date or rounded use per day changed.
 EVALUATED = ("due_status", "forecast_date", "hours_per_day", "km_per_day", "usage_source")
-# The schedules an evaluation reads: the columns _due_of reads (3 to 5), then
+# The schedules an evaluation reads: the due values (3 to 5), then
 # EVALUATED (6 on), the baselines left out (progress is computed when shown, not
 # here). Numbers as float8: a float from the driver, not a Decimal Odoo's cursor
 # converts again, for every column of thousands of rows per batch.
@@ -155,7 +155,6 @@ class ConstructionMaintenanceSchedule(models.Model):
         today = fields.Date.context_today(self)
         for schedule in self:
             shape = schedule.item_id._forecast_item()
-            row = (None,) * 3 + (schedule.due_hours, schedule.due_km, schedule.due_date)
             baseline = {
                 "hours": schedule.baseline_hours,
                 "km": schedule.baseline_km,
@@ -165,7 +164,8 @@ class ConstructionMaintenanceSchedule(models.Model):
                 "hours": schedule.equipment_id.engine_hours,
                 "km": schedule.equipment_id.odometer_km,
             }
-            result = forecast.evaluate(shape, baseline, self._due_of(row, shape), machine, today)
+            due = self._due_of(shape, schedule.due_hours, schedule.due_km, schedule.due_date)
+            result = forecast.evaluate(shape, baseline, due, machine, today)
             schedule.progress = round(min(result["progress"], 9.99) * 100, 1)
 
     def _compute_open_request_id(self):
@@ -256,7 +256,7 @@ class ConstructionMaintenanceSchedule(models.Model):
             row = rows[pair]
             machine = machines[pair[0]]
             shape = items[pair[1]][0]
-            due = due_of(row, shape)
+            due = due_of(shape, *row[3:6])
             status, day = status_and_forecast(shape, due, machine, today)
             if status == "ok" and day and horizon_end[pair[1]] and day <= horizon_end[pair[1]]:
                 status = "soon"
@@ -358,14 +358,15 @@ class ConstructionMaintenanceSchedule(models.Model):
         )
 
     @staticmethod
-    def _due_of(row, shape):
+    def _due_of(shape, due_hours, due_km, due_date):
+        """The due values of the intervals ``shape`` has."""
         due = {}
         if shape["interval"]["hours"]:
-            due["hours"] = row[3]
+            due["hours"] = due_hours
         if shape["interval"]["km"]:
-            due["km"] = row[4]
+            due["km"] = due_km
         if shape["interval"]["days"]:
-            due["days"] = row[5]
+            due["days"] = due_date
         return due
 
     def _start_tracking(self, pairs, machines, shapes, today):
