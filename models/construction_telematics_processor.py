@@ -186,6 +186,7 @@ class SensorCheck:
         self.machine_ids = machine_ids
         self.samples = []  # (equipment_id, event, at, sensors) of plausible readings
         self._category_of = None
+        self._ranges_of = {}  # company -> the company's declarations, from the cache
 
     def check(self, event, equipment_id, values):
         """Why these sensor values are implausible, or None (declarations from the cache)."""
@@ -197,8 +198,11 @@ class SensorCheck:
             self._category_of = dict(self.env.cr.fetchall())
         Sensor = self.env["construction.telematics.sensor"]
         category_id = self._category_of.get(equipment_id)
+        ranges = self._ranges_of.get(event.company_id)
+        if ranges is None:
+            ranges = self._ranges_of[event.company_id] = Sensor._ranges(event.company_id)
         for code, value in values.items():
-            declared = Sensor._declared(event.company_id, code, event.source_id, category_id)
+            declared = Sensor._most_specific(ranges.get(code, {}), event.source_id, category_id)
             if not declared:
                 return f"sensors.{code} is not a declared sensor"
             low, high, unit = declared

@@ -58,21 +58,34 @@ class ConstructionTelematicsSensor(models.Model):
     @api.model
     @tools.ormcache("company_id")
     def _ranges(self, company_id):
-        """{code: {scope: (min, max, unit)}} of a company, cached until a declaration changes.
+        """{code: {scope: (min, max, unit)}} of a company, cached until a declaration
+        changes; scope is ("source", id), ("category", id) or ("company", None).
 
-        Receipt reads it for every readings request that carries sensor values.
+        Receipt reads it for every readings request that carries sensor values,
+        processing once per batch and company.
         """
+        self.flush_model()  # declarations written in this transaction, not yet in the table
+        self.env.cr.execute(
+            """SELECT source_id, category_id, code, min_value, max_value, unit
+               FROM construction_telematics_sensor WHERE company_id = %s""",
+            [company_id],
+        )
         found = {}
-        for (_company, scope, code), declared in self._declarations([company_id]).items():
-            found.setdefault(code, {})[scope] = declared
+        for source_id, category_id, code, low, high, unit in self.env.cr.fetchall():
+            if source_id:
+                scope = ("source", source_id)
+            elif category_id:
+                scope = ("category", category_id)
+            else:
+                scope = ("company", None)
+            found.setdefault(code, {})[scope] = (low, high, unit or "")
         return found
 
-    @api.model
-    def _declared(self, company_id, code, source_id, category_id):
-        """``(min, max, unit)`` of the declaration that applies to a value of sensor
-        ``code``, the most specific one (source, the machine's category, the
-        company), from the cache; None when the sensor is not declared there."""
-        scopes = self._ranges(company_id).get(code, {})
+    @staticmethod
+    def _most_specific(scopes, source_id, category_id):
+        """``(min, max, unit)`` of the declaration that applies among ``scopes`` (one
+        code's entry of ``_ranges``): the source's, else the machine category's,
+        else the company's; None when the sensor is not declared there."""
         return (
             scopes.get(("source", source_id))
             or scopes.get(("category", category_id))
@@ -110,9 +123,7 @@ class ConstructionTelematicsSensor(models.Model):
             for reading, code, value, scopes in deferred:
                 device = normalize(reading["device_id"])
                 if device in category_of:
-                    declared = self._declared(
-                        source.company_id.id, code, source.id, category_of[device]
-                    )
+                    declared = self._most_specific(scopes, source.id, category_of[device])
                     self._check_value(errors, reading, code, value, declared)
                     continue
                 candidates = [
@@ -149,24 +160,3 @@ class ConstructionTelematicsSensor(models.Model):
             [source.sudo().external_system_id.id, [normalize(device) for device in device_ids]],
         )
         return dict(self.env.cr.fetchall())
-
-    @api.model
-    def _declarations(self, company_ids):
-        """{(company, scope, code): (min, max, unit)}; scope is ("source", id), ("category", id)
-        or ("company", None)."""
-        self.flush_model()  # declarations written in this transaction, not yet in the table
-        self.env.cr.execute(
-            """SELECT company_id, source_id, category_id, code, min_value, max_value, unit
-               FROM construction_telematics_sensor WHERE company_id = ANY(%s)""",
-            [list(company_ids)],
-        )
-        found = {}
-        for company_id, source_id, category_id, code, low, high, unit in self.env.cr.fetchall():
-            if source_id:
-                scope = ("source", source_id)
-            elif category_id:
-                scope = ("category", category_id)
-            else:
-                scope = ("company", None)
-            found[(company_id, scope, code)] = (low, high, unit or "")
-        return found
