@@ -22,13 +22,15 @@ from ..protocols import maintenance_forecast as forecast
 _logger = logging.getLogger(__name__)
 
 DUE_STATUSES = [("ok", "Scheduled"), ("soon", "Due soon"), ("overdue", "Overdue")]
+# A machine a plan may apply to (``_plan_map``'s categories and named machines).
+FOLLOWS_A_PLAN = "e.active AND (e.category_id = ANY(%(categories)s) OR e.id = ANY(%(named)s))"
 # The machines a batch moved that follow a plan (by category or by name), with
 # the first plausible reading of each counter inside the usage window, through
 # the (equipment_id, at) index: two index probes per machine, whatever the
 # history, and none for a machine without a plan. A counter the machine has not
 # reported inside the window (an hour meter only machine's km) is not looked
 # for: the probe would walk every reading of the window to find nothing.
-MACHINES_SQL = """
+MACHINES_SQL = f"""
     SELECT e.id, e.engine_hours::float8, e.engine_hours_at, e.odometer_km::float8,
            e.odometer_at, e.estimated_hours_per_day::float8, e.estimated_km_per_day::float8,
            e.company_id, e.category_id, h.at, h.engine_hours::float8, k.at, k.odometer_km::float8
@@ -45,8 +47,7 @@ MACHINES_SQL = """
           AND r.equipment_id = e.id AND r.at >= %(since)s
           AND r.odometer_km IS NOT NULL AND r.suspect IS NOT TRUE
         ORDER BY r.at LIMIT 1) k ON TRUE
-    WHERE e.id = ANY(%(ids)s) AND e.active
-      AND (e.category_id = ANY(%(categories)s) OR e.id = ANY(%(named)s))
+    WHERE e.id = ANY(%(ids)s) AND {FOLLOWS_A_PLAN}
     ORDER BY e.id
 """
 # What an evaluation stores. Progress is computed when shown, from the machine's
@@ -188,9 +189,8 @@ class ConstructionMaintenanceSchedule(models.Model):
         # The machines a plan may apply to; _evaluate matches them to the plans'
         # items (and companies), as after a batch.
         self.env.cr.execute(
-            """SELECT id FROM maintenance_equipment
-               WHERE active AND (category_id = ANY(%s) OR id = ANY(%s)) ORDER BY id""",
-            [plans["categories"], plans["machines"]],
+            f"SELECT e.id FROM maintenance_equipment e WHERE {FOLLOWS_A_PLAN} ORDER BY e.id",
+            {"categories": plans["categories"], "named": plans["machines"]},
         )
         equipment_ids = [row[0] for row in self.env.cr.fetchall()]
         for start in range(0, len(equipment_ids), chunk):
