@@ -235,21 +235,19 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         others were re-read. A job born in Odyssee and already canceled there
         stays out.
         """
-        jobs = {normalize(row["id"]): row for row in rows}
+        jobs = {normalize(row["id"]): odyssee_mapper.job(row) for row in rows}
         bound = self.env["construction.external.id"]._to_internal(
             backend.external_system_id, "maintenance.request", jobs
         )
-        statuses = self._statuses(
-            backend, adapter, {odyssee_mapper.job(row)["status_guid"] for row in rows}
-        )
+        statuses = self._statuses(backend, adapter, {job["status_guid"] for job in jobs.values()})
         canceled = {guid for guid, status in statuses.items() if status.is_canceled}
         jobs = {
-            guid: row
-            for guid, row in jobs.items()
-            if guid in bound or odyssee_mapper.job(row)["status_guid"] not in canceled
+            guid: job
+            for guid, job in jobs.items()
+            if guid in bound or job["status_guid"] not in canceled
         }
         moved = set()
-        self._requests_for_jobs(backend, set(jobs), jobs, statuses, moved=moved)
+        self._requests_for_jobs(backend, jobs, statuses, moved=moved)
         new = len(set(jobs) - set(bound)) + len(moved & set(bound))
         return {"new": new, "reread": len(rows) - new}
 
@@ -282,20 +280,17 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         bound = self.env["construction.external.id"]._to_internal(
             backend.external_system_id, "maintenance.request", job_guids
         )
-        jobs = adapter.jobs_of(final, known_jobs=bound)
+        rows_of_jobs = adapter.jobs_of(final, known_jobs=bound)
+        jobs = {guid: odyssee_mapper.job(rows_of_jobs.get(guid)) for guid in job_guids}
         # The status catalogue, read again if a status is unknown, before the thread
         # below starts: the lines it reads are then the page's only calls in flight.
-        statuses = self._statuses(
-            backend,
-            adapter,
-            {odyssee_mapper.job(jobs.get(guid))["status_guid"] for guid in job_guids},
-        )
+        statuses = self._statuses(backend, adapter, {job["status_guid"] for job in jobs.values()})
         # The part and time lines are read while the requests and approvals are
         # written: the calls wait on Odyssee, the writes on Odoo. Only HTTP runs in
         # the thread; the ORM stays in this one.
         with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(adapter.lines_of, final)
-            requests = self._requests_for_jobs(backend, job_guids, jobs, statuses)
+            requests = self._requests_for_jobs(backend, jobs, statuses)
             approval_records = self._upsert_bound(
                 backend,
                 APPROVAL,
@@ -331,11 +326,13 @@ class ConstructionOdysseeImporter(models.AbstractModel):
     def _own_values(values):
         return {key: value for key, value in values.items() if key != "odyssee_guid"}
 
-    def _requests_for_jobs(self, backend, job_guids, jobs, statuses, moved=None):
+    def _requests_for_jobs(self, backend, jobs, statuses, moved=None):
         """``{job guid: request}``; a job is linked by its GUID, then by our reference.
 
-        A job born in Odyssee gets a new request, on the machine bound to its
-        installation. The status of each job in ``jobs`` (rows) comes back on
+        ``jobs``: ``{job guid: odyssee_mapper.job(row)}``, the row None when it
+        was not read (a job bound already). A job born in Odyssee gets a new
+        request, on the machine bound to its installation. The status of each
+        job in ``jobs`` comes back on
         its request (see ``_follow_statuses``; the job guids of the requests
         that changed are added to ``moved``). ``statuses``: what ``_statuses``
         answered for these jobs, asked by the caller before any thread of its
@@ -344,8 +341,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
         Request = self.env["maintenance.request"].sudo().with_company(backend.company_id)
-        jobs = {guid: odyssee_mapper.job(jobs.get(guid)) for guid in job_guids}
-        requests = Binder._to_internal(system, "maintenance.request", job_guids)
+        requests = Binder._to_internal(system, "maintenance.request", jobs)
         references = [
             j["reference_back_office"]
             for guid, j in jobs.items()
