@@ -36,7 +36,7 @@ class OdooRPC:
         )
 
 
-def odoo_pids(database):
+def odoo_pids(database, required=True):
     """Every Odoo process serving ``database``: the server (and its prefork workers),
     and the commands ``tools/dev.sh run`` starts beside it (the processing worker,
     the MQTT consumer). Processes of other databases on the machine are left out."""
@@ -58,9 +58,63 @@ def odoo_pids(database):
         )
         if serves:
             pids.append(int(entry))
-    if not pids:
+    if not pids and required:
         raise SystemExit(f"no running odoo-bin serves the database {database}")
     return pids
+
+
+def _families(database):
+    """``{pid: family}`` of the processes that do the work of ``database``.
+
+    Families: ``odoo_server`` (the server and its prefork workers),
+    ``processing_worker``, ``mqtt_consumer`` (the commands ``tools/dev.sh run``
+    starts beside it) and ``postgres`` (every PostgreSQL process of the machine:
+    the backends, and the writers that flush what they wrote).
+    """
+    odoo = set(odoo_pids(database, required=False))
+    families = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if args[0].startswith("postgres") or os.path.basename(args[0]) == "postgres":
+            families[int(entry)] = "postgres"
+        elif int(entry) in odoo:
+            if "telematics_worker" in args:
+                families[int(entry)] = "processing_worker"
+            elif "telematics_mqtt" in args:
+                families[int(entry)] = "mqtt_consumer"
+            else:
+                families[int(entry)] = "odoo_server"
+    return families
+
+
+def cpu_seconds(database):
+    """CPU seconds (user + system) spent so far by each process family of ``_families``,
+    and by this process (``bench_client``).
+
+    A parent's counts of its waited-for children are included: a prefork worker
+    recycled or a PostgreSQL backend closed during a run still counts, through
+    the server or the postmaster that reaped it.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"odoo_server": 0.0, "processing_worker": 0.0, "mqtt_consumer": 0.0, "postgres": 0.0}
+    for pid, family in _families(database).items():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                # After the command name in parentheses: utime, stime, cutime, cstime
+                # are fields 14 to 17 of the line.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        totals[family] += sum(int(value) for value in fields[11:15]) / tick
+    own = os.times()
+    totals["bench_client"] = own.user + own.system
+    return totals
 
 
 def rss_mb(pids):

@@ -6,6 +6,9 @@ Measures, in one run and against the same server:
     accept latency p50/p99 of single-alert requests sent one at a time;
   * the baseline an integrator typically writes: one XML-RPC write (readings) or
     create (alerts) per event;
+  * the CPU seconds each process family (Odoo server, processing worker, MQTT
+    consumer, PostgreSQL, this client) spent per 100,000 readings, median of
+    the runs: less disturbed by other work on the machine than the rates;
   * peak RSS of the Odoo process, and its RSS while the processor works through a
     backlog of --backlog-small then --backlog-large queued events.
 
@@ -31,11 +34,12 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urljoin
 
-from benchlib import MemorySampler, OdooRPC, odoo_argument_parser, odoo_pids
+from benchlib import MemorySampler, OdooRPC, cpu_seconds, odoo_argument_parser, odoo_pids
 
 
 class Bench:
@@ -386,9 +390,14 @@ def main():
         bench.drain()
         bench.alert_latency(args.latency_alerts)
     readings_rates, accept_rates, alerts_rates, p50s, p99s = [], [], [], [], []
+    readings_cpu = defaultdict(list)  # family -> CPU seconds per 100,000 readings, per run
     for _ in range(args.repeat):
         bench.drain()
+        cpu_before = cpu_seconds(args.db)
         readings, accept_s, processed_s = bench.readings_run(args.readings)
+        cpu_after = cpu_seconds(args.db)
+        for family, seconds in cpu_after.items():
+            readings_cpu[family].append((seconds - cpu_before[family]) * 100_000 / readings)
         readings_rates.append(readings / processed_s)
         accept_rates.append(readings / accept_s)
         bench.drain()
@@ -420,6 +429,10 @@ def main():
         "readings": readings,
         "readings_per_s": spread(readings_rates),
         "readings_accept_per_s": spread(accept_rates),
+        # What the machine spent, which other work on it disturbs less than the rate.
+        "readings_cpu_s_per_100k": {
+            family: round(statistics.median(values), 2) for family, values in readings_cpu.items()
+        },
         "baseline_xmlrpc_readings_per_s": round(base_readings, 1),
         "readings_speedup_vs_baseline": round(readings_median / base_readings, 1),
         "alerts": alerts,
