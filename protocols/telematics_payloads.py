@@ -63,10 +63,15 @@ def parse_timestamp(value, now=None):
             "must be an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T08:15:00Z"
         )
     try:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        offset = parsed.utcoffset()
+        if offset:
+            parsed -= offset
     except OverflowError:
         # 0001-01-01T00:00:00+01:00 or 9999-12-31T23:59:59-01:00: outside the calendar in UTC.
         raise ValueError("lies outside the calendar once converted to UTC") from None
+    # Naive by combining the date and the (naive) time: replace(tzinfo=None) and
+    # astimezone() cost four times as much, a tenth of receipt's CPU.
+    parsed = datetime.combine(parsed.date(), parsed.time())
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if parsed < EARLIEST:
         raise ValueError("lies before 1970-01-01")

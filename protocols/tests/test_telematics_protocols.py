@@ -84,6 +84,26 @@ class TestPayloads(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, message):
                 telematics_payloads.parse_timestamp(stamp, NOW)
 
+    def test_timestamps_are_converted_to_utc_across_days_and_calendar_ends(self):
+        cases = {
+            "2026-11-20T08:00:00Z": datetime(2026, 11, 20, 8, 0),
+            "2026-11-20t08:00:00z": datetime(2026, 11, 20, 8, 0),
+            "2026-11-20T08:00:00.250+00:00": datetime(2026, 11, 20, 8, 0, 0, 250000),
+            "2026-01-01T00:30:00+05:30": datetime(2025, 12, 31, 19, 0),
+            "2024-02-28T23:30:00-01:00": datetime(2024, 2, 29, 0, 30),
+            "2025-12-31T14:00:00-12:00": datetime(2026, 1, 1, 2, 0),
+            "2026-11-20T23:59:59.999999+14:00": datetime(2026, 11, 20, 9, 59, 59, 999999),
+        }
+        for stamp, expected in cases.items():
+            self.assertEqual(telematics_payloads.parse_timestamp(stamp, NOW), expected, stamp)
+        for stamp, message in (
+            ("0001-01-01T00:00:00+01:00", "outside the calendar"),
+            ("9999-12-31T23:59:59-01:00", "outside the calendar"),
+            ("1970-01-01T00:30:00+01:00", "before 1970"),
+        ):
+            with self.assertRaisesRegex(ValueError, message):
+                telematics_payloads.parse_timestamp(stamp, NOW)
+
     def test_reading_needs_a_value_and_known_fields(self):
         _r, errors = telematics_payloads.parse_reading(
             {"device_id": "D", "at": "2026-11-20T08:00:00Z"}
