@@ -66,21 +66,38 @@ UNMAPPED_OUTCOME = {
     "next_attempt_at": None,
 }
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_NULL = "\\N"
+# The numbers of a history row: every history column but the sensors, which come last.
+_NUMBERS = slice(READING_COLUMNS.index("at") + 1, READING_COLUMNS.index("sensors"))
 
 
 def copy_text(value):
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, dict):
-        return json.dumps(value).translate(_COPY_ESCAPES)
-    return str(value)
+    """One string (or None) in PostgreSQL's COPY text format."""
+    return COPY_NULL if value is None else value.translate(_COPY_ESCAPES)
+
+
+def copy_lines(rows):
+    """History rows (``READING_COLUMNS`` tuples) as lines of PostgreSQL's COPY text format.
+
+    Typed by column rather than a formatter called per value: the formatting
+    was a third of the processing worker's CPU. The same event, machine and
+    device start many rows, so their text is made once.
+    """
+    prefixes = {}
+    for row in rows:
+        ids = row[:3]
+        prefix = prefixes.get(ids)
+        if prefix is None:
+            prefix = prefixes[ids] = f"{row[0]}\t{row[1]}\t{copy_text(row[2])}\t"
+        sensors, suspect, reason = row[-3:]
+        yield (
+            f"{prefix}{row[3]}\t"
+            + "\t".join([COPY_NULL if value is None else str(value) for value in row[_NUMBERS]])
+            + ("\t\\N\t" if sensors is None else f"\t{copy_text(json.dumps(sensors))}\t")
+            + ("t\t" if suspect else "f\t")
+            + copy_text(reason)
+            + "\n"
+        )
 
 
 # Rounding in senders' hour meters; below this a "jump" is noise.
@@ -353,7 +370,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 SELECT {columns} FROM construction_telematics_reading LIMIT 0"""
         )
         buffer = io.StringIO()
-        buffer.writelines("\t".join(map(copy_text, row)) + "\n" for row in rows)
+        buffer.writelines(copy_lines(rows))
         buffer.seek(0)
         cr._obj.copy_expert(
             f"COPY construction_telematics_reading_in ({columns}) FROM STDIN", buffer

@@ -1,5 +1,5 @@
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from unittest.mock import patch
 
 from odoo import fields
@@ -7,7 +7,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from .common import committed_env
-from .telematics_common import alert, make_fleet
+from .telematics_common import alert, dumps, make_fleet
 
 
 def reading(at, **values):
@@ -118,6 +118,67 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(self.equipment.engine_hours, 200.0)
         self.assertEqual(self.equipment.fuel_level_pct, 50.0)
         self.assertEqual(self.equipment.telematics_reading_count, 2)
+
+    def test_history_keeps_every_value_as_sent_whatever_the_device_id_holds(self):
+        """The history is written in PostgreSQL's COPY text format: a device id with a
+        backslash, a tab and non-ASCII text, microseconds, and every numeric column
+        (full precision, extremes, zero, missing) must come back as received."""
+        device = "Ex\\cav\t01 é"
+        self.env["construction.external.id"].create(
+            {
+                "system_id": self.source.external_system_id.id,
+                "external_id": device,
+                "equipment_id": self.equipment.id,
+            }
+        )
+        full = {
+            "engine_hours": 1234.56789012345,
+            "idle_hours": 0.0,
+            "odometer_km": 99999999.9,
+            "fuel_level_pct": 100,
+            "fuel_used_l": 123456789.5,
+            "def_level_pct": 0.05,
+            "lat": -33.8688197,
+            "lon": 151.2092955,
+            "speed_kmh": 12.25,
+        }
+        answer = self.Event._receive_body(
+            self.source,
+            "readings",
+            dumps(
+                {
+                    "readings": [
+                        dict(full, device_id=device, at="2026-11-20T08:00:00.123456+02:00"),
+                        {"device_id": device, "at": "2026-11-20T07:00:00Z", "fuel_level_pct": 7},
+                    ]
+                }
+            ),
+        )
+        self.assertEqual(answer["accepted"], 2)
+        self.Event._process_batch()
+        history = self.equipment.telematics_reading_ids.sorted("at")
+        self.assertEqual(history.mapped("device_id"), [device, device])
+        self.assertEqual(
+            history.mapped("at"),
+            [datetime(2026, 11, 20, 6, 0, 0, 123456), datetime(2026, 11, 20, 7, 0)],
+        )
+        self.env.cr.execute(
+            f"""SELECT {", ".join(full)} FROM construction_telematics_reading
+                WHERE id = %s""",
+            [history[0].id],
+        )
+        self.assertEqual(
+            [float(value) for value in self.env.cr.fetchone()], [float(v) for v in full.values()]
+        )
+        later = history[1]
+        self.assertEqual(later.fuel_level_pct, 7)
+        self.assertFalse(later.engine_hours or later.lat or later.sensors)
+        self.env.cr.execute(
+            "SELECT engine_hours IS NULL, lat IS NULL, sensors IS NULL"
+            " FROM construction_telematics_reading WHERE id = %s",
+            [later.id],
+        )
+        self.assertEqual(self.env.cr.fetchone(), (True, True, True))
 
     # -- failures, replay, retention ---------------------------------------
     def test_failures_back_off_then_die_and_replay_recovers(self):
