@@ -101,15 +101,20 @@ class ConstructionTelematicsSiteVisit(models.Model):
         )
         watermarks, moves = [], []
         for equipment_id, company_id, site_id, position_at in machines:
-            current, last_at = site_id or None, position_at
+            current, last_at, last_position = site_id or None, position_at, None
             for at, lat, lon in sorted(positions[equipment_id]):
                 if last_at and at <= last_at:
                     continue  # older than a position already followed: history only
+                last_at = at
+                if (lat, lon) == last_position:
+                    # A machine standing still: the site it is on after a position is
+                    # where that position leaves it again (next_site is idempotent).
+                    continue
+                last_position = (lat, lon)
                 site = geofence.next_site(current, fences.get(company_id, []), lat, lon, hysteresis)
                 if site != current:
                     moves.append((equipment_id, at, current, site))
                     current = site
-                last_at = at
             if last_at != position_at:
                 watermarks.append((equipment_id, last_at, current, current is None))
         if watermarks:

@@ -50,6 +50,19 @@ class TestHysteresis(unittest.TestCase):
             sites.append(site)
         self.assertEqual(sites, [1, 1, 1, 1, 1, 1, 1, None, None])
 
+    def test_a_position_repeated_leaves_the_machine_where_it_is(self):
+        """next_site(next_site(s, p), p) == next_site(s, p): processing skips a
+        position equal to the one before, so this must hold for any site and position."""
+        overlapping = geofence.Fence(3, "circle", (48.8810, 2.3715), 150.0, None)
+        fences = [CIRCLE, SQUARE, overlapping]
+        randomly = random.Random(15)
+        for _ in range(3000):
+            lat = 48.87 + randomly.uniform(-0.005, 0.015)
+            lon = 2.35 + randomly.uniform(-0.005, 0.03)
+            for site in (None, 1, 2, 3):
+                after = geofence.next_site(site, fences, lat, lon, 25)
+                self.assertEqual(geofence.next_site(after, fences, lat, lon, 25), after)
+
     def test_arrival_needs_to_be_well_inside(self):
         edge = 48.87 + 190 * METRE_LAT  # 10 m inside
         self.assertIsNone(geofence.next_site(None, [CIRCLE], edge, 2.35, 25))
