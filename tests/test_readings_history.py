@@ -3,6 +3,7 @@
 import threading
 import time
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import mute_logger
@@ -84,6 +85,58 @@ class TestReadingsHistoryDeletion(TransactionCase):
         cr.execute(HISTORY_KEYS_SQL)
         self.assertEqual(cr.fetchall(), [])
         migration.migrate(cr, "18.0.1.3.0")  # runs again harmlessly
+
+
+class TestReadingsHistoryInsert(TransactionCase):
+    """New, late and repeated readings in one batch: each machine and time stored once."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source, _key, cls.equipment = make_fleet(cls.env)
+        cls.Event = cls.env["construction.telematics.event"]
+        cls.start = datetime(2026, 11, 20, 8)
+        cls.Event._receive_readings(
+            cls.source,
+            [hours_reading(cls.start + timedelta(minutes=m), 100 + m / 100) for m in range(5)],
+            [],
+        )
+        process_all(cls.Event)
+
+    def at(self, minutes):
+        return self.start + timedelta(minutes=minutes)
+
+    def receive(self, *readings):
+        self.Event._receive_readings(
+            self.source, [hours_reading(self.at(m), hours) for m, hours in readings], []
+        )
+        return self.Event.search([("source_id", "=", self.source.id)], limit=1)
+
+    def check_one_batch_of_new_late_and_repeated_readings(self):
+        # The first event: one reading already stored (08:02), two new ones.
+        first = self.receive((2, 100.025), (10, 100.1), (11, 100.11))
+        # The second: 08:11 again with another value, one new, one late but unknown.
+        second = self.receive((11, 100.115), (12, 100.12), (-60, 99.4))
+        self.assertEqual(self.Event._process_batch(), 2)
+        history = self.equipment.telematics_reading_ids.sorted("at")
+        self.assertEqual(
+            history.mapped("at"), [self.at(m) for m in (-60, 0, 1, 2, 3, 4, 10, 11, 12)]
+        )
+        repeated = history.filtered(lambda reading: reading.at == self.at(11))
+        self.assertEqual((repeated.engine_hours, repeated.event_id), (100.11, first))
+        self.assertEqual(first.result, "2 readings stored, 1 already known")
+        self.assertEqual(second.result, "2 readings stored, 1 already known")
+        self.assertEqual(self.equipment.engine_hours, 100.12)
+
+    def test_new_late_and_repeated_readings_in_one_batch(self):
+        self.check_one_batch_of_new_late_and_repeated_readings()
+
+    def test_a_history_row_the_batch_did_not_expect_is_still_stored_once(self):
+        # As if another writer had stored history rows after the batch looked: every
+        # reading is taken for new, the straight COPY meets 08:02 and fails.
+        Processor = self.registry["construction.telematics.processor"]
+        with patch.object(Processor, "_latest_reading_at", lambda _self, _machines: {}):
+            self.check_one_batch_of_new_late_and_repeated_readings()
 
 
 class TestReadingsHistoryConcurrency(TransactionCase):
