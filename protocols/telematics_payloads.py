@@ -51,6 +51,15 @@ def parse_timestamp(value, now=None):
     """
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string")
+    if len(value) == 20 and value[19] in "Zz" and value[10] in "Tt":
+        # The usual shape, 2026-11-20T08:15:00Z: read without its zone it is the
+        # naive UTC moment already (a third of the time of the general path).
+        try:
+            parsed = datetime.fromisoformat(value[:19])
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            return _in_range(parsed, now)
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -71,7 +80,10 @@ def parse_timestamp(value, now=None):
         raise ValueError("lies outside the calendar once converted to UTC") from None
     # Naive by combining the date and the (naive) time: replace(tzinfo=None) and
     # astimezone() cost four times as much, a tenth of receipt's CPU.
-    parsed = datetime.combine(parsed.date(), parsed.time())
+    return _in_range(datetime.combine(parsed.date(), parsed.time()), now)
+
+
+def _in_range(parsed, now):
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if parsed < EARLIEST:
         raise ValueError("lies before 1970-01-01")

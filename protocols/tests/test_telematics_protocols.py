@@ -104,6 +104,31 @@ class TestPayloads(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, message):
                 telematics_payloads.parse_timestamp(stamp, NOW)
 
+    def test_a_utc_timestamp_reads_the_same_written_with_z_or_with_its_offset(self):
+        for stamp in (
+            "2026-11-20T08:15:00Z",
+            "2026-11-20t08:15:00z",
+            "2024-02-29T23:59:59Z",
+            "1970-01-01T00:00:00Z",
+            "2026-W47-5T08:15:00Z",  # an ISO week date, which Python also reads
+            "2026-11-20T081500.5Z",
+        ):
+            with_offset = stamp[:-1] + "+00:00"
+            self.assertEqual(
+                telematics_payloads.parse_timestamp(stamp, NOW),
+                telematics_payloads.parse_timestamp(with_offset, NOW),
+                stamp,
+            )
+        for stamp, message in (
+            ("2026-11-20T08:15+01Z", "RFC 3339 timestamp"),
+            ("2026-11-20 08:15:00Z", "with a time zone"),
+            ("2026-11-20T25:15:00Z", "RFC 3339 timestamp"),
+            ("1969-12-31T23:59:59Z", "before 1970"),
+            ("2026-11-22T08:15:00Z", "future"),
+        ):
+            with self.assertRaisesRegex(ValueError, message):
+                telematics_payloads.parse_timestamp(stamp, NOW)
+
     def test_reading_needs_a_value_and_known_fields(self):
         _r, errors = telematics_payloads.parse_reading(
             {"device_id": "D", "at": "2026-11-20T08:00:00Z"}
