@@ -13,8 +13,9 @@ Measures, in one run and against the same server:
     backlog of --backlog-small then --backlog-large queued events.
 
 Each throughput and latency measure is repeated --repeat times, each run starting
-from a drained queue (no pending or failing event of any source) and a vacuumed
-and analysed database (``psql``, PG* environment), and reported as
+from a drained queue (no pending or failing event of any source), the tables
+it churns vacuumed, the database analysed and checkpointed (``psql``, PG*
+environment), and reported as
 every run plus min / median / max and how far the slowest run is below the median.
 --warmup runs (1) come first and are not reported.
 
@@ -31,6 +32,7 @@ import json
 import multiprocessing
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -115,25 +117,36 @@ class Bench:
         self.run += 1
 
     def vacuum(self):
-        """VACUUM (ANALYZE) the database, as autovacuum does between bursts in service.
+        """Vacuum what runs churn, analyse everything, then checkpoint: each run starts
+        from the same state, as autovacuum and the checkpointer keep it in service.
 
         A PostgreSQL tuned for test runs may have autovacuum off (this machine's
         has). Then every run leaves dead versions of each machine's and event's
-        rows and no statistics of what it added, and each run is slower than
-        the one before: the bench's own poll of the queue took 48 ms instead of
-        0.1 ms after a few runs. Done through ``psql`` (PG* environment), untimed.
+        rows and no statistics of what it added, and each run is slower than the
+        one before: the bench's own poll of the queue took 48 ms instead of 0.1 ms
+        after a few runs. The checkpoint writes the previous run's pages now, not
+        inside the next run's window. Done through ``psql`` (PG* environment),
+        untimed.
         """
+        self._psql("VACUUM (ANALYZE) maintenance_equipment, construction_telematics_event")
+        self._psql("ANALYZE")
+        # Superusers and pg_checkpoint members only: without it, runs are noisier.
+        self._psql("CHECKPOINT", required=False)
+        # psql returns before its backend has exited and been reaped: without a
+        # pause, the vacuum's CPU lands in the next run's PostgreSQL CPU.
+        time.sleep(1)
+
+    def _psql(self, statement, required=True):
         result = subprocess.run(
-            ["psql", "-X", "-q", "-d", self.args.db, "-c", "VACUUM (ANALYZE)"],
+            ["psql", "-X", "-q", "-d", self.args.db, "-c", statement],
             capture_output=True,
             text=True,
             check=False,
         )
+        if result.returncode and required:
+            raise SystemExit(f"{statement} failed: {result.stderr}")
         if result.returncode:
-            raise SystemExit(f"VACUUM (ANALYZE) of {self.args.db} failed: {result.stderr}")
-        # psql returns before its backend has exited and been reaped: without a
-        # pause, the vacuum's CPU (2.5 s here) lands in the next run's PostgreSQL CPU.
-        time.sleep(1)
+            print(f"warning: {statement} failed: {result.stderr}", file=sys.stderr)
 
     def wait_processed(self, timeout=600):
         domain = [("source_id", "=", self.source_id), ("state", "in", ["pending", "failed"])]
