@@ -36,29 +36,33 @@ class OdooRPC:
         )
 
 
-def odoo_pids(database, required=True):
-    """Every Odoo process serving ``database``: the server (and its prefork workers),
-    and the commands ``tools/dev.sh run`` starts beside it (the processing worker,
-    the MQTT consumer). Processes of other databases on the machine are left out."""
-    pids = []
+def _processes():
+    """``(pid, command line arguments)`` of every process this user can read."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                args = cmdline.read().decode(errors="replace").split("\0")
+                yield int(entry), cmdline.read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if not any(arg.endswith("odoo-bin") for arg in args):
-            continue
-        serves = any(
-            (arg in ("-d", "--database") and index + 1 < len(args) and args[index + 1] == database)
-            or arg == f"--database={database}"
-            for index, arg in enumerate(args)
-        )
-        if serves:
-            pids.append(int(entry))
-    if not pids and required:
+
+
+def _serves(args, database):
+    """Whether the command line ``args`` is an odoo-bin serving ``database``."""
+    return any(arg.endswith("odoo-bin") for arg in args) and any(
+        (arg in ("-d", "--database") and index + 1 < len(args) and args[index + 1] == database)
+        or arg == f"--database={database}"
+        for index, arg in enumerate(args)
+    )
+
+
+def odoo_pids(database):
+    """Every Odoo process serving ``database``: the server (and its prefork workers),
+    and the commands ``tools/dev.sh run`` starts beside it (the processing worker,
+    the MQTT consumer). Processes of other databases on the machine are left out."""
+    pids = [pid for pid, args in _processes() if _serves(args, database)]
+    if not pids:
         raise SystemExit(f"no running odoo-bin serves the database {database}")
     return pids
 
@@ -71,25 +75,17 @@ def _families(database):
     starts beside it) and ``postgres`` (every PostgreSQL process of the machine:
     the backends, and the writers that flush what they wrote).
     """
-    odoo = set(odoo_pids(database, required=False))
     families = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                args = cmdline.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for pid, args in _processes():
         if args[0].startswith("postgres") or os.path.basename(args[0]) == "postgres":
-            families[int(entry)] = "postgres"
-        elif int(entry) in odoo:
+            families[pid] = "postgres"
+        elif _serves(args, database):
             if "telematics_worker" in args:
-                families[int(entry)] = "processing_worker"
+                families[pid] = "processing_worker"
             elif "telematics_mqtt" in args:
-                families[int(entry)] = "mqtt_consumer"
+                families[pid] = "mqtt_consumer"
             else:
-                families[int(entry)] = "odoo_server"
+                families[pid] = "odoo_server"
     return families
 
 
