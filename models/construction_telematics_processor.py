@@ -360,7 +360,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
         Of rows with the same machine and time, the batch's first is kept. The rows
         newer than everything a machine's history holds, which is what senders
-        mostly send, are COPied straight into the history: no other row can have
+        mostly send, are copied straight into the history with COPY: no row can have
         their machine and time, since the batch holds each machine's lock and every
         writer of history rows takes it. The others (late or repeated readings) go
         through a temporary table and ``INSERT ... ON CONFLICT DO NOTHING``, which
