@@ -361,10 +361,12 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         Of rows with the same machine and time, the batch's first is kept. The rows
         newer than everything a machine's history holds, which is what senders
         mostly send, are copied straight into the history with COPY: no row can have
-        their machine and time, since the batch holds each machine's lock and every
-        writer of history rows takes it. The others (late or repeated readings) go
-        through a temporary table and ``INSERT ... ON CONFLICT DO NOTHING``, which
-        costs half again as much in PostgreSQL.
+        their machine and time. Processing, the one writer of history rows, locks
+        the machine and updates its row in the same transaction, so a batch that
+        committed rows after this one's snapshot makes this one's lock fail to
+        serialize. The others (late or repeated readings) go through a temporary
+        table and ``INSERT ... ON CONFLICT DO NOTHING``, which costs half again as
+        much in PostgreSQL.
         """
         if not rows:
             return {}
@@ -385,8 +387,9 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 with self.env.cr.savepoint(flush=False):
                     self._copy_readings("construction_telematics_reading", newest)
             except pg_errors.UniqueViolation:
-                # A history row written beside processing, without the machine's
-                # lock: let ON CONFLICT sort every row out.
+                # A history row written beside processing (a script, not processing):
+                # ON CONFLICT skips it if this snapshot sees it, and otherwise fails
+                # to serialize, which postpones the batch.
                 others = unique
             else:
                 for row in newest:

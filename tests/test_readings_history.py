@@ -112,31 +112,47 @@ class TestReadingsHistoryInsert(TransactionCase):
         )
         return self.Event.search([("source_id", "=", self.source.id)], limit=1)
 
-    def check_one_batch_of_new_late_and_repeated_readings(self):
-        # The first event: one reading already stored (08:02), two new ones.
-        first = self.receive((2, 100.025), (10, 100.1), (11, 100.11))
+    def process_one_batch_of_new_late_and_repeated_readings(self):
+        """Returns the times of the rows sent through ON CONFLICT."""
+        # The first event: two readings already stored (08:02, and 08:04, the
+        # latest of the history), two new ones.
+        first = self.receive((2, 100.025), (4, 100.04), (10, 100.1), (11, 100.11))
         # The second: 08:11 again with another value, one new, one late but unknown.
         second = self.receive((11, 100.115), (12, 100.12), (-60, 99.4))
-        self.assertEqual(self.Event._process_batch(), 2)
+        Processor = self.registry["construction.telematics.processor"]
+        insert_on_conflict = Processor._insert_readings_on_conflict
+        sent = []
+
+        def spy(processor, rows):
+            sent.extend(row[3] for row in rows)
+            return insert_on_conflict(processor, rows)
+
+        with patch.object(Processor, "_insert_readings_on_conflict", spy):
+            self.assertEqual(self.Event._process_batch(), 2)
         history = self.equipment.telematics_reading_ids.sorted("at")
         self.assertEqual(
             history.mapped("at"), [self.at(m) for m in (-60, 0, 1, 2, 3, 4, 10, 11, 12)]
         )
         repeated = history.filtered(lambda reading: reading.at == self.at(11))
         self.assertEqual((repeated.engine_hours, repeated.event_id), (100.11, first))
-        self.assertEqual(first.result, "2 readings stored, 1 already known")
+        self.assertEqual(first.result, "2 readings stored, 2 already known")
         self.assertEqual(second.result, "2 readings stored, 1 already known")
         self.assertEqual(self.equipment.engine_hours, 100.12)
+        return sorted(sent)
 
     def test_new_late_and_repeated_readings_in_one_batch(self):
-        self.check_one_batch_of_new_late_and_repeated_readings()
+        sent = self.process_one_batch_of_new_late_and_repeated_readings()
+        # Only what the history may already hold pays for ON CONFLICT.
+        self.assertEqual(sent, [self.at(m) for m in (-60, 2, 4)])
 
     def test_a_history_row_the_batch_did_not_expect_is_still_stored_once(self):
-        # As if another writer had stored history rows after the batch looked: every
-        # reading is taken for new, the straight COPY meets 08:02 and fails.
+        # As if the batch had missed the latest rows of the history: every reading
+        # is taken for new, the straight COPY meets 08:02 and the whole batch
+        # goes through ON CONFLICT.
         Processor = self.registry["construction.telematics.processor"]
         with patch.object(Processor, "_latest_reading_at", lambda _self, _machines: {}):
-            self.check_one_batch_of_new_late_and_repeated_readings()
+            sent = self.process_one_batch_of_new_late_and_repeated_readings()
+        self.assertEqual(sent, [self.at(m) for m in (-60, 2, 4, 10, 11, 12)])
 
 
 class TestReadingsHistoryConcurrency(TransactionCase):
