@@ -85,6 +85,16 @@ class TestSiteVisits(TransactionCase):
         self.assertIn(self.equipment, outside)
         self.assertTrue(self.visits().left_at)
 
+    def test_a_machine_standing_still_keeps_its_site_and_its_latest_position_time(self):
+        # The same position again and again is measured against the fences once.
+        self.drive([(50.47, 4.87)] * 3 + [(50.60, 5.00)] * 2 + [(50.47, 4.87)] * 3)
+        visits = self.visits()
+        self.assertEqual(len(visits), 2)
+        self.assertEqual(visits[0].left_at, START + timedelta(minutes=3))
+        self.assertEqual(visits[1].arrived_at, START + timedelta(minutes=5))
+        self.assertEqual(self.equipment.telematics_site_project_id, self.depot)
+        self.assertEqual(self.equipment.telematics_position_at, START + timedelta(minutes=7))
+
     def test_late_positions_do_not_replay(self):
         self.drive([(50.47, 4.87)], start=START + timedelta(hours=3))
         # Older positions elsewhere, delivered late: history only.
