@@ -48,6 +48,10 @@ def _processes():
             continue
 
 
+# PostgreSQL's own processes whose work follows from what the backends write.
+POSTGRES_WRITERS = ("checkpointer", "background writer", "walwriter", "autovacuum")
+
+
 def _serves(args, database):
     """Whether the command line ``args`` is an odoo-bin serving ``database``."""
     return any(arg.endswith("odoo-bin") for arg in args) and any(
@@ -72,13 +76,19 @@ def _families(database):
 
     Families: ``odoo_server`` (the server and its prefork workers),
     ``processing_worker``, ``mqtt_consumer`` (the commands ``tools/dev.sh run``
-    starts beside it) and ``postgres`` (every PostgreSQL process of the machine:
-    the backends, and the writers that flush what they wrote).
+    starts beside it) and ``postgres`` (the backends connected to ``database``,
+    and the server's writers, which flush what they wrote; not the backends of
+    other databases, nor the postmaster, whose count of reaped children would
+    bring in every database's closed connections).
     """
     families = {}
     for pid, args in _processes():
-        if args[0].startswith("postgres") or os.path.basename(args[0]) == "postgres":
-            families[pid] = "postgres"
+        title = " ".join(args).strip()
+        if title.startswith("postgres:"):
+            if f" {database} " in f"{title} " or any(
+                writer in title for writer in POSTGRES_WRITERS
+            ):
+                families[pid] = "postgres"
         elif _serves(args, database):
             if "telematics_worker" in args:
                 families[pid] = "processing_worker"
@@ -91,11 +101,10 @@ def _families(database):
 
 def cpu_seconds(database):
     """CPU seconds (user + system) spent so far by each process family of ``_families``,
-    and by this process (``bench_client``).
+    and by this process (``bench_client``, its sampling threads included).
 
     A parent's counts of its waited-for children are included: a prefork worker
-    recycled or a PostgreSQL backend closed during a run still counts, through
-    the server or the postmaster that reaped it.
+    recycled during a run still counts, through the server that reaped it.
     """
     tick = os.sysconf("SC_CLK_TCK")
     totals = {"odoo_server": 0.0, "processing_worker": 0.0, "mqtt_consumer": 0.0, "postgres": 0.0}

@@ -145,8 +145,9 @@ class Bench:
         )
         if result.returncode and required:
             raise SystemExit(f"{statement} failed: {result.stderr}")
-        if result.returncode:
-            print(f"warning: {statement} failed: {result.stderr}", file=sys.stderr)
+        if result.returncode or result.stderr.strip():
+            # e.g. "WARNING: permission denied to vacuum": psql still exits with 0.
+            print(f"warning: {statement}: {result.stderr.strip()}", file=sys.stderr)
 
     def wait_processed(self, timeout=600):
         domain = [("source_id", "=", self.source_id), ("state", "in", ["pending", "failed"])]
