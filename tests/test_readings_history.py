@@ -223,6 +223,45 @@ class TestReadingsHistoryConcurrency(TransactionCase):
             env["maintenance.equipment"].browse(self.equipment_id).unlink()
             self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 0)
 
+    def test_a_row_committed_under_a_batch_without_the_machine_postpones_the_batch(self):
+        """A history row that another writer (a script, not processing) commits after
+        the batch's snapshot, at the time of a new reading: the straight COPY meets
+        it, ON CONFLICT cannot see it and fails to serialize, and the batch waits
+        for a fresh snapshot instead of storing the reading twice or losing it."""
+        with committed_env(self.registry) as env:
+            Event = env["construction.telematics.event"]
+            Event._receive_readings(
+                env["construction.telematics.source"].browse(self.source_id),
+                [hours_reading(datetime(2026, 11, 20, 11), 201)],
+                [],
+            )
+            new = Event.search([("source_id", "=", self.source_id)], limit=1)
+        with mute_logger("odoo.sql_db"), committed_env(self.registry) as batch_env:
+            Event = batch_env["construction.telematics.event"]
+            batch_env.cr.execute("SELECT 1")  # the batch's snapshot
+            with committed_env(self.registry) as script_env:
+                script_env.cr.execute(
+                    """INSERT INTO construction_telematics_reading
+                           (equipment_id, event_id, device_id, at, engine_hours, suspect)
+                       VALUES (%s, %s, 'DEV-1', '2026-11-20 11:00:00', 201, false)""",
+                    [self.equipment_id, new.id],
+                )
+            Event._process_batch()
+            self.assertEqual(Event.browse(new.id).state, "pending")
+        with committed_env(self.registry) as env:
+            process_all(env["construction.telematics.event"])
+            event = env["construction.telematics.event"].browse(new.id)
+            self.assertEqual(event.state, "processed")
+            self.assertEqual(event.result, "0 readings stored, 1 already known")
+            env.cr.execute(
+                """SELECT count(*) FROM construction_telematics_reading
+                   WHERE equipment_id = %s AND at = '2026-11-20 11:00:00'""",
+                [self.equipment_id],
+            )
+            self.assertEqual(env.cr.fetchone()[0], 1)
+            # The late readings queued beside it went in once the batch ran again.
+            self.assertEqual(history_of(env.cr, "equipment_id", self.equipment_id), 5)
+
     def test_a_batch_waiting_on_a_deletion_stores_nothing_and_waits_for_a_mapping(self):
         deleted, batch_started, errors = threading.Event(), threading.Event(), []
 
