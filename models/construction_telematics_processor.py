@@ -284,6 +284,11 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         # Replaced or rolled-over meters: what the sender reports plus the offset then.
         offsets = self.env["construction.meter.event"]._offsets(machine_ids) if machine_ids else {}
         reading_rows = []
+        # A machine and time already in the history, or met earlier in this batch, is
+        # a reading sent again: it changes neither the history nor the machine, whose
+        # position, fuel and counters must stay those of the row the history keeps.
+        latest = self._latest_reading_at(machine_ids) if machine_ids else {}
+        applied = self._known_reading_times(items, equipment_of, latest)
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -300,6 +305,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     reading_rows,
                     sensors,
                     offsets.get(equipment_id),
+                    applied,
                 )
             else:
                 outcome, alert = self._apply_alert(
@@ -313,7 +319,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 outcomes[event.id] = outcome
                 if alert:
                     alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
-        stored = self._insert_readings(reading_rows)
+        stored = self._insert_readings(reading_rows, latest)
         self.env["construction.telematics.usage"]._mark_dirty(reading_rows)
         self.env["construction.telematics.site.visit"]._follow_positions(
             reading_rows, alert_positions
@@ -334,13 +340,23 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
     # -- readings ------------------------------------------------------------
     def _apply_readings(
-        self, event, equipment_id, machine, limits, rows, sensors=None, offsets=None
+        self, event, equipment_id, machine, limits, rows, sensors=None, offsets=None, applied=None
     ):
+        """Apply an event's readings to its machine and add their history rows to ``rows``.
+
+        ``applied`` holds the ``(machine, time)`` already stored or applied: a
+        reading there is skipped, and the ones applied here are added to it.
+        """
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
+        applied = set() if applied is None else applied
         suspects = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
+            key = (equipment_id, at)
+            if key in applied:
+                continue
+            applied.add(key)
             if offsets:
                 raw = life_to_date(raw, at, offsets)
             reason = machine.accept(raw, at, limits)
@@ -355,8 +371,11 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             )
         return {"state": "processed", "readings": len(readings), "suspects": suspects}
 
-    def _insert_readings(self, rows):
+    def _insert_readings(self, rows, latest=None):
         """Insert history rows, skipping known (machine, time); returns stored per event.
+
+        ``latest`` is ``_latest_reading_at`` of the rows' machines, when the caller
+        has it already.
 
         Of rows with the same machine and time, the batch's first is kept. The rows
         newer than everything a machine's history holds, which is what senders
@@ -376,7 +395,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             if key not in seen:
                 seen.add(key)
                 unique.append(row)
-        latest = self._latest_reading_at({row[0] for row in unique})
+        if latest is None:
+            latest = self._latest_reading_at({row[0] for row in unique})
         newest, others = [], []
         for row in unique:
             last = latest.get(row[0])
@@ -412,6 +432,40 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             [sorted(machine_ids)],
         )
         return {machine_id: at for machine_id, at in self.env.cr.fetchall() if at}
+
+    @api.model
+    def _known_reading_times(self, items, equipment_of, latest):
+        """The ``(machine, time)`` of the batch's readings that the history holds already.
+
+        Only a reading no later than its machine's latest history row can be
+        there: the events whose readings are all newer, what senders mostly send,
+        cost no query.
+        """
+        machines, times = [], []
+        for event in items:
+            equipment_id = equipment_of.get(event.id)
+            last = latest.get(equipment_id)
+            if event.kind != "readings" or last is None:
+                continue
+            readings = event.payload["readings"]
+            # ISO 8601 times of one shape sort as the times do (as in _apply_readings).
+            if datetime.fromisoformat(min(raw["at"] for raw in readings)) > last:
+                continue
+            for raw in readings:
+                at = datetime.fromisoformat(raw["at"])
+                if at <= last:
+                    machines.append(equipment_id)
+                    times.append(at)
+        if not machines:
+            return set()
+        self.env.cr.execute(
+            """SELECT r.equipment_id, r.at
+               FROM construction_telematics_reading r
+               JOIN unnest(%s::int[], %s::timestamp[]) AS sent(equipment_id, at)
+                 USING (equipment_id, at)""",
+            [machines, times],
+        )
+        return set(self.env.cr.fetchall())
 
     def _copy_readings(self, table, rows):
         buffer = io.StringIO()

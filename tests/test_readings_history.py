@@ -142,8 +142,55 @@ class TestReadingsHistoryInsert(TransactionCase):
 
     def test_new_late_and_repeated_readings_in_one_batch(self):
         sent = self.process_one_batch_of_new_late_and_repeated_readings()
-        # Only what the history may already hold pays for ON CONFLICT.
-        self.assertEqual(sent, [self.at(m) for m in (-60, 2, 4)])
+        # Rows the history holds are not sent at all; of the others, only a late
+        # one pays for ON CONFLICT.
+        self.assertEqual(sent, [self.at(-60)])
+
+    def receive_positions(self, *readings):
+        self.Event._receive_readings(
+            self.source,
+            [
+                {"device_id": "DEV-1", "at": self.at(m), "_index": 0} | values
+                for m, values in readings
+            ],
+            [],
+        )
+
+    # A new reading at 08:19, then 08:20 again with other values and a counter
+    # the first 08:20 lacks (another stamp set: not the same event sent again).
+    earlier_hours_and_08_20_again = (
+        (19, {"engine_hours": 100.05}),
+        (20, {"lat": 47.9, "lon": 8.9, "fuel_level_pct": 20.0, "engine_hours": 100.06}),
+    )
+
+    def assert_machine_shows_its_latest_history_row(self, expected):
+        latest = self.equipment.telematics_reading_ids.sorted("at")[-1]
+        machine = self.equipment
+        self.assertEqual(
+            (latest.lat, latest.lon, latest.fuel_level_pct),
+            (machine.telematics_latitude, machine.telematics_longitude, machine.fuel_level_pct),
+        )
+        self.assertEqual((latest.lat, latest.lon, latest.fuel_level_pct), expected)
+        self.assertEqual(machine.telematics_last_seen_at, latest.at)
+
+    def test_a_reading_sent_again_in_the_same_batch_changes_nothing(self):
+        # Two events of one batch hold 08:20, with other values in the second.
+        self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}))
+        self.receive_positions(*self.earlier_hours_and_08_20_again)
+        self.assertEqual(self.Event._process_batch(), 2)
+        self.assert_machine_shows_its_latest_history_row((47.1, 8.1, 50.0))
+        self.assertEqual(self.equipment.engine_hours, 100.05)
+
+    def test_a_reading_the_history_holds_changes_nothing(self):
+        self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}))
+        self.Event._process_batch()
+        self.receive_positions(*self.earlier_hours_and_08_20_again)
+        again = self.Event.search([("source_id", "=", self.source.id)], limit=1)
+        self.Event._process_batch()
+        self.assertEqual(again.result, "1 readings stored, 1 already known")
+        self.assert_machine_shows_its_latest_history_row((47.1, 8.1, 50.0))
+        self.assertEqual(self.equipment.engine_hours, 100.05)
+        self.assertFalse(self.equipment.telematics_reading_ids.filtered("suspect"))
 
     def test_a_history_row_the_batch_did_not_expect_is_still_stored_once(self):
         # As if the batch had missed the latest rows of the history: every reading
