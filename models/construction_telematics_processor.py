@@ -287,7 +287,12 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         # A machine and time already in the history, or met earlier in this batch, is
         # a reading sent again: it changes neither the history nor the machine, whose
         # position, fuel and counters must stay those of the row the history keeps.
-        latest = self._latest_reading_at(machine_ids) if machine_ids else {}
+        reading_machines = {
+            equipment_of[event.id]
+            for event in items
+            if event.kind == "readings" and equipment_of.get(event.id)
+        }
+        latest = self._latest_reading_at(reading_machines) if reading_machines else {}
         applied = self._known_reading_times(items, equipment_of, latest)
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
@@ -383,9 +388,10 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         their machine and time. Processing, the one writer of history rows, locks
         the machine and updates its row in the same transaction, so a batch that
         committed rows after this one's snapshot makes this one's lock fail to
-        serialize. The others (late or repeated readings) go through a temporary
-        table and ``INSERT ... ON CONFLICT DO NOTHING``, which costs half again as
-        much in PostgreSQL.
+        serialize. The others (late readings: those the history holds already were
+        left out by ``_known_reading_times``) go through a temporary table and
+        ``INSERT ... ON CONFLICT DO NOTHING``, which costs half again as much in
+        PostgreSQL, and still skips a row another transaction committed unseen.
         """
         if not rows:
             return {}
@@ -448,7 +454,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             if event.kind != "readings" or last is None:
                 continue
             readings = event.payload["readings"]
-            # ISO 8601 times of one shape sort as the times do (as in _apply_readings).
+            # These ISO 8601 times (isoformat() of naive times, with or without
+            # microseconds) sort as the times do, as _apply_readings relies on too.
             if datetime.fromisoformat(min(raw["at"] for raw in readings)) > last:
                 continue
             for raw in readings:

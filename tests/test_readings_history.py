@@ -181,6 +181,23 @@ class TestReadingsHistoryInsert(TransactionCase):
         self.assert_machine_shows_its_latest_history_row((47.1, 8.1, 50.0))
         self.assertEqual(self.equipment.engine_hours, 100.05)
 
+    def test_a_suspect_reading_sent_again_in_the_same_batch_stays_the_one_kept(self):
+        # 08:20 with 50 engine hours more than at 08:04: stored, suspect, not applied.
+        self.receive_positions(
+            (20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0, "engine_hours": 150.0})
+        )
+        self.receive_positions(*self.earlier_hours_and_08_20_again)
+        again = self.Event.search([("source_id", "=", self.source.id)], limit=1)
+        suspect = again.search([("source_id", "=", self.source.id), ("id", "<", again.id)])[0]
+        self.assertEqual(self.Event._process_batch(), 2)
+        self.assertEqual(suspect.result, "1 readings stored, 1 suspect")
+        self.assertEqual(again.result, "1 readings stored, 1 already known")
+        kept = self.equipment.telematics_reading_ids.filtered(lambda r: r.at == self.at(20))
+        self.assertEqual((kept.lat, kept.engine_hours, kept.suspect), (47.1, 150.0, True))
+        # Neither 08:20 moved the machine: the one kept is suspect, the other a repeat.
+        self.assertEqual(self.equipment.telematics_latitude, 0.0)
+        self.assertEqual(self.equipment.engine_hours, 100.05)
+
     def test_a_reading_the_history_holds_changes_nothing(self):
         self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}))
         self.Event._process_batch()
