@@ -23,6 +23,23 @@ from ..protocols import usage_rollup
 
 _logger = logging.getLogger(__name__)
 
+# A rollup chunk holds its machines' lock, and a processing batch of new readings
+# for one of them waits until the chunk commits: chunks are sized to take about
+# ROLLUP_CHUNK_SECONDS, as the chunk before went. One chunk of 200 machines after
+# a burst of 100,000 readings held them 4.7 s, a third of a benchmark run.
+ROLLUP_CHUNK_SECONDS = 0.2
+ROLLUP_FIRST_CHUNK = 10
+ROLLUP_MAX_CHUNK = 200
+
+
+def next_rollup_chunk(machines, seconds):
+    """How many machines the next rollup chunk takes, after ``machines`` took ``seconds``."""
+    scaled = int(machines * ROLLUP_CHUNK_SECONDS / max(seconds, 0.001))
+    # At most four times as many: a quick chunk of machines with few readings
+    # says little about the next ones.
+    return max(1, min(ROLLUP_MAX_CHUNK, machines * 4, scaled))
+
+
 # The working window per weekday as two int[14] arrays, indexed by Odoo's week
 # type (0/1, resource.calendar.attendance.get_week_type) * 7 + ISO weekday
 # (1 = Monday); NULL = weekend. One-week calendars repeat their week.
@@ -448,17 +465,23 @@ class ConstructionTelematicsUsage(models.Model):
 
     @api.model
     def _cron_rollup(self, time_budget=50.0):
-        """Roll up dirty machines in committed chunks until none is left or time runs out."""
+        """Roll up dirty machines in committed chunks until none is left or time runs out.
+
+        Chunks are short (``next_rollup_chunk``), so that processing, which waits
+        for the machines of a chunk, keeps up while a backlog is rolled up.
+        """
         auto_commit = not getattr(threading.current_thread(), "testing", False)
         deadline = time.monotonic() + time_budget
-        done = 0
+        done, chunk = 0, ROLLUP_FIRST_CHUNK
         while time.monotonic() < deadline:
-            count = self._rollup()
+            started = time.monotonic()
+            count = self._rollup(limit=chunk)
             done += count
             if auto_commit:
                 self.env.cr.commit()
             if not count:
                 break
+            chunk = next_rollup_chunk(chunk, time.monotonic() - started)
         return done
 
     # -- retention ------------------------------------------------------------

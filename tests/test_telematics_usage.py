@@ -1,10 +1,12 @@
 import random
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import TransactionCase
 
+from ..models import construction_telematics_usage as usage_model
 from ..protocols import usage_rollup
 from .common import load_migration
 from .telematics_common import ALERT, dumps, iso_snapshot, make_fleet, process_all
@@ -295,6 +297,44 @@ class TestTelematicsUsage(TransactionCase):
         self.assertRollupsEqual(
             self.equipment, self.reference(self.equipment, self.raw(self.equipment))
         )
+
+    def test_the_scheduled_rollup_goes_in_short_chunks_until_every_machine_is_done(self):
+        rng = random.Random(7)
+        start = datetime(2026, 10, 22, 20, 0)
+        self.deliver(generated_series(rng, start, 2 * 24))
+        self.deliver(generated_series(rng, start, 2 * 24, device="DEV-2"))
+        # Ten more machines marked dirty (from an upgrade, say), with no readings.
+        idle = self.env["maintenance.equipment"].create(
+            [{"name": f"Idle usage {i}"} for i in range(10)]
+        )
+        idle.write({"usage_dirty_from": start})
+        Usage = type(self.Usage)
+        rollup, limits = Usage._rollup, []
+
+        def spy(usage, limit=200):
+            limits.append(limit)
+            return rollup(usage, limit=limit)
+
+        with (
+            patch.object(usage_model, "ROLLUP_FIRST_CHUNK", 3),
+            patch.object(Usage, "_rollup", spy),
+        ):
+            self.assertGreaterEqual(self.Usage._cron_rollup(), 12)
+        self.assertEqual(limits[0], 3)
+        self.assertGreater(len(limits), 2)
+        dirty = self.env["maintenance.equipment"].search([("usage_dirty_from", "!=", False)])
+        self.assertFalse(dirty)
+        for machine in (self.equipment, self.other):
+            self.assertRollupsEqual(machine, self.reference(machine, self.raw(machine)))
+
+    def test_rollup_chunks_are_sized_to_a_fifth_of_a_second(self):
+        size = usage_model.next_rollup_chunk
+        self.assertEqual(size(10, 0.4), 5)  # slow: half as many
+        self.assertEqual(size(10, 2.0), 1)  # never none
+        self.assertEqual(size(10, 0.1), 20)
+        self.assertEqual(size(10, 0.001), 40)  # at most four times as many
+        self.assertEqual(size(100, 0.0), 200)  # at most 200
+        self.assertEqual(size(200, 0.2), 200)
 
     def test_working_time_weekend_and_activity_by_the_company_calendar(self):
         def run(local_start, hours, engine):
