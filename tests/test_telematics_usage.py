@@ -309,19 +309,28 @@ class TestTelematicsUsage(TransactionCase):
         )
         idle.write({"usage_dirty_from": start})
         Usage = type(self.Usage)
-        rollup, limits = Usage._rollup, []
+        rollup, limits, counts, sized = Usage._rollup, [], [], []
 
         def spy(usage, limit=200):
             limits.append(limit)
-            return rollup(usage, limit=limit)
+            counts.append(rollup(usage, limit=limit))
+            return counts[-1]
+
+        def size(machines, seconds):
+            sized.append(machines)
+            return 50  # more than are left: the second chunk comes back short
 
         with (
             patch.object(usage_model, "ROLLUP_FIRST_CHUNK", 3),
+            patch.object(usage_model, "next_rollup_chunk", size),
             patch.object(Usage, "_rollup", spy),
         ):
             self.assertGreaterEqual(self.Usage._cron_rollup(), 12)
-        self.assertEqual(limits[0], 3)
-        self.assertGreater(len(limits), 2)
+        # 3 machines first, then as sized from the machines each chunk took
+        # (not from how many it asked for), until none is left.
+        self.assertEqual(limits, [3, 50, 50])
+        self.assertLess(counts[1], 50)
+        self.assertEqual((sized, counts[2]), (counts[:2], 0))
         dirty = self.env["maintenance.equipment"].search([("usage_dirty_from", "!=", False)])
         self.assertFalse(dirty)
         for machine in (self.equipment, self.other):
