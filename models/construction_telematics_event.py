@@ -128,6 +128,14 @@ class ConstructionTelematicsEvent(models.Model):
             f"""CREATE INDEX IF NOT EXISTS construction_telematics_event_queue_idx
                 ON construction_telematics_event (id) WHERE {QUEUED_SQL}"""
         )
+        # A source's newest events (its ledger list, the health check's last success)
+        # without scanning every newer event of the other sources: without it, the
+        # newest processed event of a source quiet for a while took 233 ms to find
+        # in a ledger of 314,000 events, once per source at every health check.
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS construction_telematics_event_source_newest_idx
+               ON construction_telematics_event (source_id, id)"""
+        )
         self.env.cr.execute(
             """CREATE INDEX IF NOT EXISTS construction_telematics_event_unmapped_idx
                ON construction_telematics_event (source_id, device_id)

@@ -6,7 +6,20 @@ class TestInstall(TransactionCase):
     def test_module_is_installed(self):
         module = self.env["ir.module.module"].search([("name", "=", "construction_asset_sync")])
         self.assertEqual(module.state, "installed")
-        self.assertEqual(module.installed_version, "18.0.1.4.0")
+        self.assertEqual(module.installed_version, "18.0.1.5.0")
+
+    def test_the_ledger_finds_a_sources_newest_events_by_index(self):
+        # The health check's last success per source and the ledger list of one
+        # source read its newest events: a (source, id) index, not a backward scan
+        # of every newer event of the other sources.
+        self.env.cr.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'construction_telematics_event'"
+        )
+        definitions = [definition for (definition,) in self.env.cr.fetchall()]
+        self.assertTrue(
+            any(definition.endswith("btree (source_id, id)") for definition in definitions),
+            definitions,
+        )
 
     def test_equipment_form_has_the_telematics_tab(self):
         arch = self.env["maintenance.equipment"].get_view(view_type="form")["arch"]
