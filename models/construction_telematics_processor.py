@@ -345,7 +345,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
     # -- readings ------------------------------------------------------------
     def _apply_readings(
-        self, event, equipment_id, machine, limits, rows, sensors=None, offsets=None, applied=None
+        self, event, equipment_id, machine, limits, rows, sensors, offsets, applied
     ):
         """Apply an event's readings to its machine and add their history rows to ``rows``.
 
@@ -354,7 +354,6 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         """
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
-        applied = set() if applied is None else applied
         suspects = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
@@ -376,13 +375,11 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             )
         return {"state": "processed", "readings": len(readings), "suspects": suspects}
 
-    def _insert_readings(self, rows, latest=None):
+    def _insert_readings(self, rows, latest):
         """Insert history rows, skipping known (machine, time); returns stored per event.
 
-        ``latest`` is ``_latest_reading_at`` of the rows' machines, when the caller
-        has it already.
-
-        Of rows with the same machine and time, the batch's first is kept. The rows
+        ``rows`` hold each machine and time once (``_apply_readings`` skips
+        repeats); ``latest`` is ``_latest_reading_at`` of their machines. The rows
         newer than everything a machine's history holds, which is what senders
         mostly send, are copied straight into the history with COPY: no row can have
         their machine and time. Processing, the one writer of history rows, locks
@@ -395,16 +392,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         """
         if not rows:
             return {}
-        unique, seen = [], set()
-        for row in rows:
-            key = (row[0], row[3])
-            if key not in seen:
-                seen.add(key)
-                unique.append(row)
-        if latest is None:
-            latest = self._latest_reading_at({row[0] for row in unique})
         newest, others = [], []
-        for row in unique:
+        for row in rows:
             last = latest.get(row[0])
             (newest if last is None or row[3] > last else others).append(row)
         counts = defaultdict(int)
@@ -416,7 +405,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 # A history row written beside processing (a script, not processing):
                 # ON CONFLICT skips it if this snapshot sees it, and otherwise fails
                 # to serialize, which postpones the batch.
-                others = unique
+                others = rows
             else:
                 for row in newest:
                     counts[row[1]] += 1
