@@ -1,8 +1,14 @@
 """Odyssee import benchmark against a live Odoo started by `bash tools/dev.sh run`.
 
 Fills an in-process Odyssee emulator with --approvals completed jobs (each with
-5 parts and 3 timesheets), points a backend of the running Odoo at it, and
-measures in one run:
+5 parts and 3 timesheets; every fifth job also with a daily approval before
+its final one), shaped as the reference documents a tenant: GUIDs in upper
+case in some tables and foreign keys, lower case in the others. The Odoo side
+knows that tenant as a customer's would: its articles as products, its users
+as employees, its installations as machines on their customers' job sites, so
+that every line finds its product or technician, every time line becomes a
+timesheet, and every request its machine. It points a backend of the running
+Odoo at the tenant and measures in one run:
   * wall time until every approval, line and PDF is imported;
   * API calls per approval of the connector, against the one-call-per-approval
     flow of Odyssee's ERP guide (Jobs, JobPartUsage and JobNonPartUsage per
@@ -29,11 +35,113 @@ from protocols import odata, odyssee_client
 PULL_CONTROLLERS = ("JobApproval", "Jobs", "JobPartUsage", "JobNonPartUsage")
 
 
+# Tables and foreign keys whose GUIDs the tenant writes in upper case: Odyssee
+# uses either case, per table and per foreign key (reference, section 1).
+UPPER_CASE = {
+    "JobApproval",
+    "JobPartUsage.jobs_id",
+    "JobNonPartUsage.user_id",
+    "DbFile.id_in_table",
+    "Jobs.job_status_id",
+}
+
+
+def tenant_keys(emulator):
+    """What the Odoo side of ``emulator``'s tenant must know (plain values, picklable)."""
+    tables = emulator.tables
+    return {
+        "articles": [(a["code"], a["name"]) for a in tables["Article"].values()],
+        "users": [(u["id"], f"{u['firstname']} {u['lastname']}") for u in tables["User"].values()],
+        "customers": [(c["id"], c["code"], c["name"]) for c in tables["Company"].values()],
+        "machines": [
+            (m["id"], m["name"], m["company_id"], m["serial_number"])
+            for m in tables["Project"].values()
+        ],
+    }
+
+
+def match_odoo_to(odoo, keys, label):
+    """Make the Odoo side know the tenant of ``keys`` (``tenant_keys``), as a customer's does.
+
+    Run once the backend is the active one: the machines' and employees' Odyssee
+    ids are bound in its system. Products are found by code, made once.
+    """
+    codes = [code for code, _name in keys["articles"]]
+    known = {
+        p["default_code"]
+        for p in odoo(
+            "product.product", "search_read", [("default_code", "in", codes)], ["default_code"]
+        )
+    }
+    missing = [
+        {"name": name, "default_code": code, "list_price": 10.0}
+        for code, name in keys["articles"]
+        if code not in known
+    ]
+    if missing:
+        odoo("product.product", "create", missing)
+    odoo(
+        "hr.employee",
+        "create",
+        [{"name": f"{name} {label}", "odyssee_user_guid": guid} for guid, name in keys["users"]],
+    )
+    partners = odoo(
+        "res.partner",
+        "create",
+        [{"name": f"{name} {label}", "ref": code} for _guid, code, name in keys["customers"]],
+    )
+    sites = odoo(
+        "project.project",
+        "create",
+        [
+            {"name": f"Site of {name} {label}", "partner_id": partner}
+            for (_guid, _code, name), partner in zip(keys["customers"], partners, strict=True)
+        ],
+    )
+    site_of = {
+        guid: site for (guid, _code, _name), site in zip(keys["customers"], sites, strict=True)
+    }
+    odoo(
+        "maintenance.equipment",
+        "create",
+        [
+            {
+                "name": f"{name} {label}",
+                "serial_no": f"{serial}-{label}",
+                "odyssee_installation_guid": guid,
+                "job_site_project_id": site_of[customer],
+            }
+            for guid, name, customer, serial in keys["machines"]
+        ],
+    )
+
+
+def imported_world(odoo, backend):
+    """What the import made of the tenant: lines, lines Odoo did not fully know, timesheets."""
+    lines = [("backend_id", "=", backend)]
+    return {
+        "lines": odoo("construction.odyssee.usage.line", "search_count", lines),
+        "lines_with_an_issue": odoo(
+            "construction.odyssee.usage.line", "search_count", [*lines, ("issue", "!=", False)]
+        ),
+        "timesheets": odoo(
+            "construction.odyssee.usage.line",
+            "search_count",
+            [*lines, ("kind", "=", "time"), ("timesheet_id", "!=", False)],
+        ),
+        "approvals_without_machine": odoo(
+            "construction.odyssee.approval",
+            "search_count",
+            [("backend_id", "=", backend), ("request_id.equipment_id", "=", False)],
+        ),
+    }
+
+
 def run_import(odoo, emulator, expected, timeout, stop_after=None):
-    """Point a fresh backend at ``emulator``.
+    """Point a fresh backend at ``emulator``, whose tenant the Odoo side is made to know.
 
     Returns (seconds until approvals and lines are in, seconds until PDFs too, peak RSS,
-    approvals imported).
+    approvals imported, ``imported_world``).
     """
     url = emulator.start()
     previous = odoo("construction.odyssee.backend", "search", [("active", "=", True)])
@@ -50,6 +158,7 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
             "rate_limit": 0,
         },
     )
+    match_odoo_to(odoo, tenant_keys(emulator), f"({backend})")
     sampler = MemorySampler(odoo_pids(odoo.db), interval=0.1)
     sampler.start()
     started = time.perf_counter()
@@ -75,12 +184,13 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
                 break
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
+        world = imported_world(odoo, backend)
     finally:
         peak = sampler.stop()
         odoo("construction.odyssee.backend", "write", [backend], {"active": False})
         odoo("construction.odyssee.backend", "write", previous, {"active": True})
         emulator.stop()
-    return approvals_done, elapsed, peak, imported
+    return approvals_done, elapsed, peak, imported, world
 
 
 def guide_flow(emulator):
@@ -125,7 +235,9 @@ def tenant(approvals):
         approvals=approvals,
         parts_per_approval=5,
         timesheets_per_approval=3,
+        daily_every=5,
     )
+    emulator.upper_case = set(UPPER_CASE)
     return emulator
 
 
@@ -139,13 +251,15 @@ def main():
     odoo = OdooRPC(args.url, args.db, args.user, args.password)
 
     emulator = tenant(args.approvals)
-    seconds, with_pdfs, peak, imported = run_import(odoo, emulator, args.approvals, args.timeout)
+    seconds, with_pdfs, peak, imported, world = run_import(
+        odoo, emulator, args.approvals, args.timeout
+    )
     pull_calls = sum(emulator.calls_by_controller.get(c, 0) for c in PULL_CONTROLLERS)
     emulator_for_guide = tenant(args.approvals)
     guide_calls, guide_approvals, guide_seconds = guide_flow(emulator_for_guide)
     results = {
         "approvals": imported,
-        "lines": imported * 8,
+        **world,
         "import_wall_s": round(seconds, 1) if seconds else None,
         "import_wall_s_with_pdfs": round(with_pdfs, 1),
         "connector_calls_per_approval": round(pull_calls / max(imported, 1), 3),
@@ -164,7 +278,7 @@ def main():
     }
     if args.large:
         large = tenant(args.large)
-        _seconds, _with_pdfs, large_peak, large_imported = run_import(
+        _seconds, _with_pdfs, large_peak, large_imported, _world = run_import(
             odoo, large, args.large, args.timeout, stop_after=args.large_seconds
         )
         results[f"odoo_peak_rss_mb_backlog_{args.large}"] = large_peak

@@ -341,11 +341,13 @@ class Bench:
 
 def _serve_tenant(approvals, connection):
     """In a process of its own: an emulator with ``approvals`` approvals, until told."""
-    from odyssee_bench import tenant  # the emulator, only when asked for
+    from odyssee_bench import tenant, tenant_keys  # the emulator, only when asked for
 
     emulator = tenant(approvals)
     url = emulator.start()
-    connection.send((url, emulator.domain, emulator.username, emulator.password))
+    connection.send(
+        (url, emulator.domain, emulator.username, emulator.password, tenant_keys(emulator))
+    )
     connection.recv()
     emulator.stop()
 
@@ -373,7 +375,7 @@ class BusyOdyssee:
             target=_serve_tenant, args=(self.approvals, child), daemon=True
         )
         self.process.start()
-        url, domain, username, password = self.connection.recv()
+        url, domain, username, password, keys = self.connection.recv()
         self.stats_url = urljoin(url, "/_emulator/stats")
         Backend = "construction.odyssee.backend"
         self.previous = self.call(Backend, "search", [("active", "=", True)])
@@ -390,6 +392,10 @@ class BusyOdyssee:
                 "rate_limit": 0,
             },
         )
+        from odyssee_bench import match_odoo_to
+
+        # Odoo knows the tenant's articles, technicians and machines, as a customer's does.
+        match_odoo_to(self.call, keys, f"({self.backend})")
         # "Sync now" holds its request for 20 s, then the scheduled action goes on.
         self.pressed = threading.Thread(
             target=lambda: self._rpc()(Backend, "action_sync_now", [self.backend]), daemon=True
