@@ -25,7 +25,8 @@ scheduled action run at once, 0.3 s into the measured run, in an HTTP worker).
 
 With --busy-odyssee N, one more run of each measure is made while the same
 Odoo imports an Odyssee tenant of N approvals (an emulator in a process of its
-own, a fresh backend, "Sync now" pressed in a thread, the rest in the scheduled action), and
+own, a fresh backend, the Odoo side made to know the tenant as in odyssee_bench, "Sync
+now" pressed in a thread, the rest in the scheduled action), and
 reported beside the quiet runs with how many approvals came in meanwhile.
 
 Usage: python bench/telematics_bench.py [--url http://127.0.0.1:8069] [--db construction_asset_sync]
