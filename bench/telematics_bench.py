@@ -395,8 +395,12 @@ class BusyOdyssee:
         )
         from odyssee_bench import match_odoo_to
 
-        # Odoo knows the tenant's articles, technicians and machines, as a customer's does.
-        match_odoo_to(self.call, keys, f"({self.backend})")
+        try:
+            # Odoo knows the tenant's articles, technicians and machines, as a customer's does.
+            match_odoo_to(self.call, keys, f"({self.backend})")
+        except BaseException:
+            self._restore()
+            raise
         # "Sync now" holds its request for 20 s, then the scheduled action goes on.
         self.pressed = threading.Thread(
             target=lambda: self._rpc()(Backend, "action_sync_now", [self.backend]), daemon=True
@@ -414,7 +418,19 @@ class BusyOdyssee:
             calls = json.load(response)["calls"]
         return calls, approvals
 
+    def world(self):
+        """What the import has made of the tenant so far (``odyssee_bench.imported_world``)."""
+        from odyssee_bench import imported_world
+
+        return imported_world(self.call, self.backend)
+
     def __exit__(self, *_exc):
+        # "Sync now" goes on after the backend is archived, until its page: the
+        # runs after this one must not share the machine with it.
+        self.pressed.join(timeout=120)
+        self._restore()
+
+    def _restore(self):
         Backend = "construction.odyssee.backend"
         self.call(Backend, "write", [self.backend], {"active": False})
         self.call(Backend, "write", self.previous, {"active": True})
@@ -544,6 +560,7 @@ def main():
             bench.drain()
             _p50, p99 = bench.alert_latency(args.latency_alerts)
             calls_after, approvals_after = odyssee.progress()
+            world = odyssee.world()
         results["while_odyssee_imports"] = {
             "approvals_in_tenant": args.busy_odyssee,
             # The sync reads the jobs before the approvals: calls say it was at work.
@@ -554,6 +571,8 @@ def main():
             "alerts_per_s": round(alerts / alerts_s, 1),
             "alerts_vs_quiet_median": round(alerts / alerts_s / alerts_median, 2),
             "alert_accept_p99_ms": round(p99 * 1000, 1),
+            # What the import had made of the tenant by the end of the run.
+            "odyssee_imported": world,
         }
     if args.busy_rollup:
         rate, rollup_s = bench.busy_rollup_run(args.readings)

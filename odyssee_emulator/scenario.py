@@ -48,6 +48,7 @@ def populate(
     machine_guids=(),
     user_guids=(),
     article_codes=(),
+    spread_work=False,
 ):
     """Create master data and ``approvals`` completed jobs; returns the approvals.
 
@@ -55,6 +56,9 @@ def populate(
     technician opens one on site; every ``daily_every``-th job also gets an
     intermediate daily approval first. ``machine_guids``, ``user_guids`` and
     ``article_codes`` fix the keys of the first machines, users and articles.
+    With ``spread_work``, the jobs go to the users in turn and their parts run
+    through the articles; otherwise every job is the first user's, with the
+    first articles.
     """
     rng = random.Random(seed)
     category = emulator.add("ArticleCategory", code="PARTS", name="Spare parts")
@@ -96,17 +100,24 @@ def populate(
                 )
             )
     job_type = next(iter(emulator.tables["JobType"].values()))
+    technicians = [user["id"] for user in emulator.tables["User"].values()]
     done = []
     for index in range(approvals):
         machine = machines[index % len(machines)]
         job = emulator.add(
             "Jobs", name=f"Repair {index}", project_id=machine["id"], job_type_id=job_type["id"]
         )
+        work = {}
+        if spread_work and technicians:
+            work = {
+                "user_id": technicians[index % len(technicians)],
+                "first_article": index * parts_per_approval,
+            }
         if daily_every and index % daily_every == 0:
-            emulator.complete_job(job["id"], parts=1, timesheets=1, daily=True)
+            emulator.complete_job(job["id"], parts=1, timesheets=1, daily=True, **work)
         done.append(
             emulator.complete_job(
-                job["id"], parts=parts_per_approval, timesheets=timesheets_per_approval
+                job["id"], parts=parts_per_approval, timesheets=timesheets_per_approval, **work
             )
         )
     return done

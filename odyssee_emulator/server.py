@@ -578,9 +578,19 @@ class Emulator:
                 self._insert("DbFile", values)
 
     def complete_job(
-        self, job_id, parts=2, timesheets=2, daily=False, pdf_delay=None, user_id=None
+        self,
+        job_id,
+        parts=2,
+        timesheets=2,
+        daily=False,
+        pdf_delay=None,
+        user_id=None,
+        first_article=0,
     ):
         """A technician signs work on a job: usage lines, an approval, later its PDF.
+
+        ``user_id`` is the technician (default: the tenant's first user); the
+        parts are the articles from the ``first_article``-th on.
 
         A daily approval signs the work so far (the job waits for further
         actions); a final one completes the job. Both get a ``JOB_APPROVAL``
@@ -610,7 +620,7 @@ class Emulator:
             )
             day = self.stamp()[:10] + "T08:00:00.000"
             for index in range(parts):
-                article = articles[index % len(articles)] if articles else {}
+                article = articles[(first_article + index) % len(articles)] if articles else {}
                 self._insert(
                     "JobPartUsage",
                     {
