@@ -284,9 +284,11 @@ install_checked() {
         || { tail -n 40 "$log" >&2; die "odoo-bin $mode $ADDON failed (log: $log)"; }
     # Upstream's own warnings (docutils, deprecations) are not ours to fail on;
     # anything about our addon, its models, views or access rules is, including
-    # what Odoo says through Python's warnings about our fields (a precompute it
-    # turns off, a missing recursive=True): those name our models.
-    if grep -E ' (ERROR|CRITICAL) | WARNING \S+ (odoo\.addons\.construction_asset_sync|odoo\.modules\.loading|odoo\.models|odoo\.fields|odoo\.tools\.(view_validation|convert)|odoo\.addons\.base\.models\.ir_(ui_view|model|rule|actions)) | WARNING \S+ py\.warnings: .*(construction\.[a-z]|addons/construction_asset_sync/)' "$log" >&2; then
+    # what Odoo says through Python's warnings about our models and files, and
+    # about any field (a precompute it turns off, a missing recursive=True): an
+    # install of Odoo's own modules here logs none, and the addon's fields on
+    # inherited models are named by those models.
+    if grep -E ' (ERROR|CRITICAL) | WARNING \S+ (odoo\.addons\.construction_asset_sync|odoo\.modules\.loading|odoo\.models|odoo\.fields|odoo\.tools\.(view_validation|convert)|odoo\.addons\.base\.models\.ir_(ui_view|model|rule|actions)) | WARNING \S+ py\.warnings: .*(construction\.[a-z]|addons/construction_asset_sync/|UserWarning: Field )' "$log" >&2; then
         die "installing $ADDON logged the problems above (log: $log)"
     fi
 }
