@@ -30,21 +30,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchlib import MemorySampler, OdooRPC, odoo_argument_parser, odoo_pids
 
-from odyssee_emulator import Emulator, populate
+from odyssee_emulator import MIXED_CASE, Emulator, populate
 from protocols import odata, odyssee_client
 
 PULL_CONTROLLERS = ("JobApproval", "Jobs", "JobPartUsage", "JobNonPartUsage")
-
-
-# Tables and foreign keys whose GUIDs the tenant writes in upper case: Odyssee
-# uses either case, per table and per foreign key (reference, section 1).
-UPPER_CASE = {
-    "JobApproval",
-    "JobPartUsage.jobs_id",
-    "JobNonPartUsage.user_id",
-    "DbFile.id_in_table",
-    "Jobs.job_status_id",
-}
 
 
 def tenant_keys(emulator):
@@ -245,7 +234,7 @@ def tenant(approvals):
         daily_every=5,
         spread_work=True,
     )
-    emulator.upper_case = set(UPPER_CASE)
+    emulator.upper_case = set(MIXED_CASE)
     return emulator
 
 

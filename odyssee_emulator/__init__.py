@@ -4,7 +4,7 @@ Not part of the connector: standard library only, no ``odoo`` import. Run it
 from the repository root with ``python -m odyssee_emulator --port 8765``.
 """
 
-from .scenario import SCENARIOS, populate
+from .scenario import MIXED_CASE, SCENARIOS, populate
 from .server import Emulator, Faults
 
-__all__ = ["SCENARIOS", "Emulator", "Faults", "populate"]
+__all__ = ["MIXED_CASE", "SCENARIOS", "Emulator", "Faults", "populate"]

@@ -30,6 +30,20 @@ SCENARIOS = {
 }
 
 
+# Tables ("Jobs") and foreign keys ("JobApproval.jobs_id") a tenant writes in upper
+# case, the others in lower case: Odyssee uses either, per table and per foreign
+# key (reference, section 1). For ``Emulator.upper_case``.
+MIXED_CASE = frozenset(
+    {
+        "JobApproval",
+        "JobPartUsage.jobs_id",
+        "JobNonPartUsage.user_id",
+        "DbFile.id_in_table",
+        "Jobs.job_status_id",
+    }
+)
+
+
 def _nth(values, index):
     return values[index] if index < len(values) else None
 

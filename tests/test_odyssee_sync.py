@@ -4,7 +4,7 @@ from unittest.mock import patch
 
 from odoo.addons.construction_asset_sync import cpu_priority
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
-from odoo.addons.construction_asset_sync.odyssee_emulator import Faults, populate
+from odoo.addons.construction_asset_sync.odyssee_emulator import MIXED_CASE, Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata
 from odoo.tests import TransactionCase, tagged
 
@@ -438,13 +438,7 @@ class TestOdysseeRealTenant(OdysseeCase):
     def test_a_whole_tenant_under_faults_comes_in_exactly_once(self):
         """Done when: mixed case, daily and final approvals with ties at page edges, PDFs
         late and never, pre-existing master data, and every transport fault at once."""
-        self.emulator.upper_case = {
-            "JobApproval",
-            "JobPartUsage.jobs_id",
-            "JobNonPartUsage.user_id",
-            "DbFile.id_in_table",
-            "Jobs.job_status_id",
-        }
+        self.emulator.upper_case = set(MIXED_CASE)
         customer = self.env["res.partner"].create({"name": "Builder", "ref": "CUST0001"})
         self.job_site.partner_id = customer
         requests = self.env["maintenance.request"].create(
