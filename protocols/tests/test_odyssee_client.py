@@ -230,6 +230,24 @@ class TestEmulatorAsDocumented(EmulatorCase):
             client.get("JobPartUsage", query=query)
         self.assertTrue(client.get("Jobs", query=odata.Query(top=1))["value"])
 
+    def test_spread_work_goes_to_every_technician_and_article(self):
+        tenant = Emulator(domain="TESTAPI", username="APIUser", password="123456")
+        populate(tenant, users=3, articles=12, approvals=6, parts_per_approval=2, spread_work=True)
+        client = self.make_client(base_url=tenant.start())
+        self.addCleanup(tenant.stop)
+        users = {row["id"] for row in client.iter_all("User")}
+        self.assertEqual({row["user_id"] for row in client.iter_all("JobNonPartUsage")}, users)
+        self.assertEqual(
+            {row["code"] for row in client.iter_all("JobPartUsage")},
+            {f"ART-{index:04d}" for index in range(12)},
+        )
+        # Without it (the tests' tenant): the first technician, the first articles.
+        self.assertEqual(len({row["user_id"] for row in self.client.iter_all("JobPartUsage")}), 1)
+        self.assertEqual(
+            {row["code"] for row in self.client.iter_all("JobPartUsage")},
+            {"ART-0000", "ART-0001", "ART-0002"},
+        )
+
     def test_pdf_that_never_comes(self):
         job = next(iter(self.emulator.tables["Jobs"]))
         approval = self.emulator.complete_job(job, pdf_delay="never")
