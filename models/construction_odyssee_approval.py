@@ -48,5 +48,30 @@ class ConstructionOdysseeApproval(models.Model):
         for approval in self:
             approval.issue_count = len(approval.line_ids.filtered("issue"))
 
+    @api.model
+    def _create_imported(self, vals_list):
+        """Create new approvals of an import with their stored fields given.
+
+        Computed after the insert, they would cost an ``UPDATE`` of every approval
+        of a page. The issue count starts at 0: the approval's lines, imported
+        next, set it if one of them has an issue.
+        """
+        Request = self.env["maintenance.request"].sudo()
+        Backend = self.env["construction.odyssee.backend"].sudo()
+        # One read of the page's machines, not one per approval.
+        requests = Request.browse({vals.get("request_id") for vals in vals_list} - {False, None})
+        requests.equipment_id  # noqa: B018
+        return self.create(
+            [
+                vals
+                | {
+                    "company_id": Backend.browse(vals["backend_id"]).company_id.id,
+                    "equipment_id": Request.browse(vals.get("request_id")).equipment_id.id,
+                    "issue_count": 0,
+                }
+                for vals in vals_list
+            ]
+        )
+
     def _odyssee_systems(self):
         return {record.id: record.backend_id.external_system_id for record in self}

@@ -178,6 +178,8 @@ class ConstructionOdysseeBackend(models.Model):
                 [
                     {
                         "backend_id": self.id,
+                        # given, as computed: otherwise written a second time
+                        "company_id": self.company_id.id,
                         "method": r.method,
                         "path": r.path,
                         "query": r.query,

@@ -298,6 +298,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                     dict(a, backend_id=backend.id, request_id=requests[a["job_guid"]].id)
                     for a in approvals
                 ],
+                create="_create_imported",
             )
             parts, times = reading.result()
         lines = [odyssee_mapper.usage_line("part", row) for row in parts]
@@ -306,8 +307,11 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         new = len({a["odyssee_guid"] for a in approvals} - set(known))
         return {"new": new, "reread": len(approvals) - new + len(unchanged)}
 
-    def _upsert_bound(self, backend, res_model, values_list):
-        """Create or update one record per ``odyssee_guid``; returns ``{guid: record}``."""
+    def _upsert_bound(self, backend, res_model, values_list, create=None):
+        """Create or update one record per ``odyssee_guid``; returns ``{guid: record}``.
+
+        ``create``: the model's method that creates the new ones (``create`` by default).
+        """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
         by_guid = {values["odyssee_guid"]: values for values in values_list}
@@ -315,9 +319,8 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         new = [guid for guid in by_guid if guid not in records]
         for guid, record in records.items():
             record.write(self._own_values(by_guid[guid]))
-        created = (
-            self.env[res_model].sudo().create([self._own_values(by_guid[guid]) for guid in new])
-        )
+        create = getattr(self.env[res_model].sudo(), create or "create")
+        created = create([self._own_values(by_guid[guid]) for guid in new])
         Binder._bind_new(system, list(zip(created, new, strict=True)))
         records.update(zip(new, created, strict=True))
         return records
@@ -519,7 +522,9 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 issues.append(self.env._("Unknown machine"))
             values["issue"] = "; ".join(issues) or False
             values_list.append(values)
-        records = self._upsert_bound(backend, "construction.odyssee.usage.line", values_list)
+        records = self._upsert_bound(
+            backend, "construction.odyssee.usage.line", values_list, create="_create_imported"
+        )
         self._sync_timesheets(backend, [line for line in records.values() if line.kind == "time"])
         self._update_durations(requests.values())
 

@@ -80,6 +80,17 @@ class ConstructionOdysseeUsageLine(models.Model):
         "project.project", string="Job site", compute="_compute_customer", store=True
     )
 
+    # The stored computes an import gives at create (``_create_imported``).
+    COMPUTED_AT_IMPORT = (
+        "company_id",
+        "amount",
+        "invoiceable",
+        "invoice_status",
+        "invoice_id",
+        "project_id",
+        "customer_id",
+    )
+
     @api.depends("invoice_link_ids.billing", "invoiceable")
     def _compute_invoice_status(self):
         for line in self:
@@ -88,24 +99,34 @@ class ConstructionOdysseeUsageLine(models.Model):
             if billing:
                 line.invoice_status = "invoiced"
             else:
-                line.invoice_status = "to_invoice" if line.invoiceable else "no"
+                line.invoice_status = self._unbilled_status(line.invoiceable)
+
+    @staticmethod
+    def _unbilled_status(invoiceable):
+        return "to_invoice" if invoiceable else "no"
 
     @api.depends(
         "request_id.equipment_id.job_site_project_id.partner_id", "backend_id.default_project_id"
     )
     def _compute_customer(self):
         for line in self:
-            project = (
-                line.request_id.equipment_id.job_site_project_id
-                or line.backend_id.default_project_id
-            )
+            project = self._job_site(line.request_id, line.backend_id)
             line.project_id = project
             line.customer_id = project.partner_id.commercial_partner_id
+
+    @staticmethod
+    def _job_site(request, backend):
+        """Where the work was done: the machine's job site, else the backend's default project."""
+        return request.equipment_id.job_site_project_id or backend.default_project_id
 
     @api.depends("is_under_warranty", "quantity")
     def _compute_invoiceable(self):
         for line in self:
-            line.invoiceable = line.quantity > 0
+            line.invoiceable = self._is_invoiceable(line.quantity)
+
+    @staticmethod
+    def _is_invoiceable(quantity):
+        return quantity > 0
 
     @api.depends("kind", "product_id.uom_id")
     def _compute_unit(self):
@@ -118,7 +139,50 @@ class ConstructionOdysseeUsageLine(models.Model):
     @api.depends("quantity", "price", "is_under_warranty")
     def _compute_amount(self):
         for line in self:
-            line.amount = 0.0 if line.is_under_warranty else line.quantity * line.price
+            line.amount = self._amount(line.quantity, line.price, line.is_under_warranty)
+
+    @staticmethod
+    def _amount(quantity, price, under_warranty):
+        return 0.0 if under_warranty else quantity * price
+
+    @api.model
+    def _create_imported(self, vals_list):
+        """Create new lines of an import with their stored computes given, as computed.
+
+        An import creates thousands of lines a page: computed after the insert,
+        these fields would cost an ``UPDATE`` of every line. A new line has no
+        invoice yet; what a line's computes read is in ``vals`` or its request.
+        """
+        Request = self.env["maintenance.request"].sudo()
+        Backend = self.env["construction.odyssee.backend"].sudo()
+        # One read of the page's machines, job sites and customers, not one per line.
+        requests = Request.browse({vals.get("request_id") for vals in vals_list} - {False, None})
+        requests.equipment_id.job_site_project_id.partner_id.commercial_partner_id  # noqa: B018
+        values_list = []
+        for vals in vals_list:
+            backend = Backend.browse(vals["backend_id"])
+            project = self._job_site(Request.browse(vals.get("request_id")), backend)
+            quantity = vals.get("quantity") or 0.0
+            invoiceable = self._is_invoiceable(quantity)
+            values_list.append(
+                vals
+                | {
+                    "company_id": backend.company_id.id,
+                    "amount": self._amount(
+                        quantity, vals.get("price") or 0.0, vals.get("is_under_warranty")
+                    ),
+                    "invoiceable": invoiceable,
+                    "invoice_status": self._unbilled_status(invoiceable),
+                    "invoice_id": False,
+                    "project_id": project.id,
+                    "customer_id": project.partner_id.commercial_partner_id.id,
+                }
+            )
+        lines = self.create(values_list)
+        # Given, so not to be computed again (Odoo would, and write them a second time).
+        for name in self.COMPUTED_AT_IMPORT:
+            self.env.remove_to_compute(self._fields[name], lines)
+        return lines
 
     def _compute_invoice_block_reason(self):
         for line in self:

@@ -175,6 +175,42 @@ class TestOdysseePull(OdysseeCase):
         self.assertEqual(sheet.unit_amount, sheet.odyssee_usage_line_id.quantity)
         self.assertTrue(parts.filtered("is_under_warranty"))
 
+    def assert_computes_agree(self, records, names):
+        """``records`` hold in ``names`` what Odoo computes for them again."""
+        stored = records.read(names)
+        for name in names:
+            self.env.add_to_compute(records._fields[name], records)
+        self.env.flush_all()
+        records.invalidate_recordset(names)
+        self.assertEqual(records.read(names), stored)
+
+    def test_imported_records_hold_what_their_computes_give(self):
+        """An import gives the stored computes at create: Odoo's own computation agrees."""
+        customer = self.env["res.partner"].create({"name": "Customer Co", "is_company": True})
+        contact = self.env["res.partner"].create({"name": "On site", "parent_id": customer.id})
+        site = self.env["project.project"].create({"name": "Site B", "partner_id": contact.id})
+        self.machine.job_site_project_id = site
+        self.pull()
+        lines = self.Line.search([("backend_id", "=", self.backend.id)])
+        names = list(self.Line.COMPUTED_AT_IMPORT)
+        on_machine = lines.filtered(lambda line: line.request_id.equipment_id == self.machine)
+        self.assertTrue(on_machine and on_machine != lines)
+        self.assertEqual(set(on_machine.mapped("project_id.name")), {"Site B"})
+        self.assertEqual(on_machine.customer_id, customer)
+        self.assertEqual((lines - on_machine).project_id, self.job_site)
+        warranty = lines.filtered("is_under_warranty")
+        self.assertTrue(warranty and not any(warranty.mapped("amount")))
+        billed = lines - warranty
+        self.assertTrue(all(line.amount == line.quantity * line.price for line in billed))
+        self.assertEqual(set(lines.mapped("invoice_status")), {"to_invoice"})
+        self.assert_computes_agree(lines, names)
+        approvals = lines.approval_id
+        self.assertEqual(approvals.filtered("equipment_id").equipment_id, self.machine)
+        with_issue = approvals.filtered(lambda a: a.line_ids.filtered("issue"))
+        self.assertTrue(with_issue and all(with_issue.mapped("issue_count")))
+        self.assertFalse(any((approvals - with_issue).mapped("issue_count")))
+        self.assert_computes_agree(approvals, ["company_id", "equipment_id", "issue_count"])
+
     def test_upper_case_guids_are_the_same_ids(self):
         """Odyssee writes GUIDs in either case, per table and in foreign keys."""
         for table, keys in (
