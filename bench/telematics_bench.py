@@ -37,7 +37,6 @@ import json
 import multiprocessing
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -47,7 +46,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urljoin
 
-from benchlib import MemorySampler, OdooRPC, cpu_seconds, odoo_argument_parser, odoo_pids
+from benchlib import (
+    MemorySampler,
+    OdooRPC,
+    cpu_seconds,
+    odoo_argument_parser,
+    odoo_pids,
+    settle_database,
+)
 
 ROLLUP_CRON = "ir_cron_telematics_usage_rollup"
 
@@ -124,37 +130,10 @@ class Bench:
         self.run += 1
 
     def vacuum(self):
-        """Vacuum what runs churn, analyse everything, then checkpoint: each run starts
-        from the same state, as autovacuum and the checkpointer keep it in service.
-
-        A PostgreSQL tuned for test runs may have autovacuum off (this machine's
-        has). Then every run leaves dead versions of each machine's and event's
-        rows and no statistics of what it added, and each run is slower than the
-        one before: the bench's own poll of the queue took 48 ms instead of 0.1 ms
-        after a few runs. The checkpoint writes the previous run's pages now, not
-        inside the next run's window. Done through ``psql`` (PG* environment),
-        untimed.
-        """
-        self._psql("VACUUM (ANALYZE) maintenance_equipment, construction_telematics_event")
-        self._psql("ANALYZE")
-        # Superusers and pg_checkpoint members only: without it, runs are noisier.
-        self._psql("CHECKPOINT", required=False)
-        # psql returns before its backend has exited and been reaped: without a
-        # pause, the vacuum's CPU lands in the next run's PostgreSQL CPU.
-        time.sleep(1)
-
-    def _psql(self, statement, required=True):
-        result = subprocess.run(
-            ["psql", "-X", "-q", "-d", self.args.db, "-c", statement],
-            capture_output=True,
-            text=True,
-            check=False,
+        """Each run starts from the state autovacuum keeps in service (``settle_database``)."""
+        settle_database(
+            self.args.db, vacuum=["maintenance_equipment", "construction_telematics_event"]
         )
-        if result.returncode and required:
-            raise SystemExit(f"{statement} failed: {result.stderr}")
-        if result.returncode or result.stderr.strip():
-            # e.g. "WARNING: permission denied to vacuum": psql still exits with 0.
-            print(f"warning: {statement}: {result.stderr.strip()}", file=sys.stderr)
 
     def wait_processed(self, timeout=600):
         domain = [("source_id", "=", self.source_id), ("state", "in", ["pending", "failed"])]
