@@ -162,15 +162,15 @@ class ConstructionOdysseeUsageLine(models.Model):
         for vals in vals_list:
             backend = Backend.browse(vals["backend_id"])
             project = self._job_site(Request.browse(vals.get("request_id")), backend)
-            quantity = vals.get("quantity") or 0.0
+            # As stored: rounded to the fields' digits, which the computes read.
+            quantity = self._fields["quantity"].convert_to_cache(vals.get("quantity"), self)
+            price = self._fields["price"].convert_to_cache(vals.get("price"), self)
             invoiceable = self._is_invoiceable(quantity)
             values_list.append(
                 vals
                 | {
                     "company_id": backend.company_id.id,
-                    "amount": self._amount(
-                        quantity, vals.get("price") or 0.0, vals.get("is_under_warranty")
-                    ),
+                    "amount": self._amount(quantity, price, vals.get("is_under_warranty")),
                     "invoiceable": invoiceable,
                     "invoice_status": self._unbilled_status(invoiceable),
                     "invoice_id": False,
