@@ -62,7 +62,7 @@ def settle_database(database, vacuum=()):
     no statistics of what it added, and the next one is slower. The telematics
     bench's own poll of the queue took 48 ms instead of 0.1 ms after a few runs;
     an Odyssee import into a new database took 26.0 and 34.7 s in its first two
-    runs without it (22.1 and 16.7 s with it), then 17.5-20 s either way. The
+    runs without it, then 17.5-20.1 s; with it, 22.1 and 16.7 s, then 16.6-20.2 s. The
     checkpoint writes the previous run's pages now, not inside the next run's
     window.
     """
