@@ -219,6 +219,42 @@ class TestOdysseePull(OdysseeCase):
         self.assertTrue(with_issue and all(with_issue.mapped("issue_count")))
         self.assertFalse(any((approvals - with_issue).mapped("issue_count")))
 
+    def updated_rows(self, tables):
+        """Rows of ``tables`` this test's transaction has updated so far (PostgreSQL's count)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT relname, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname IN %s",
+            [tuple(tables)],
+        )
+        return dict(self.env.cr.fetchall())
+
+    def test_an_import_inserts_its_rows_without_updating_them_after(self):
+        """Each new row is written once, but for what only comes later (timesheet, PDF, issues)."""
+        tables = [
+            "construction_odyssee_usage_line",
+            "construction_odyssee_approval",
+            "construction_odyssee_call_log",
+        ]
+        before = self.updated_rows(tables)
+        self.pull()
+        after = self.updated_rows(tables)
+        updated = {table: after.get(table, 0) - before.get(table, 0) for table in tables}
+        lines = self.Line.search([("backend_id", "=", self.backend.id)])
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        with_issue = approvals.filtered("issue_count")
+        self.assertTrue(lines.filtered("timesheet_id") and with_issue)
+        self.assertEqual(
+            updated,
+            {
+                # the link to its timesheet, made after the line
+                "construction_odyssee_usage_line": len(lines.filtered("timesheet_id")),
+                # its PDF, and its issue count once its lines are in
+                "construction_odyssee_approval": len(approvals.filtered("pdf_attachment_id"))
+                + len(with_issue),
+                "construction_odyssee_call_log": 0,
+            },
+        )
+
     def test_upper_case_guids_are_the_same_ids(self):
         """Odyssee writes GUIDs in either case, per table and in foreign keys."""
         for table, keys in (
