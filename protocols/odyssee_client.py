@@ -86,6 +86,22 @@ class CallRecord:
     error: str | None = None
 
 
+class _HeaderAuth(requests.auth.AuthBase):
+    """The backend's ``Authorization`` header, given to requests as the call's auth.
+
+    Given as a header only, requests would replace it with the login of a
+    ``.netrc`` entry of the server's system user (a ``default`` one matches
+    every host), and Odyssee would refuse credentials no one configured.
+    """
+
+    def __init__(self, header):
+        self.header = header
+
+    def __call__(self, request):
+        request.headers["Authorization"] = self.header
+        return request
+
+
 @dataclass
 class OdysseeClient:
     base_url: str
@@ -110,6 +126,7 @@ class OdysseeClient:
             "X-Api-Version": str(self.api_version),
             "Accept": "application/json",
         }
+        self._auth = _HeaderAuth(self._headers["Authorization"])
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self.calls = 0
@@ -199,7 +216,7 @@ class OdysseeClient:
             response, failure = None, None
             try:
                 response = self.session.request(
-                    method, url, headers=headers, json=json, timeout=self.timeout
+                    method, url, headers=headers, json=json, timeout=self.timeout, auth=self._auth
                 )
                 if response.status_code < 400:
                     payload = response.json() if response.content else {}

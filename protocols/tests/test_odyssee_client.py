@@ -2,8 +2,11 @@
 
 import base64
 import logging
+import os
+import tempfile
 import unittest
 from datetime import datetime, timezone
+from unittest import mock
 
 from odyssee_emulator import Emulator, Faults, populate
 from protocols import odata, odyssee_client
@@ -70,6 +73,16 @@ class TestClient(EmulatorCase):
         header = self.client._headers["Authorization"]
         self.assertEqual(header, "Basic " + base64.b64encode(b"APIUser:123456@TESTAPI").decode())
         self.assertEqual(header, "Basic QVBJVXNlcjoxMjM0NTZAVEVTVEFQSQ==")  # the guide's example
+
+    def test_a_netrc_of_the_server_never_replaces_the_backends_credentials(self):
+        """A ``~/.netrc`` (``default`` entry) of Odoo's system user is not Odyssee's login."""
+        with tempfile.NamedTemporaryFile("w", suffix=".netrc", delete=False) as netrc:
+            netrc.write("default login someone-else password not-odyssee\n")
+        self.addCleanup(os.unlink, netrc.name)
+        os.chmod(netrc.name, 0o600)
+        with mock.patch.dict(os.environ, {"NETRC": netrc.name}):
+            client = self.make_client()
+            self.assertTrue(client.get("Company")["value"])
 
     def test_paging_follows_next_links(self):
         query = odata.Query(
