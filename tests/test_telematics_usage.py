@@ -572,9 +572,10 @@ class TestTelematicsUsage(TransactionCase):
             "construction_asset_sync.telematics_reading_retention_days", "5"
         )
         rng = random.Random(7)
-        start = fields.Datetime.now().replace(minute=0, second=0, microsecond=0) - timedelta(
-            days=10
-        )
+        # From a local midnight: the purge takes whole local days, so the share it
+        # takes of nine days must not depend on the hour the test runs at.
+        today = usage_rollup.local_time(fields.Datetime.now(), self.tz).date()
+        start = usage_rollup.local_day_start(today - timedelta(days=10), self.tz)
         self.deliver(generated_series(rng, start, 9 * 24, positions=True))
         self.Usage._rollup()
         expected = self.reference(self.equipment, self.raw(self.equipment))
