@@ -307,10 +307,10 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         new = len({a["odyssee_guid"] for a in approvals} - set(known))
         return {"new": new, "reread": len(approvals) - new + len(unchanged)}
 
-    def _upsert_bound(self, backend, res_model, values_list, create=None):
+    def _upsert_bound(self, backend, res_model, values_list, create="create"):
         """Create or update one record per ``odyssee_guid``; returns ``{guid: record}``.
 
-        ``create``: the model's method that creates the new ones (``create`` by default).
+        ``create``: the name of the model's method that creates the new ones.
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -319,8 +319,9 @@ class ConstructionOdysseeImporter(models.AbstractModel):
         new = [guid for guid in by_guid if guid not in records]
         for guid, record in records.items():
             record.write(self._own_values(by_guid[guid]))
-        create = getattr(self.env[res_model].sudo(), create or "create")
-        created = create([self._own_values(by_guid[guid]) for guid in new])
+        created = getattr(self.env[res_model].sudo(), create)(
+            [self._own_values(by_guid[guid]) for guid in new]
+        )
         Binder._bind_new(system, list(zip(created, new, strict=True)))
         records.update(zip(new, created, strict=True))
         return records

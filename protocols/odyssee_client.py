@@ -121,12 +121,8 @@ class OdysseeClient:
         self.base_url = self.base_url.rstrip("/")
         self.session = self.session or requests.Session()
         token = base64.b64encode(f"{self.username}:{self.password}@{self.domain}".encode()).decode()
-        self._headers = {
-            "Authorization": f"Basic {token}",
-            "X-Api-Version": str(self.api_version),
-            "Accept": "application/json",
-        }
-        self._auth = _HeaderAuth(self._headers["Authorization"])
+        self._headers = {"X-Api-Version": str(self.api_version), "Accept": "application/json"}
+        self._auth = _HeaderAuth(f"Basic {token}")
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self.calls = 0

@@ -70,7 +70,7 @@ class TestOData(unittest.TestCase):
 
 class TestClient(EmulatorCase):
     def test_basic_auth_uses_user_password_at_domain(self):
-        header = self.client._headers["Authorization"]
+        header = self.client._auth.header
         self.assertEqual(header, "Basic " + base64.b64encode(b"APIUser:123456@TESTAPI").decode())
         self.assertEqual(header, "Basic QVBJVXNlcjoxMjM0NTZAVEVTVEFQSQ==")  # the guide's example
 
@@ -178,7 +178,7 @@ class TestClient(EmulatorCase):
         joined = "\n".join(logs.output)
         self.assertIn("retry", joined)
         self.assertNotIn("123456", joined)
-        self.assertNotIn(self.client._headers["Authorization"].split()[1], joined)
+        self.assertNotIn(self.client._auth.header.split()[1], joined)
 
     def test_pdf_appears_later(self):
         self.emulator.set_faults(Faults(pdf_delay_seconds=0.3))
