@@ -252,6 +252,16 @@ class ConstructionOdysseeBackend(models.Model):
                 url=url,
                 error=exc,
             )
+        if isinstance(exc, client.OdysseeMoved):
+            return self.env._(
+                "%(url)s answered HTTP %(status)s: the Odyssee API has moved to %(location)s. "
+                "Odoo does not follow redirects (the credentials would go to another host, "
+                "and a write could be sent again as a read): if that address is your "
+                "tenant's, set it as the API URL.",
+                url=url,
+                status=exc.status,
+                location=exc.base_url or exc.location or self.env._("(no address given)"),
+            )
         if isinstance(exc, client.OdysseeNotFound):
             return self.env._(
                 "%(url)s answered 404: this is not the Odyssee API (check the URL and its /api "

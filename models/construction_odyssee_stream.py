@@ -19,8 +19,8 @@ def error_kind(exc):
     """Which of ``ERROR_KINDS`` an exception of a run is."""
     if isinstance(exc, odyssee_client.OdysseeAuthError):
         return "auth"
-    if isinstance(exc, odyssee_client.OdysseeConnectionError):
-        return "unreachable"
+    if isinstance(exc, odyssee_client.OdysseeConnectionError | odyssee_client.OdysseeMoved):
+        return "unreachable"  # a moved tenant: the configured URL no longer reaches it
     if isinstance(exc, odyssee_client.OdysseeHTTPError) and (exc.status or 0) in (
         odyssee_client.RETRYABLE_STATUSES
     ):

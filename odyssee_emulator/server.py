@@ -417,6 +417,10 @@ class Faults:
     # A record Odyssee cannot serve: a call whose path or decoded query contains one
     # of these texts (a GUID, say) always answers the given status.
     poisoned: dict = field(default_factory=dict)
+    # The tenant moved (Odyssee became Wello: odysseemobile.com -> wello.solutions):
+    # every API call answers ``moved_status`` with a Location under this base URL.
+    moved_to: str = ""
+    moved_status: int = 301
 
 
 @dataclass
@@ -938,6 +942,11 @@ class Emulator:
                 if faults.always_status:
                     return self._send(
                         faults.always_status, {}, _json({"Message": "Injected failure."})
+                    )
+                if faults.moved_to:
+                    location = faults.moved_to.rstrip("/") + self.path[len(emulator.base_path) :]
+                    return self._send(
+                        faults.moved_status, {"Location": location}, _json({"Message": "Moved."})
                     )
                 target = unquote_plus(self.path)
                 for text, status in faults.poisoned.items():

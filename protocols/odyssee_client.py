@@ -3,7 +3,8 @@
 Plain Python, no ``odoo`` import. Basic auth with ``username:password@domain``,
 ``X-Api-Version``, OData paging through ``@odata.nextLink``, retries with
 exponential backoff and jitter on 429/5xx/timeouts honouring ``Retry-After``, a
-client-side rate limit, and typed errors. Credentials never appear in a log
+client-side rate limit, and typed errors. Redirects are never followed
+(``OdysseeMoved`` names the new location). Credentials never appear in a log
 line or an exception: errors carry the method, path, status and body only.
 """
 
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -54,6 +55,18 @@ class OdysseeTLSError(OdysseeConnectionError):
 
 class OdysseeHTTPError(OdysseeError):
     """Odyssee answered with an error status."""
+
+
+class OdysseeMoved(OdysseeHTTPError):
+    """A redirect (3xx): the tenant's API answers elsewhere, at ``location``.
+
+    Never followed: requests would send the call to the new host without the
+    credentials (or with a ``.netrc`` login) and re-send a POST answered 301 or
+    302 as a GET. A person checks the new location and sets the backend's URL.
+    """
+
+    location: str | None = None
+    base_url: str | None = None  # ``location`` without the path called, when it ends with it
 
 
 class OdysseeAuthError(OdysseeHTTPError):
@@ -212,9 +225,15 @@ class OdysseeClient:
             response, failure = None, None
             try:
                 response = self.session.request(
-                    method, url, headers=headers, json=json, timeout=self.timeout, auth=self._auth
+                    method,
+                    url,
+                    headers=headers,
+                    json=json,
+                    timeout=self.timeout,
+                    auth=self._auth,
+                    allow_redirects=False,
                 )
-                if response.status_code < 400:
+                if response.status_code < 300:
                     payload = response.json() if response.content else {}
                     self._report(
                         method,
@@ -317,6 +336,21 @@ def _connection_error(exc):
 
 def _http_error(method, path, response, retries):
     status = response.status_code
+    if 300 <= status < 400:
+        location = _without_userinfo(response.headers.get("Location") or "")
+        error = OdysseeMoved(
+            f"{method} {path}: HTTP {status}, moved to {location or '(no Location header)'}",
+            method=method,
+            path=path,
+            status=status,
+            body=response.text,
+            retries=retries,
+        )
+        error.location = location or None
+        moved = urlsplit(location)
+        if location and moved.path.endswith(path):
+            error.base_url = urlunsplit(moved._replace(path=moved.path[: -len(path)], query=""))
+        return error
     cls = {
         401: OdysseeAuthError,
         403: OdysseeAuthError,
@@ -333,3 +367,11 @@ def _http_error(method, path, response, retries):
         body=response.text,
         retries=retries,
     )
+
+
+def _without_userinfo(url):
+    """``url`` without a ``user:password@`` part, which may not be shown anywhere."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

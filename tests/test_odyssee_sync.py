@@ -959,6 +959,27 @@ class TestOdysseeRealTenant(OdysseeCase):
         result = self.backend.action_sync_now()["params"]
         self.assertIn("could not be reached", result["message"])
 
+    def test_a_moved_tenant_is_named_and_no_record_is_set_aside(self):
+        # Odyssee became Wello and its hosts moved: the old URL answers 301 everywhere.
+        new_url = "https://tenant.wello.solutions/api"
+        self.emulator.set_faults(Faults(moved_to=new_url))
+        message = self.backend.action_test_connection()["params"]["message"]
+        self.assertIn(f"has moved to {new_url}. Odoo does not follow redirects", message)
+        self.assertIn("set it as the API URL", message)
+        result = self.backend.action_sync_now()["params"]
+        self.assertEqual(result["type"], "danger")
+        self.assertIn("Odyssee could not be reached", result["message"])
+        self.assertIn(f"moved to {new_url}/", result["message"])
+        approvals = self.stream("approvals")
+        self.assertEqual((approvals.state, approvals.error_kind), ("error", "unreachable"))
+        self.assertFalse(self.Approval.search_count([("backend_id", "=", self.backend.id)]))
+        self.assertEqual(sum(self.backend.stream_ids.mapped("failed_count")), 0)
+        self.emulator.set_faults(Faults())
+        self.assertEqual(self.backend.action_sync_now()["params"]["type"], "success")
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+
 
 class TestOdysseeBackendAccess(TransactionCase):
     def test_integration_admin_configures_a_backend_and_only_they_read_the_password(self):
