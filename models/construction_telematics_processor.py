@@ -18,22 +18,30 @@ from psycopg2.extras import execute_values
 from ..protocols import telematics_payloads
 from ..protocols.external_ids import normalize
 
-STATE_COLUMNS = (
-    "telematics_last_seen_at",
-    "telematics_latitude",
-    "telematics_longitude",
-    "fuel_level_pct",
-    "engine_hours",
-    "engine_hours_at",
-    "idle_hours",
-    "odometer_km",
-    "odometer_at",
-    "last_fault_code",
-)
-# counter -> the equipment field stamping when it was last accepted
+# The machine's telematics state, with the SQL type each is written back as.
+STATE_COLUMN_TYPES = {
+    "telematics_last_seen_at": "timestamp",
+    "telematics_latitude": "float8",
+    "telematics_longitude": "float8",
+    "telematics_position_at": "timestamp",
+    "fuel_level_pct": "float8",
+    "fuel_level_at": "timestamp",
+    "engine_hours": "float8",
+    "engine_hours_at": "timestamp",
+    "idle_hours": "float8",
+    "idle_hours_at": "timestamp",
+    "odometer_km": "float8",
+    "odometer_at": "timestamp",
+    "last_fault_code": "varchar",
+}
+STATE_COLUMNS = tuple(STATE_COLUMN_TYPES)
+# counter -> the equipment field stamping when it was last accepted. Each has its
+# own: an ISO 15143-3 snapshot dates every element on its own, and idle hours
+# stamped after the operating hours must not shorten the time the next
+# operating hours rose in.
 COUNTERS = {
     "engine_hours": "engine_hours_at",
-    "idle_hours": "engine_hours_at",
+    "idle_hours": "idle_hours_at",
     "odometer_km": "odometer_at",
 }
 HISTORY_COLUMNS = (
@@ -157,15 +165,13 @@ class MachineState:
     def __init__(self, row):
         self.values = dict(zip(STATE_COLUMNS, row, strict=True))
         self.original = dict(self.values)
-        # Engine and idle hours share their stamp: a machine that only ever reported
-        # idle hours has a stamp but no engine hours, which is no last value.
         self.last = {
             counter: (self.values[counter], self.values[stamp])
             for counter, stamp in COUNTERS.items()
             if self.values[stamp] and self.values[counter] is not None
         }
 
-    def accept(self, values, at, limits, position_and_fuel=True):
+    def accept(self, values, at, limits):
         """Apply one observation; returns the reason it is suspect, or None."""
         reason = check_counters(values, at, self.last, limits)
         if reason:
@@ -179,13 +185,22 @@ class MachineState:
         last_seen = self.values["telematics_last_seen_at"]
         if not last_seen or at >= last_seen:
             self.values["telematics_last_seen_at"] = at
-            if position_and_fuel:
-                if values.get("lat") is not None and values.get("lon") is not None:
-                    self.values["telematics_latitude"] = values["lat"]
-                    self.values["telematics_longitude"] = values["lon"]
-                if values.get("fuel_level_pct") is not None:
-                    self.values["fuel_level_pct"] = values["fuel_level_pct"]
+        # Position and fuel level are the latest of their own, whatever newer element
+        # (hours, say) came before them: snapshots mix fresh and stale elements.
+        has_position = values.get("lat") is not None and values.get("lon") is not None
+        if has_position and self._newest("telematics_position_at", at):
+            self.values["telematics_latitude"] = values["lat"]
+            self.values["telematics_longitude"] = values["lon"]
+        if values.get("fuel_level_pct") is not None and self._newest("fuel_level_at", at):
+            self.values["fuel_level_pct"] = values["fuel_level_pct"]
         return None
+
+    def _newest(self, stamp, at):
+        """Whether ``at`` is no older than ``stamp``'s value; if so it becomes the stamp."""
+        if self.values[stamp] and at < self.values[stamp]:
+            return False
+        self.values[stamp] = at
+        return True
 
     @property
     def changed(self):
@@ -791,8 +806,9 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 )
                 for eid, values in changed
             ],
-            template="(%s, %s::timestamp, %s::float8, %s::float8, %s::float8, %s::float8,"
-            " %s::timestamp, %s::float8, %s::float8, %s::timestamp, %s::varchar)",
+            template="(%s, "
+            + ", ".join(f"%s::{STATE_COLUMN_TYPES[column]}" for column in STATE_COLUMNS)
+            + ")",
         )
         self.env["maintenance.equipment"].invalidate_model(list(STATE_COLUMNS))
 

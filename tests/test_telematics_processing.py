@@ -6,7 +6,7 @@ from odoo import fields
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
-from .common import committed_env
+from .common import committed_env, load_migration
 from .telematics_common import alert, dumps, make_fleet
 
 
@@ -118,6 +118,81 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(self.equipment.engine_hours, 200.0)
         self.assertEqual(self.equipment.fuel_level_pct, 50.0)
         self.assertEqual(self.equipment.telematics_reading_count, 2)
+
+    def test_engine_and_idle_hours_each_keep_their_own_time(self):
+        # ISO 15143-3 snapshots give every element its own datetime: here the idle
+        # hours are always half an hour ahead of the operating hours, one snapshot
+        # an hour, each processed on its own as they arrive.
+        for hour, (engine, idle) in enumerate([(1000.0, 200.0), (1001.0, 200.2), (1002.0, 200.4)]):
+            self.receive_readings(
+                reading(f"2026-11-20 1{hour}:00:00", engine_hours=engine),
+                reading(f"2026-11-20 1{hour}:30:00", idle_hours=idle),
+            )
+            self.Event._process_batch()
+        history = self.equipment.telematics_reading_ids
+        self.assertEqual(history.filtered("suspect").mapped("suspect_reason"), [])
+        self.assertEqual((self.equipment.engine_hours, self.equipment.idle_hours), (1002.0, 200.4))
+        self.assertEqual(
+            self.equipment.engine_hours_at, fields.Datetime.to_datetime("2026-11-20 12:00:00")
+        )
+        self.assertEqual(
+            self.equipment.idle_hours_at, fields.Datetime.to_datetime("2026-11-20 12:30:00")
+        )
+
+    def test_position_and_fuel_move_with_their_own_time_not_the_latest_element(self):
+        # The location element of a snapshot may be older than its hours (ISO 15143-3):
+        # a newer position than the one shown still moves the machine on the map.
+        self.receive_readings(
+            reading("2026-11-20 08:58:00", engine_hours=500.0),
+            reading("2026-11-20 08:30:00", lat=48.1, lon=2.2, fuel_level_pct=70.0),
+        )
+        self.Event._process_batch()
+        self.receive_readings(
+            reading("2026-11-20 09:14:00", engine_hours=500.2),
+            reading("2026-11-20 08:50:00", lat=48.9, lon=2.35, fuel_level_pct=64.0),
+        )
+        self.Event._process_batch()
+        machine = self.equipment
+        self.assertEqual((machine.telematics_latitude, machine.telematics_longitude), (48.9, 2.35))
+        self.assertEqual(machine.fuel_level_pct, 64.0)
+        at = fields.Datetime.to_datetime
+        self.assertEqual(machine.telematics_position_at, at("2026-11-20 08:50:00"))
+        self.assertEqual(machine.fuel_level_at, at("2026-11-20 08:50:00"))
+        self.assertEqual(machine.telematics_last_seen_at, at("2026-11-20 09:14:00"))
+        # An older position than the one shown still only fills the history.
+        self.receive_readings(
+            reading("2026-11-20 08:40:00", lat=47.0, lon=1.0, fuel_level_pct=90.0)
+        )
+        self.Event._process_batch()
+        self.assertEqual((machine.telematics_latitude, machine.fuel_level_pct), (48.9, 64.0))
+        self.assertEqual(machine.telematics_reading_count, 5)
+
+    def test_an_upgraded_machine_keeps_its_newer_position_and_fuel_level(self):
+        # As 18.0.1.5.0 left a machine: one stamp for engine and idle hours, none for
+        # its position and fuel level, which were as new as its last reading.
+        self.env.cr.execute(
+            """UPDATE maintenance_equipment
+               SET telematics_last_seen_at = '2026-11-20 09:00',
+                   engine_hours_at = '2026-11-20 09:00',
+                   engine_hours = 500, idle_hours = 80, telematics_latitude = 48.9,
+                   telematics_longitude = 2.35, fuel_level_pct = 64
+               WHERE id = %s""",
+            [self.equipment.id],
+        )
+        migration = load_migration("18.0.1.6.0", "post-migrate")
+        self.assertGreaterEqual(migration.stamp_idle_hours_position_and_fuel(self.env.cr), 1)
+        self.env.invalidate_all()
+        at = fields.Datetime.to_datetime("2026-11-20 09:00:00")
+        machine = self.equipment
+        self.assertEqual(
+            (machine.idle_hours_at, machine.telematics_position_at, machine.fuel_level_at),
+            (at, at, at),
+        )
+        self.receive_readings(
+            reading("2026-11-20 08:40:00", lat=47.0, lon=1.0, fuel_level_pct=90.0)
+        )
+        self.Event._process_batch()
+        self.assertEqual((machine.telematics_latitude, machine.fuel_level_pct), (48.9, 64.0))
 
     def test_history_keeps_every_value_as_sent_whatever_the_device_id_holds(self):
         """The history is written in PostgreSQL's COPY text format: a device id with a
