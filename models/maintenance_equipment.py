@@ -42,8 +42,8 @@ class MaintenanceEquipment(models.Model):
     engine_hours_at = fields.Datetime(readonly=True, copy=False)
     idle_hours_at = fields.Datetime(readonly=True, copy=False)
     odometer_at = fields.Datetime(readonly=True, copy=False)
-    # Each reported at its own time, which may be older than the machine's last reading.
-    telematics_position_at = fields.Datetime(string="Position at", readonly=True, copy=False)
+    # Reported at its own time, which may be older than the machine's last reading (as
+    # may the position: telematics_position_at).
     fuel_level_at = fields.Datetime(string="Fuel level at", readonly=True, copy=False)
     telematics_reading_ids = fields.One2many(
         "construction.telematics.reading", "equipment_id", string="Readings"

@@ -40,9 +40,10 @@ class MaintenanceEquipment(models.Model):
     telematics_site_project_id = fields.Many2one(
         "project.project", string="On site (by position)", readonly=True, copy=False
     )
-    telematics_position_at = fields.Datetime(
-        string="Position followed at", readonly=True, copy=False
-    )
+    # The time of the position shown, which may be older than the machine's last
+    # reading: processing moves the machine and the site following (geofences) from
+    # the same plausible positions, and both keep this stamp to the same time.
+    telematics_position_at = fields.Datetime(string="Position at", readonly=True, copy=False)
     telematics_outside_sites = fields.Boolean(
         string="Outside every site",
         readonly=True,
