@@ -511,22 +511,34 @@ class ConstructionTelematicsEvent(models.Model):
         """Store validated readings, one ledger event per device and batch.
 
         ``readings`` are normalised (``parse_reading`` output, with ``_index``);
-        ``rejected`` are ``(index, item, errors)``. A reading repeated with the same
-        device and timestamp, in this batch or in an earlier one, is a duplicate.
+        ``rejected`` are ``(index, item, errors)``. Items of one device and time in
+        a batch are one reading: a later one adds the values the first lacks (an
+        ISO 15143-3 snapshot dates each element on its own), and is a duplicate if
+        it adds none. A batch sent again with the same times and values is a
+        duplicate; with values it did not hold, it is a new event, whose
+        processing adds them to the readings already stored.
         """
         by_device = {}
+        merged = defaultdict(int)  # device -> items that added values to an earlier one
         duplicates = 0
         for reading in readings:
             device = by_device.setdefault(reading["device_id"], {})
             stamp = reading["at"].isoformat()
-            if stamp in device:
-                duplicates += 1
-                continue
-            device[stamp] = {
+            values = {
                 key: value
                 for key, value in reading.items()
-                if key not in ("device_id", "at", "_index")
-            } | {"at": stamp}
+                if key not in ("device_id", "at", "_index") and value is not None
+            }
+            kept = device.get(stamp)
+            if kept is None:
+                device[stamp] = values | {"at": stamp}
+                continue
+            added = {key: value for key, value in values.items() if key not in kept}
+            if added:
+                kept.update(added)
+                merged[reading["device_id"]] += 1
+            else:
+                duplicates += 1
         rows = []
         for device_id, by_stamp in by_device.items():
             stamps = sorted(by_stamp)
@@ -537,8 +549,8 @@ class ConstructionTelematicsEvent(models.Model):
                     "source_id": source.id,
                     "company_id": source.company_id.id,
                     "channel": channel,
-                    # Same device and same timestamps: the same batch sent again.
-                    "dedupe_key": "readings:{}:{}".format(device_id, _sha256("\n".join(stamps))),
+                    # Same device, times and values: the same batch sent again.
+                    "dedupe_key": f"readings:{device_id}:{_sha256(text)}",
                     "kind": "readings",
                     "device_id": device_id,
                     "payload": body,
@@ -558,10 +570,11 @@ class ConstructionTelematicsEvent(models.Model):
         for row in rows:
             if row["state"] != "pending":
                 continue
+            items = row["item_count"] + merged[row["device_id"]]
             if row["dedupe_key"] in inserted:
-                accepted += row["item_count"]
+                accepted += items
             else:
-                duplicates += row["item_count"]
+                duplicates += items
         if accepted:
             self._trigger_processing()
         return {

@@ -65,6 +65,12 @@ READING_COLUMNS = (
     "suspect",
     "suspect_reason",
 )
+# What a later reading of a machine and time the history holds may add to its row
+# when the row lacks it: an ISO 15143-3 snapshot dates each element on its own, so
+# the same moment's elements can come in apart. Sensors are not merged.
+FILLABLE = HISTORY_COLUMNS[:-1]
+COLUMN_AT = {column: index for index, column in enumerate(READING_COLUMNS)}
+SUSPECT = COLUMN_AT["suspect"]
 ALERT_PRIORITY = {"warning": "2", "critical": "3"}
 # An event that waits for its device to be mapped keeps nothing of an earlier run.
 UNMAPPED_OUTCOME = {
@@ -157,6 +163,15 @@ def life_to_date(raw, at, offsets):
 
 
 LedgerItem = namedtuple("LedgerItem", "id kind payload company_id source_id device_id attempts")
+
+
+class KnownReading:
+    """A history row a batch's reading falls on: its id, whether suspect, what it lacks."""
+
+    __slots__ = ("id", "missing", "suspect")
+
+    def __init__(self, row_id, suspect, missing):
+        self.id, self.suspect, self.missing = row_id, suspect, missing
 
 
 class MachineState:
@@ -300,15 +315,16 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         offsets = self.env["construction.meter.event"]._offsets(machine_ids) if machine_ids else {}
         reading_rows = []
         # A machine and time already in the history, or met earlier in this batch, is
-        # a reading sent again: it changes neither the history nor the machine, whose
-        # position, fuel and counters must stay those of the row the history keeps.
+        # a reading sent again: it only adds the values its row lacks. What the row
+        # holds stays, and so do the position, fuel and counters it gave the machine.
         reading_machines = {
             equipment_of[event.id]
             for event in items
             if event.kind == "readings" and equipment_of.get(event.id)
         }
         latest = self._latest_reading_at(reading_machines) if reading_machines else {}
-        applied = self._known_reading_times(items, equipment_of, latest)
+        applied = self._known_readings(items, equipment_of, latest)
+        fills = {}  # history row id -> the values a later reading adds to it (a history row)
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -326,6 +342,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     sensors,
                     offsets.get(equipment_id),
                     applied,
+                    fills,
                 )
             else:
                 outcome, alert = self._apply_alert(
@@ -340,9 +357,13 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 if alert:
                     alerts_by_key[(equipment_id, alert["code"])].append((event, alert))
         stored = self._insert_readings(reading_rows, latest)
-        self.env["construction.telematics.usage"]._mark_dirty(reading_rows)
+        changed_rows = reading_rows
+        if fills:
+            self._fill_readings(fills)
+            changed_rows = reading_rows + [tuple(row) for row in fills.values()]
+        self.env["construction.telematics.usage"]._mark_dirty(changed_rows)
         self.env["construction.telematics.site.visit"]._follow_positions(
-            reading_rows, alert_positions
+            changed_rows, alert_positions
         )
         for event_id, count in stored.items():
             outcomes[event_id]["stored"] = count
@@ -360,24 +381,28 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
     # -- readings ------------------------------------------------------------
     def _apply_readings(
-        self, event, equipment_id, machine, limits, rows, sensors, offsets, applied
+        self, event, equipment_id, machine, limits, rows, sensors, offsets, applied, fills
     ):
         """Apply an event's readings to its machine and add their history rows to ``rows``.
 
-        ``applied`` holds the ``(machine, time)`` already stored or applied: a
-        reading there is skipped, and the ones applied here are added to it.
+        ``applied`` maps the ``(machine, time)`` already stored (to a
+        ``KnownReading``) or applied in this batch (to its row's index in
+        ``rows``): a reading there only adds what that row lacks (``fills``
+        collects it for stored rows), and the ones applied here are added to it.
         """
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
-        suspects = 0
+        suspects = completed = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
             key = (equipment_id, at)
-            if key in applied:
-                continue
-            applied.add(key)
+            known = applied.get(key)
             if offsets:
                 raw = life_to_date(raw, at, offsets)
+            if known is not None:
+                completed += self._complete_known(known, raw, at, machine, limits, rows, fills, ids)
+                continue
+            applied[key] = len(rows)
             reason = machine.accept(raw, at, limits)
             if raw.get("sensors") and sensors is not None:
                 sensor_reason = sensors.check(event, equipment_id, raw["sensors"])
@@ -388,7 +413,64 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             rows.append(
                 (*ids, at, *(raw.get(column) for column in HISTORY_COLUMNS), bool(reason), reason)
             )
-        return {"state": "processed", "readings": len(readings), "suspects": suspects}
+        return {
+            "state": "processed",
+            "readings": len(readings),
+            "suspects": suspects,
+            "completed": completed,
+        }
+
+    @staticmethod
+    def _complete_known(known, raw, at, machine, limits, rows, fills, ids):
+        """Add to a known reading's row the values it lacks; returns whether any was added.
+
+        ``known``: a ``KnownReading`` (a stored row) or the index in ``rows`` of a
+        row of this batch. A suspect row takes nothing: what it holds was not
+        applied, and what comes with it would be judged against the wrong values.
+        Late values that are implausible against the machine are left out too (they
+        stay in their event's payload).
+        """
+        batch_row = isinstance(known, int)
+        if batch_row:
+            row = rows[known]
+            if row[SUSPECT]:
+                return False
+            missing = [c for c in FILLABLE if row[COLUMN_AT[c]] is None]
+        else:
+            if known.suspect:
+                return False
+            missing = known.missing
+        added = {column: raw[column] for column in missing if raw.get(column) is not None}
+        if ("lat" in added) != ("lon" in added):  # a position is both or nothing
+            added.pop("lat", None)
+            added.pop("lon", None)
+        if not added or machine.accept(added, at, limits):
+            return False
+        if batch_row:
+            completed = list(rows[known])
+        else:
+            known.missing = [column for column in known.missing if column not in added]
+            completed = fills.setdefault(
+                known.id, [*ids, at, *([None] * len(HISTORY_COLUMNS)), False, None]
+            )
+        for column, value in added.items():
+            completed[COLUMN_AT[column]] = value
+        if batch_row:
+            rows[known] = tuple(completed)
+        return True
+
+    def _fill_readings(self, fills):
+        """Write the values later readings added to stored rows (one statement)."""
+        execute_values(
+            self.env.cr._obj,
+            f"""UPDATE construction_telematics_reading r
+                SET {", ".join(f"{c} = COALESCE(r.{c}, v.{c})" for c in FILLABLE)}
+                FROM (VALUES %s) AS v(id, {", ".join(FILLABLE)})
+                WHERE r.id = v.id""",
+            [(row_id, *(row[COLUMN_AT[c]] for c in FILLABLE)) for row_id, row in fills.items()],
+            template="(%s, " + ", ".join(["%s::numeric"] * len(FILLABLE)) + ")",
+        )
+        self.env["construction.telematics.reading"].invalidate_model(list(FILLABLE))
 
     def _insert_readings(self, rows, latest):
         """Insert history rows, skipping known (machine, time); returns stored per event.
@@ -401,7 +483,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         the machine and updates its row in the same transaction, so a batch that
         committed rows after this one's snapshot makes this one's lock fail to
         serialize. The others (late readings: those the history holds already were
-        left out by ``_known_reading_times``) go through a temporary table and
+        left out by ``_known_readings``) go through a temporary table and
         ``INSERT ... ON CONFLICT DO NOTHING``, which costs half again as much in
         PostgreSQL, and still skips a row another transaction committed unseen.
         """
@@ -444,8 +526,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         return {machine_id: at for machine_id, at in self.env.cr.fetchall() if at}
 
     @api.model
-    def _known_reading_times(self, items, equipment_of, latest):
-        """The ``(machine, time)`` of the batch's readings that the history holds already.
+    def _known_readings(self, items, equipment_of, latest):
+        """``{(machine, time): KnownReading}`` of the batch's readings the history holds.
 
         Only a reading no later than its machine's latest history row can be
         there: the events whose readings are all newer, what senders mostly send,
@@ -468,15 +550,21 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     machines.append(equipment_id)
                     times.append(at)
         if not machines:
-            return set()
+            return {}
         self.env.cr.execute(
-            """SELECT r.equipment_id, r.at
-               FROM construction_telematics_reading r
-               JOIN unnest(%s::int[], %s::timestamp[]) AS sent(equipment_id, at)
-                 USING (equipment_id, at)""",
+            f"""SELECT r.equipment_id, r.at, r.id, COALESCE(r.suspect, false),
+                       ARRAY[{", ".join(f"r.{column} IS NULL" for column in FILLABLE)}]
+                FROM construction_telematics_reading r
+                JOIN unnest(%s::int[], %s::timestamp[]) AS sent(equipment_id, at)
+                  USING (equipment_id, at)""",
             [machines, times],
         )
-        return set(self.env.cr.fetchall())
+        return {
+            (equipment_id, at): KnownReading(
+                row_id, suspect, [c for c, null in zip(FILLABLE, nulls, strict=True) if null]
+            )
+            for equipment_id, at, row_id, suspect, nulls in self.env.cr.fetchall()
+        }
 
     def _copy_readings(self, table, rows):
         buffer = io.StringIO()
@@ -825,9 +913,17 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 parts = [self.env._("%(count)s readings stored", count=stored)]
                 if outcome["suspects"]:
                     parts.append(self.env._("%(count)s suspect", count=outcome["suspects"]))
-                if outcome["readings"] - stored:
+                completed = outcome.get("completed", 0)
+                if completed:
                     parts.append(
-                        self.env._("%(count)s already known", count=outcome["readings"] - stored)
+                        self.env._("%(count)s added to readings already known", count=completed)
+                    )
+                if outcome["readings"] - stored - completed:
+                    parts.append(
+                        self.env._(
+                            "%(count)s already known",
+                            count=outcome["readings"] - stored - completed,
+                        )
                     )
                 result = ", ".join(parts)
             moves.append(

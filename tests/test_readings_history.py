@@ -155,6 +155,7 @@ class TestReadingsHistoryInsert(TransactionCase):
             ],
             [],
         )
+        return self.Event.search([("source_id", "=", self.source.id)], limit=1)
 
     # A new reading at 08:19, then 08:20 again with other values and a counter
     # the first 08:20 lacks (another stamp set: not the same event sent again).
@@ -173,13 +174,17 @@ class TestReadingsHistoryInsert(TransactionCase):
         self.assertEqual((latest.lat, latest.lon, latest.fuel_level_pct), expected)
         self.assertEqual(machine.telematics_last_seen_at, latest.at)
 
-    def test_a_reading_sent_again_in_the_same_batch_changes_nothing(self):
-        # Two events of one batch hold 08:20, with other values in the second.
-        self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}))
-        self.receive_positions(*self.earlier_hours_and_08_20_again)
+    def test_a_reading_sent_again_in_the_same_batch_only_adds_what_it_lacked(self):
+        # Two events of one batch hold 08:20, with other values in the second and
+        # the engine hours the first lacks.
+        first = self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}))
+        again = self.receive_positions(*self.earlier_hours_and_08_20_again)
         self.assertEqual(self.Event._process_batch(), 2)
         self.assert_machine_shows_its_latest_history_row((47.1, 8.1, 50.0))
-        self.assertEqual(self.equipment.engine_hours, 100.05)
+        kept = self.equipment.telematics_reading_ids.filtered(lambda r: r.at == self.at(20))
+        self.assertEqual((kept.engine_hours, kept.event_id), (100.06, first))
+        self.assertEqual(self.equipment.engine_hours, 100.06)
+        self.assertEqual(again.result, "1 readings stored, 1 added to readings already known")
 
     def test_a_suspect_reading_sent_again_in_the_same_batch_stays_the_one_kept(self):
         # 08:20 with 50 engine hours more than at 08:04: stored, suspect, not applied.
@@ -198,16 +203,65 @@ class TestReadingsHistoryInsert(TransactionCase):
         self.assertEqual(self.equipment.telematics_latitude, 0.0)
         self.assertEqual(self.equipment.engine_hours, 100.05)
 
-    def test_a_reading_the_history_holds_changes_nothing(self):
+    def test_a_reading_the_history_holds_only_gains_what_it_lacked(self):
         self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}))
         self.Event._process_batch()
-        self.receive_positions(*self.earlier_hours_and_08_20_again)
-        again = self.Event.search([("source_id", "=", self.source.id)], limit=1)
+        again = self.receive_positions(*self.earlier_hours_and_08_20_again)
         self.Event._process_batch()
-        self.assertEqual(again.result, "1 readings stored, 1 already known")
+        self.assertEqual(again.result, "1 readings stored, 1 added to readings already known")
         self.assert_machine_shows_its_latest_history_row((47.1, 8.1, 50.0))
-        self.assertEqual(self.equipment.engine_hours, 100.05)
+        kept = self.equipment.telematics_reading_ids.filtered(lambda r: r.at == self.at(20))
+        self.assertEqual(kept.engine_hours, 100.06)
+        self.assertEqual(self.equipment.engine_hours, 100.06)
         self.assertFalse(self.equipment.telematics_reading_ids.filtered("suspect"))
+        # The same again adds nothing more.
+        third = self.receive_positions((20, {"engine_hours": 100.07, "def_level_pct": 80.0}))
+        self.Event._process_batch()
+        self.assertEqual(third.result, "0 readings stored, 1 added to readings already known")
+        self.assertEqual((kept.engine_hours, kept.def_level_pct), (100.06, 80.0))
+        fourth = self.receive_positions((20, {"engine_hours": 100.08}))
+        self.Event._process_batch()
+        self.assertEqual(fourth.result, "0 readings stored, 1 already known")
+        self.assertEqual(self.equipment.engine_hours, 100.06)
+
+    def test_a_snapshot_that_completes_an_earlier_one_is_received_and_stored(self):
+        # ISO 15143-3 snapshots date each element on its own: a later poll brings the
+        # operating hours of a moment whose position came in an earlier one.
+        first = {"lat": 47.1, "lon": 8.1, "fuel_level_pct": 50.0}
+        answer = self.Event._receive_readings(
+            self.source, [{"device_id": "DEV-1", "at": self.at(30), "_index": 0} | first], []
+        )
+        self.assertEqual((answer["accepted"], answer["duplicates"]), (1, 0))
+        process_all(self.Event)
+        later = [
+            {"device_id": "DEV-1", "at": self.at(30), "_index": 0} | first,
+            {"device_id": "DEV-1", "at": self.at(30), "_index": 1, "engine_hours": 100.3},
+        ]
+        answer = self.Event._receive_readings(self.source, later, [])
+        self.assertEqual((answer["accepted"], answer["duplicates"]), (2, 0))
+        # The very same batch again is a duplicate.
+        answer = self.Event._receive_readings(self.source, later, [])
+        self.assertEqual((answer["accepted"], answer["duplicates"]), (0, 2))
+        process_all(self.Event)
+        kept = self.equipment.telematics_reading_ids.filtered(lambda r: r.at == self.at(30))
+        self.assertEqual((kept.lat, kept.engine_hours), (47.1, 100.3))
+        self.assertEqual(self.equipment.engine_hours, 100.3)
+        self.assertEqual(self.equipment.telematics_reading_count, 6)
+
+    def test_late_values_for_a_suspect_or_implausible_row_are_not_added(self):
+        self.receive_positions((20, {"lat": 47.1, "lon": 8.1, "engine_hours": 150.0}))
+        self.Event._process_batch()  # 50 hours in 16 minutes: stored, suspect
+        self.receive_positions((20, {"fuel_level_pct": 40.0}), (21, {"lat": 47.2, "lon": 8.2}))
+        self.Event._process_batch()
+        suspect = self.equipment.telematics_reading_ids.filtered(lambda r: r.at == self.at(20))
+        self.assertEqual((suspect.fuel_level_pct, suspect.suspect), (0.0, True))
+        # Implausible against the machine: the 08:22 row gains no engine hours.
+        self.receive_positions((22, {"lat": 47.3, "lon": 8.3}))
+        self.Event._process_batch()
+        late = self.receive_positions((22, {"engine_hours": 180.0}))
+        self.Event._process_batch()
+        self.assertEqual(late.result, "0 readings stored, 1 already known")
+        self.assertEqual(self.equipment.engine_hours, 100.04)
 
     def test_a_history_row_the_batch_did_not_expect_is_still_stored_once(self):
         # As if the batch had missed the latest rows of the history: every reading
