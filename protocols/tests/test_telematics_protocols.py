@@ -216,3 +216,22 @@ class TestIso15143(unittest.TestCase):
             now=NOW,
         )
         self.assertIn("furlong", errors[0][1]["message"])
+
+    def test_an_empty_page_is_a_valid_result_without_readings_or_errors(self):
+        # The reference: an out-of-range page is an empty Equipment list, or [] (Bosch).
+        empty_pages = [
+            {"version": "1", "Links": [], "Equipment": []},
+            [{"Equipment": [], "links": []}],
+            [],
+            {"Fleet": {"Equipment": []}},
+        ]
+        for page in empty_pages:
+            with self.subTest(page=page):
+                self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], []))
+                self.assertEqual(iso15143.equipment_list_of(page), [])
+
+    def test_a_page_of_invalid_machines_still_names_each_of_them(self):
+        page = {"Links": [], "Equipment": [{"EquipmentHeader": {"PIN": "N/A"}}, "machine"]}
+        readings, errors = iso15143.fleet_to_readings(page, now=NOW)
+        self.assertEqual(readings, [])
+        self.assertEqual([index for index, _error in errors], [0, 1])
