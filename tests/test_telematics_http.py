@@ -10,6 +10,7 @@ from .telematics_common import (
     dumps,
     iso_snapshot,
     make_fleet,
+    process_all,
     signed_headers,
 )
 
@@ -342,6 +343,30 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
                 )
         self.assertCountEqual(self.events(state="rejected").mapped("payload"), refused)
         self.assertEqual(self.attention_count(), 2)
+
+    def test_iso15143_links_may_be_one_object_or_null(self):
+        """A gateway converting XML (a repeated <Links>) makes a lone link an object."""
+        next_page = {"rel": "next", "href": "/Fleet/2"}
+
+        def page(hour):
+            return iso_snapshot(
+                at=f"2026-11-20T{hour:02}:00:00Z",
+                fleet=False,
+                CumulativeOperatingHours={"Hour": 1500 + hour},
+            )
+
+        pages = [
+            dict(page(8), Links=next_page),
+            dict(page(9), Links=None),
+            [dict(page(10), links=next_page)],  # Bosch: lower-case, in an outer array
+        ]
+        for document in pages:
+            with self.subTest(document=document):
+                response = self.post("iso15143/fleet", dumps(document))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.json(), {"accepted": 1, "duplicates": 0, "rejected": []})
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1510)
 
     # -- unauthenticated endpoints -----------------------------------------
     def test_health_and_openapi(self):

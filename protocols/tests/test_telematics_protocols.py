@@ -235,3 +235,21 @@ class TestIso15143(unittest.TestCase):
         readings, errors = iso15143.fleet_to_readings(page, now=NOW)
         self.assertEqual(readings, [])
         self.assertEqual([index for index, _error in errors], [0, 1])
+
+    def test_links_are_never_checked_whatever_their_shape_or_key_case(self):
+        # XML to JSON makes a lone repeated <Links> an object, and <Links/> null or "".
+        machine = {
+            "EquipmentHeader": {"PIN": "P1"},
+            "CumulativeOperatingHours": {"datetime": "2026-11-20T08:00:00Z", "Hour": 12},
+        }
+        next_page = {"rel": "next", "href": "/Fleet/2"}
+        for key in ("Links", "links", "LINKS"):
+            for links in ([next_page], [], next_page, None, ""):
+                page = {"version": "1", key: links, "Equipment": [machine]}
+                for document in (page, [page], {"Fleet": page}):
+                    with self.subTest(document=document):
+                        readings, errors = iso15143.fleet_to_readings(document, now=NOW)
+                        self.assertEqual(errors, [])
+                        self.assertEqual([r["engine_hours"] for r in readings], [12])
+        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        self.assertEqual((len(readings), errors), (1, []))
