@@ -154,7 +154,8 @@ class TelematicsController(http.Controller):
         except IngestError as exc:
             # _receive_body has kept what it refused as a rejected event.
             return problem(exc.status, exc.title, exc.detail, exc.errors)
-        if not answer["accepted"] and not answer["duplicates"]:
+        # Nothing rejected is no failure: an ISO 15143-3 page may hold no item at all.
+        if answer["rejected"] and not answer["accepted"] and not answer["duplicates"]:
             status = 422
             body_out = {
                 "type": "about:blank",

@@ -419,13 +419,15 @@ class ConstructionTelematicsEvent(models.Model):
     @api.model
     def _receive_iso_document(self, source, document, channel, collect=None):
         readings, errors = iso15143.fleet_to_readings(document)
-        if not readings:
+        # A page with nothing to map but nothing wrong (no equipment, or machines
+        # carrying only elements the mapping ignores) is a valid empty result:
+        # refusing it would keep a rejected event for every poll of such a page.
+        if errors and not readings:
             raise IngestError(
                 422,
                 "No valid item",
                 "The snapshot holds no reading this API can map.",
-                [error for _index, error in errors]
-                or [{"field": "Equipment", "message": "holds no mappable data element"}],
+                [error for _index, error in errors],
                 store=document,
             )
         by_equipment = {}

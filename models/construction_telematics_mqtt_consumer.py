@@ -114,10 +114,11 @@ class ConstructionTelematicsMqttConsumer(models.Model):
     def _ingest(self, source, messages):
         """Store a batch of ``protocols.mqtt_consumer.Received`` of ``source``, in arrival order.
 
-        Every message ends in the ledger (accepted, duplicate or rejected) or on its
-        machine (status), so that it can be acknowledged once this transaction
-        commits. Only trouble of the database itself propagates: then nothing is
-        acknowledged and the consumer retries the batch.
+        Every message ends in the ledger (accepted, duplicate or rejected), on its
+        machine (status), or is an ISO 15143-3 page with nothing to keep, so that it
+        can be acknowledged once this transaction commits. Only trouble of the
+        database itself propagates: then nothing is acknowledged and the consumer
+        retries the batch.
         """
         source = source.sudo()
         receiver = source._as_ingestion_user()

@@ -149,6 +149,8 @@ def _element_values(name, element):
 
 def equipment_list_of(document):
     """The Equipment array of a fleet snapshot, or None when there is none."""
+    if document == []:
+        return []  # Bosch's array around no page: past the last page, an empty result
     if isinstance(document, list) and len(document) == 1:
         document = document[0]
     if not isinstance(document, dict):
@@ -166,7 +168,8 @@ def fleet_to_readings(document, now=None):
     Returns ``(readings, errors)``; each reading carries ``_index`` (the
     equipment's position in the snapshot) and each error is ``(index, error)``,
     index None for the document itself. Elements this mapping does not know
-    (load counts, PTO hours, ...) are ignored.
+    (load counts, PTO hours, ...) are ignored. A page without equipment is a
+    valid empty result (an out-of-range page), so it gives neither.
     """
     if not FLEET.is_valid(document):
         return [], [(None, failure) for failure in FLEET.errors(document)]

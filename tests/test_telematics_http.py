@@ -4,7 +4,15 @@ from pathlib import Path
 
 from odoo.tests import HttpCase, tagged
 
-from .telematics_common import TelematicsHttpMixin, alert, dumps, make_fleet, signed_headers
+from .telematics_common import (
+    TelematicsHttpMixin,
+    alert,
+    dumps,
+    iso_snapshot,
+    make_fleet,
+    process_all,
+    signed_headers,
+)
 
 
 @tagged("post_install", "-at_install")
@@ -293,6 +301,72 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
         self.assertEqual(self.equipment.engine_hours, 1500.25)
         self.assertEqual(self.equipment.odometer_km, 321)
         self.assertAlmostEqual(self.equipment.telematics_latitude, 48.8)
+
+    def attention_count(self):
+        Health = self.env["construction.integration.health"]
+        Health._check_all()
+        return Health.search([("source_id", "=", self.source.id)]).attention_count
+
+    def test_an_empty_iso15143_page_is_a_valid_result_that_keeps_nothing(self):
+        """An out-of-range page (an empty Equipment list, Bosch's [] around no page),
+        and machines carrying only elements the mapping ignores, answer 202 with
+        nothing accepted: no rejected event, nothing for the health to count."""
+        empty_pages = [
+            {"version": "1", "Links": [], "Equipment": []},
+            [{"Equipment": [], "links": []}],
+            [],
+            iso_snapshot(EngineStatus={"Running": True, "EngineNumber": "1"}),
+            iso_snapshot(),  # a header and no data element yet
+        ]
+        for page in empty_pages:
+            with self.subTest(page=page):
+                response = self.post("iso15143/fleet", dumps(page))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.headers["Content-Type"], "application/json")
+                self.assertEqual(response.json(), {"accepted": 0, "duplicates": 0, "rejected": []})
+        self.assertFalse(self.events())
+        self.assertEqual(self.attention_count(), 0)
+
+        # Bad input stays refused when no reading comes of the page: every machine
+        # invalid, or an invalid one beside machines with nothing to map.
+        nameless = {"EquipmentHeader": {"PIN": "N/A"}}
+        engine_only = iso_snapshot(fleet=False, EngineStatus={"Running": False})["Equipment"][0]
+        refused = [
+            {"Links": [], "Equipment": [nameless]},
+            {"Links": [], "Equipment": [engine_only, nameless]},
+        ]
+        for page in refused:
+            with self.subTest(page=page):
+                body = self.assertProblem(self.post("iso15143/fleet", dumps(page)), 422)
+                self.assertEqual(
+                    body["errors"][0]["message"], "needs a PIN, SerialNumber or EquipmentID"
+                )
+        self.assertCountEqual(self.events(state="rejected").mapped("payload"), refused)
+        self.assertEqual(self.attention_count(), 2)
+
+    def test_iso15143_links_may_be_one_object_or_null(self):
+        """A gateway converting XML (a repeated <Links>) makes a lone link an object."""
+        next_page = {"rel": "next", "href": "/Fleet/2"}
+
+        def page(hour):
+            return iso_snapshot(
+                at=f"2026-11-20T{hour:02}:00:00Z",
+                fleet=False,
+                CumulativeOperatingHours={"Hour": 1500 + hour},
+            )
+
+        pages = [
+            dict(page(8), Links=next_page),
+            dict(page(9), Links=None),
+            [dict(page(10), links=next_page)],  # Bosch: lower-case, in an outer array
+        ]
+        for document in pages:
+            with self.subTest(document=document):
+                response = self.post("iso15143/fleet", dumps(document))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.json(), {"accepted": 1, "duplicates": 0, "rejected": []})
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1510)
 
     # -- unauthenticated endpoints -----------------------------------------
     def test_health_and_openapi(self):

@@ -216,3 +216,40 @@ class TestIso15143(unittest.TestCase):
             now=NOW,
         )
         self.assertIn("furlong", errors[0][1]["message"])
+
+    def test_an_empty_page_is_a_valid_result_without_readings_or_errors(self):
+        # The reference: an out-of-range page is an empty Equipment list, or [] (Bosch).
+        empty_pages = [
+            {"version": "1", "Links": [], "Equipment": []},
+            [{"Equipment": [], "links": []}],
+            [],
+            {"Fleet": {"Equipment": []}},
+        ]
+        for page in empty_pages:
+            with self.subTest(page=page):
+                self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], []))
+                self.assertEqual(iso15143.equipment_list_of(page), [])
+
+    def test_a_page_of_invalid_machines_still_names_each_of_them(self):
+        page = {"Links": [], "Equipment": [{"EquipmentHeader": {"PIN": "N/A"}}, "machine"]}
+        readings, errors = iso15143.fleet_to_readings(page, now=NOW)
+        self.assertEqual(readings, [])
+        self.assertEqual([index for index, _error in errors], [0, 1])
+
+    def test_links_are_never_checked_whatever_their_shape_or_key_case(self):
+        # XML to JSON makes a lone repeated <Links> an object, and <Links/> null or "".
+        machine = {
+            "EquipmentHeader": {"PIN": "P1"},
+            "CumulativeOperatingHours": {"datetime": "2026-11-20T08:00:00Z", "Hour": 12},
+        }
+        next_page = {"rel": "next", "href": "/Fleet/2"}
+        for key in ("Links", "links", "LINKS"):
+            for links in ([next_page], [], next_page, None, ""):
+                page = {"version": "1", key: links, "Equipment": [machine]}
+                for document in (page, [page], {"Fleet": page}):
+                    with self.subTest(document=document):
+                        readings, errors = iso15143.fleet_to_readings(document, now=NOW)
+                        self.assertEqual(errors, [])
+                        self.assertEqual([r["engine_hours"] for r in readings], [12])
+        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        self.assertEqual((len(readings), errors), (1, []))
