@@ -148,7 +148,9 @@ def life_to_date(raw, at, offsets):
     return adjusted or raw
 
 
-LedgerItem = namedtuple("LedgerItem", "id kind payload company_id source_id device_id attempts")
+LedgerItem = namedtuple(
+    "LedgerItem", "id kind payload company_id source_id device_id attempts retained"
+)
 
 
 class MachineState:
@@ -251,7 +253,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         # Plain rows, not records: the ORM would copy every JSON payload on read.
         cr.execute(
             """SELECT e.id, e.kind, e.payload, e.company_id, e.source_id, e.device_id, e.attempts,
-                      s.external_system_id
+                      e.retained, s.external_system_id
                FROM construction_telematics_event e
                JOIN construction_telematics_source s ON s.id = e.source_id
                WHERE e.id IN %s
@@ -312,6 +314,14 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     offsets.get(equipment_id),
                     applied,
                 )
+            elif event.retained:
+                # The broker replays its retained message to every new subscription,
+                # perhaps months after it was published: an old alert, not a new one.
+                # Kept in the ledger; neither a request nor the machine's state now.
+                outcomes[event.id] = {
+                    "state": "processed",
+                    "result": self.env._("Retained delivery (stale state): no alert raised"),
+                }
             else:
                 outcome, alert = self._apply_alert(
                     event,

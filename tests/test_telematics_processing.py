@@ -180,6 +180,46 @@ class TestTelematicsProcessing(TransactionCase):
         )
         self.assertEqual(self.env.cr.fetchone(), (True, True, True))
 
+    # -- retained MQTT deliveries: stale state, never alerts (reference, 4.3) --
+    def last_event_retained(self):
+        """The last event received, marked as the MQTT consumer marks a retained delivery."""
+        event = self.Event.search([("source_id", "=", self.source.id)], limit=1)
+        event.retained = True
+        return event
+
+    def test_a_retained_alert_is_kept_and_changes_nothing(self):
+        self.receive(alert(event_id="stale-1"))
+        event = self.last_event_retained()
+        self.Event._process_batch()
+        self.assertFalse(self.requests())
+        self.assertEqual((event.state, event.equipment_id), ("processed", self.equipment))
+        self.assertEqual(event.result, "Retained delivery (stale state): no alert raised")
+        self.assertFalse(event.request_id)
+        # Neither its fault code nor the position and meters it carries: old state.
+        self.assertFalse(self.equipment.last_fault_code)
+        self.assertFalse(self.equipment.telematics_latitude)
+        self.assertFalse(self.equipment.engine_hours)
+        self.assertFalse(self.equipment.telematics_last_seen_at)
+        # The same alert delivered live later is one the ledger has: a duplicate.
+        self.assertEqual(self.receive(alert(event_id="stale-1"))["duplicates"], 1)
+        self.assertEqual(self.Event._process_batch(), 0)
+        self.assertFalse(self.requests())
+
+    def test_a_retained_repeat_or_clear_leaves_the_open_request_alone(self):
+        self.receive(alert(event_id="live-1"))
+        self.Event._process_batch()
+        request = self.requests()
+        notes = request.message_ids
+        self.receive(alert(event_id="stale-repeat", occurred_at="2026-11-20T09:00:00Z"))
+        self.last_event_retained()
+        self.receive(alert(event_id="stale-clear", state="cleared"))
+        self.last_event_retained()
+        self.Event._process_batch()
+        self.assertEqual(self.requests(), request)
+        self.assertEqual(request.alert_repeat_count, 1)
+        self.assertEqual(request.message_ids, notes, "no note")
+        self.assertEqual(self.equipment.last_fault_code, "SPN110-FMI0", "still the live alert's")
+
     # -- failures, replay, retention ---------------------------------------
     def test_failures_back_off_then_die_and_replay_recovers(self):
         self.receive(alert())
