@@ -296,6 +296,9 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         }
         latest = self._latest_reading_at(reading_machines) if reading_machines else {}
         applied = self._known_reading_times(items, equipment_of, latest)
+        # The latest reading time of each machine, this batch's included: a retained
+        # delivery's reading is kept only if it is newer (reference, 4.3).
+        newest = dict(latest)
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -313,6 +316,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     sensors,
                     offsets.get(equipment_id),
                     applied,
+                    newest,
                 )
             elif event.retained:
                 # The broker replays its retained message to every new subscription,
@@ -355,35 +359,50 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
     # -- readings ------------------------------------------------------------
     def _apply_readings(
-        self, event, equipment_id, machine, limits, rows, sensors, offsets, applied
+        self, event, equipment_id, machine, limits, rows, sensors, offsets, applied, newest
     ):
         """Apply an event's readings to its machine and add their history rows to ``rows``.
 
         ``applied`` holds the ``(machine, time)`` already stored or applied: a
         reading there is skipped, and the ones applied here are added to it.
+        ``newest`` maps a machine to the time of its latest reading, stored or
+        applied: a retained delivery's reading no newer is skipped as stale, and
+        the readings applied here move it on.
         """
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
-        suspects = 0
+        suspects = stale = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
             key = (equipment_id, at)
             if key in applied:
                 continue
+            newest_at = newest.get(equipment_id)
+            if event.retained and newest_at is not None and at <= newest_at:
+                stale += 1
+                continue
             applied.add(key)
+            if newest_at is None or at > newest_at:
+                newest[equipment_id] = at
             if offsets:
                 raw = life_to_date(raw, at, offsets)
             reason = machine.accept(raw, at, limits)
             if raw.get("sensors") and sensors is not None:
                 sensor_reason = sensors.check(event, equipment_id, raw["sensors"])
-                if not reason and not sensor_reason:
+                # A retained delivery raises no alert, not even through a rule.
+                if not reason and not sensor_reason and not event.retained:
                     sensors.samples.append((equipment_id, event, at, raw["sensors"]))
                 reason = reason or sensor_reason
             suspects += bool(reason)
             rows.append(
                 (*ids, at, *(raw.get(column) for column in HISTORY_COLUMNS), bool(reason), reason)
             )
-        return {"state": "processed", "readings": len(readings), "suspects": suspects}
+        return {
+            "state": "processed",
+            "readings": len(readings),
+            "suspects": suspects,
+            "stale": stale,
+        }
 
     def _insert_readings(self, rows, latest):
         """Insert history rows, skipping known (machine, time); returns stored per event.
@@ -819,10 +838,16 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 parts = [self.env._("%(count)s readings stored", count=stored)]
                 if outcome["suspects"]:
                     parts.append(self.env._("%(count)s suspect", count=outcome["suspects"]))
-                if outcome["readings"] - stored:
+                if outcome["stale"]:
                     parts.append(
-                        self.env._("%(count)s already known", count=outcome["readings"] - stored)
+                        self.env._(
+                            "%(count)s retained and older than the machine's latest",
+                            count=outcome["stale"],
+                        )
                     )
+                known = outcome["readings"] - stored - outcome["stale"]
+                if known:
+                    parts.append(self.env._("%(count)s already known", count=known))
                 result = ", ".join(parts)
             moves.append(
                 (

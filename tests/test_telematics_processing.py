@@ -220,6 +220,28 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(request.message_ids, notes, "no note")
         self.assertEqual(self.equipment.last_fault_code, "SPN110-FMI0", "still the live alert's")
 
+    def test_a_retained_reading_is_kept_only_if_newer_than_the_machines_latest(self):
+        """A late reading sent live fills the history; a retained one older than what
+        the machine has is old state: not kept (the ledger keeps its event)."""
+        self.receive_readings(reading("2026-11-20 12:00:00", engine_hours=200.0))
+        self.Event._process_batch()
+        # In one batch: a live reading, then a retained delivery around it.
+        self.receive_readings(reading("2026-11-20 12:45:00", engine_hours=200.5))
+        self.receive_readings(
+            reading("2026-11-20 06:00:00", engine_hours=195.0),
+            reading("2026-11-20 12:30:00", engine_hours=200.4),
+            reading("2026-11-20 13:00:00", engine_hours=200.6, fuel_level_pct=60.0),
+        )
+        event = self.last_event_retained()
+        self.Event._process_batch()
+        history = self.equipment.telematics_reading_ids.sorted("at")
+        self.assertEqual(history.mapped("engine_hours"), [200.0, 200.5, 200.6])
+        self.assertEqual(history[-1].event_id, event)
+        self.assertEqual(
+            event.result, "1 readings stored, 2 retained and older than the machine's latest"
+        )
+        self.assertEqual((self.equipment.engine_hours, self.equipment.fuel_level_pct), (200.6, 60))
+
     # -- failures, replay, retention ---------------------------------------
     def test_failures_back_off_then_die_and_replay_recovers(self):
         self.receive(alert())
