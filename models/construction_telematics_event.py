@@ -98,6 +98,13 @@ class ConstructionTelematicsEvent(models.Model):
     payload = fields.Json(required=True)
     payload_sha256 = fields.Char(string="Payload SHA-256", required=True)
     item_count = fields.Integer(default=1)
+    retained = fields.Boolean(
+        string="Retained delivery",
+        readonly=True,
+        help="The MQTT broker sent it as its topic's retained message, because the consumer "
+        "subscribed: stale state, perhaps months old, not a new event. It raises no alert, "
+        "and its readings are kept only if newer than the machine's latest.",
+    )
     state = fields.Selection(EVENT_STATES, required=True, default="pending", index=True)
     attempts = fields.Integer(default=0)
     next_attempt_at = fields.Datetime(string="Next attempt at")
@@ -284,6 +291,7 @@ class ConstructionTelematicsEvent(models.Model):
                 row.get("payload_json") or Json(row["payload"]),
                 row["payload_sha256"],
                 row.get("item_count", 1),
+                row.get("retained", False),
                 row["state"],
                 Json(row["validation_errors"]) if row.get("validation_errors") else None,
                 row.get("last_error"),
@@ -296,13 +304,13 @@ class ConstructionTelematicsEvent(models.Model):
             self.env.cr._obj,
             """INSERT INTO construction_telematics_event
                    (source_id, company_id, channel, dedupe_key, kind, device_id, payload,
-                    payload_sha256, item_count, state, validation_errors, last_error,
+                    payload_sha256, item_count, retained, state, validation_errors, last_error,
                     create_uid, write_uid, received_at, create_date, write_date, attempts, active)
                VALUES %s
                ON CONFLICT (source_id, dedupe_key) DO NOTHING
                RETURNING dedupe_key""",
             values,
-            template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
             " now() at time zone 'UTC', now() at time zone 'UTC',"
             " now() at time zone 'UTC', 0, true)",
             page_size=1000,

@@ -192,6 +192,10 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                     Event, source, endpoint, message, device, f"could not be received ({exc})"
                 )
             ]
+        for row in rows:
+            # Sent because the consumer subscribed, perhaps months after it was
+            # published: processing takes it as stale state, never as an alert.
+            row["retained"] = message.retain
         return rows
 
     def _insert_planned(self, Event, source, planned):
@@ -227,7 +231,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             "topic": message.topic,
             "bytes": len(message.payload),
         }
-        return Event._rejected_row(
+        row = Event._rejected_row(
             source,
             "mqtt",
             ENDPOINT_KINDS[endpoint],
@@ -235,6 +239,8 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             [{"field": "$", "message": reason}],
             device,
         )
+        row["retained"] = message.retain
+        return row
 
     def _apply_statuses(self, source, statuses):
         machines = self.env["construction.external.id"]._to_internal(

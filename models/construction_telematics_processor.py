@@ -162,7 +162,9 @@ def life_to_date(raw, at, offsets):
     return adjusted or raw
 
 
-LedgerItem = namedtuple("LedgerItem", "id kind payload company_id source_id device_id attempts")
+LedgerItem = namedtuple(
+    "LedgerItem", "id kind payload company_id source_id device_id attempts retained"
+)
 
 
 class KnownReading:
@@ -281,7 +283,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         # Plain rows, not records: the ORM would copy every JSON payload on read.
         cr.execute(
             """SELECT e.id, e.kind, e.payload, e.company_id, e.source_id, e.device_id, e.attempts,
-                      s.external_system_id
+                      e.retained, s.external_system_id
                FROM construction_telematics_event e
                JOIN construction_telematics_source s ON s.id = e.source_id
                WHERE e.id IN %s
@@ -325,6 +327,9 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         latest = self._latest_reading_at(reading_machines) if reading_machines else {}
         applied = self._known_readings(items, equipment_of, latest)
         fills = {}  # history row id -> the values a later reading adds to it (a history row)
+        # The latest reading time of each machine, this batch's included: a retained
+        # delivery's reading is kept only if it is newer (reference, 4.3).
+        newest = dict(latest)
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -343,7 +348,16 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     offsets.get(equipment_id),
                     applied,
                     fills,
+                    newest,
                 )
+            elif event.retained:
+                # The broker replays its retained message to every new subscription,
+                # perhaps months after it was published: an old alert, not a new one.
+                # Kept in the ledger; neither a request nor the machine's state now.
+                outcomes[event.id] = {
+                    "state": "processed",
+                    "result": self.env._("Retained delivery (stale state): no alert raised"),
+                }
             else:
                 outcome, alert = self._apply_alert(
                     event,
@@ -381,7 +395,17 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
 
     # -- readings ------------------------------------------------------------
     def _apply_readings(
-        self, event, equipment_id, machine, limits, rows, sensors, offsets, applied, fills
+        self,
+        event,
+        equipment_id,
+        machine,
+        limits,
+        rows,
+        sensors,
+        offsets,
+        applied,
+        fills,
+        newest,
     ):
         """Apply an event's readings to its machine and add their history rows to ``rows``.
 
@@ -389,13 +413,20 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         ``KnownReading``) or applied in this batch (to its row's index in
         ``rows``): a reading there only adds what that row lacks (``fills``
         collects it for stored rows), and the ones applied here are added to it.
+        ``newest`` maps a machine to the time of its latest reading, stored or
+        applied: a retained delivery's reading no newer is skipped as stale, and
+        the readings applied here move it on.
         """
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
-        suspects = completed = 0
+        suspects = completed = stale = 0
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
             key = (equipment_id, at)
+            newest_at = newest.get(equipment_id)
+            if event.retained and newest_at is not None and at <= newest_at:
+                stale += 1  # not even to complete a known reading: stale state
+                continue
             known = applied.get(key)
             if offsets:
                 raw = life_to_date(raw, at, offsets)
@@ -403,10 +434,13 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 completed += self._complete_known(known, raw, at, machine, limits, rows, fills, ids)
                 continue
             applied[key] = len(rows)
+            if newest_at is None or at > newest_at:
+                newest[equipment_id] = at
             reason = machine.accept(raw, at, limits)
             if raw.get("sensors") and sensors is not None:
                 sensor_reason = sensors.check(event, equipment_id, raw["sensors"])
-                if not reason and not sensor_reason:
+                # A retained delivery raises no alert, not even through a rule.
+                if not reason and not sensor_reason and not event.retained:
                     sensors.samples.append((equipment_id, event, at, raw["sensors"]))
                 reason = reason or sensor_reason
             suspects += bool(reason)
@@ -418,6 +452,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             "readings": len(readings),
             "suspects": suspects,
             "completed": completed,
+            "stale": stale,
         }
 
     @staticmethod
@@ -918,13 +953,16 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     parts.append(
                         self.env._("%(count)s added to readings already known", count=completed)
                     )
-                if outcome["readings"] - stored - completed:
+                if outcome["stale"]:
                     parts.append(
                         self.env._(
-                            "%(count)s already known",
-                            count=outcome["readings"] - stored - completed,
+                            "%(count)s retained and older than the machine's latest",
+                            count=outcome["stale"],
                         )
                     )
+                known = outcome["readings"] - stored - completed - outcome["stale"]
+                if known:
+                    parts.append(self.env._("%(count)s already known", count=known))
                 result = ", ".join(parts)
             moves.append(
                 (

@@ -60,6 +60,31 @@ class TestSensorRules(TransactionCase):
         self.send((20, 109), (29, 112))  # 9 minutes: still short
         self.assertFalse(self.requests())
 
+    def test_a_retained_delivery_feeds_no_rule(self):
+        """Retained MQTT deliveries never raise alerts (reference, 4.3): their readings,
+        kept when newer than the machine's, do not count in a breach."""
+        self.Event._receive_readings(
+            self.source,
+            [
+                {
+                    "device_id": "DEV-1",
+                    "at": T0 + timedelta(minutes=minutes),
+                    "sensors": {"coolant_temp_c": value},
+                    "_index": index,
+                }
+                for index, (minutes, value) in enumerate(((0, 110), (15, 112)))
+            ],
+            [],
+        )
+        self.Event.search([("source_id", "=", self.source.id)], limit=1).retained = True
+        process_all(self.Event)
+        self.assertEqual(len(self.equipment.telematics_reading_ids), 2)
+        self.assertFalse(self.requests())
+        self.send((20, 113), (25, 114))  # live, 5 minutes: short
+        self.assertFalse(self.requests())
+        self.send((30, 115))  # 10 minutes since the first live breach
+        self.assertEqual(len(self.requests()), 1)
+
     def test_a_breach_that_lasts_opens_one_request_and_its_end_is_noted(self):
         self.send((0, 110), (5, 112))
         self.send((11, 113), (15, 114))

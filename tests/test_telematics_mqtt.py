@@ -194,6 +194,7 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
                     "device": event.device_id,
                     "items": event.item_count,
                     "errors": event.validation_errors,
+                    "result": event.result,
                 }
                 for event in events
             ]
@@ -359,6 +360,83 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
         first, second = self._machines()
         self.assertEqual((first["engine_hours"], second["engine_hours"]), (1500.25, 730))
         self.assertEqual(second["requests"], 1)
+
+    def _publish_retained(self, gateway, device, kind, payload):
+        """Publish ``payload`` as its topic's retained message, deleted when the test ends."""
+        reason = self._publish(gateway, device, kind, payload, retain=True)
+        # Success, or "No matching subscribers" (16): the broker keeps it all the same.
+        self.assertFalse(reason.is_failure, reason)
+        # Registered before the consumers start: it runs once they are stopped.
+        self.addCleanup(self._delete_retained, device, kind)
+
+    def _delete_retained(self, device, kind):
+        gateway = self._gateway()
+        # An empty retained payload deletes the topic's retained message at the broker.
+        self._publish(gateway, device, kind, b"", retain=True)
+        gateway.disconnect()
+
+    def test_retained_deliveries_are_stale_state_never_alerts(self):
+        """The broker sends its retained messages to every new subscription, perhaps
+        months after they were published (a new source, prefix or consumer session,
+        no share group): stale state, not events (reference, 4.3). Each stays in the
+        ledger saying what became of it; an alert opens no request, a reading is kept
+        only if it is newer than the machine's latest."""
+        with committed_env(self.registry) as env:
+            source = env["construction.telematics.source"].browse(self.source_id)
+            source.mqtt_share_group = False
+            # DEV-1's latest reading came another way (HTTP) at 08:30.
+            env["construction.telematics.event"]._receive_body(
+                source,
+                "readings",
+                json.dumps({"readings": [self._reading("DEV-1", 30, 130)]}).encode(),
+            )
+        gateway = self._gateway()
+        stale_alert = self._alert("DEV-2", "stale-1")
+        self._publish_retained(gateway, "DEV-2", "alerts", stale_alert)
+        older = {"readings": [self._reading("DEV-1", 10, 110)]}
+        self._publish_retained(gateway, "DEV-1", "readings", older)
+        newer = {"readings": [self._reading("DEV-2", 40, 140)]}
+        self._publish_retained(gateway, "DEV-2", "readings", newer)
+        self._start_consumer("main")  # subscribes: the broker sends the three retained messages
+        self._wait_ledger(4)
+        self._process_all()
+        first, second = self._machines()
+        self.assertEqual(second["requests"], 0, "a retained alert opens no request")
+        self.assertEqual(
+            (first["readings"], first["engine_hours"]), (1, 130), "the older one is not kept"
+        )
+        self.assertEqual((second["readings"], second["engine_hours"]), (1, 140))
+        self.assertEqual(
+            # The broker sends retained messages in an order of its own.
+            sorted((event["device"], event["state"], event["result"]) for event in self._ledger()),
+            [
+                (
+                    "DEV-1",
+                    "processed",
+                    "0 readings stored, 1 retained and older than the machine's latest",
+                ),
+                ("DEV-1", "processed", "1 readings stored"),
+                ("DEV-2", "processed", "1 readings stored"),
+                ("DEV-2", "processed", "Retained delivery (stale state): no alert raised"),
+            ],
+        )
+        with committed_env(self.registry) as env:
+            machine = env["maintenance.equipment"].browse(self.machine_ids[1])
+            self.assertFalse(machine.last_fault_code)
+            self.assertNotIn("Telematics alert", " ".join(machine.message_ids.mapped("body")))
+        # The same alert delivered live later is one the ledger has: a duplicate.
+        self.assertEqual(self._publish(gateway, "DEV-2", "alerts", stale_alert), 0)
+        live_alert = self._alert("DEV-2", "live-1")
+        self.assertEqual(self._publish(gateway, "DEV-2", "alerts", live_alert), 0)
+        self._wait(lambda: self._consumer_row("main").get("committed_total", 0) >= 5, "not in")
+        self.assertEqual(len(self._ledger()), 5)
+        self._process_all()
+        self.assertEqual(self._machines()[1]["requests"], 1, "a live alert opens its request")
+        with committed_env(self.registry) as env:
+            request = env["maintenance.request"].search(
+                [("equipment_id", "=", self.machine_ids[1])]
+            )
+            self.assertEqual(request.alert_sensor_snapshot["event_id"], "live-1")
 
     def _kill_between_commit_and_ack_and_resume(self, name, published):
         """Kill consumer ``name`` (asleep before acknowledging its first committed

@@ -255,6 +255,68 @@ class TestTelematicsProcessing(TransactionCase):
         )
         self.assertEqual(self.env.cr.fetchone(), (True, True, True))
 
+    # -- retained MQTT deliveries: stale state, never alerts (reference, 4.3) --
+    def last_event_retained(self):
+        """The last event received, marked as the MQTT consumer marks a retained delivery."""
+        event = self.Event.search([("source_id", "=", self.source.id)], limit=1)
+        event.retained = True
+        return event
+
+    def test_a_retained_alert_is_kept_and_changes_nothing(self):
+        self.receive(alert(event_id="stale-1"))
+        event = self.last_event_retained()
+        self.Event._process_batch()
+        self.assertFalse(self.requests())
+        self.assertEqual((event.state, event.equipment_id), ("processed", self.equipment))
+        self.assertEqual(event.result, "Retained delivery (stale state): no alert raised")
+        self.assertFalse(event.request_id)
+        # Neither its fault code nor the position and meters it carries: old state.
+        self.assertFalse(self.equipment.last_fault_code)
+        self.assertFalse(self.equipment.telematics_latitude)
+        self.assertFalse(self.equipment.engine_hours)
+        self.assertFalse(self.equipment.telematics_last_seen_at)
+        # The same alert delivered live later is one the ledger has: a duplicate.
+        self.assertEqual(self.receive(alert(event_id="stale-1"))["duplicates"], 1)
+        self.assertEqual(self.Event._process_batch(), 0)
+        self.assertFalse(self.requests())
+
+    def test_a_retained_repeat_or_clear_leaves_the_open_request_alone(self):
+        self.receive(alert(event_id="live-1"))
+        self.Event._process_batch()
+        request = self.requests()
+        notes = request.message_ids
+        self.receive(alert(event_id="stale-repeat", occurred_at="2026-11-20T09:00:00Z"))
+        self.last_event_retained()
+        self.receive(alert(event_id="stale-clear", state="cleared"))
+        self.last_event_retained()
+        self.Event._process_batch()
+        self.assertEqual(self.requests(), request)
+        self.assertEqual(request.alert_repeat_count, 1)
+        self.assertEqual(request.message_ids, notes, "no note")
+        self.assertEqual(self.equipment.last_fault_code, "SPN110-FMI0", "still the live alert's")
+
+    def test_a_retained_reading_is_kept_only_if_newer_than_the_machines_latest(self):
+        """A late reading sent live fills the history; a retained one older than what
+        the machine has is old state: not kept (the ledger keeps its event)."""
+        self.receive_readings(reading("2026-11-20 12:00:00", engine_hours=200.0))
+        self.Event._process_batch()
+        # In one batch: a live reading, then a retained delivery around it.
+        self.receive_readings(reading("2026-11-20 12:45:00", engine_hours=200.5))
+        self.receive_readings(
+            reading("2026-11-20 06:00:00", engine_hours=195.0),
+            reading("2026-11-20 12:30:00", engine_hours=200.4),
+            reading("2026-11-20 13:00:00", engine_hours=200.6, fuel_level_pct=60.0),
+        )
+        event = self.last_event_retained()
+        self.Event._process_batch()
+        history = self.equipment.telematics_reading_ids.sorted("at")
+        self.assertEqual(history.mapped("engine_hours"), [200.0, 200.5, 200.6])
+        self.assertEqual(history[-1].event_id, event)
+        self.assertEqual(
+            event.result, "1 readings stored, 2 retained and older than the machine's latest"
+        )
+        self.assertEqual((self.equipment.engine_hours, self.equipment.fuel_level_pct), (200.6, 60))
+
     # -- failures, replay, retention ---------------------------------------
     def test_failures_back_off_then_die_and_replay_recovers(self):
         self.receive(alert())

@@ -116,12 +116,13 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
         for consumer in self.consumers:
             consumer.stop(timeout=2)
 
-    def _consumer(self, commit, receive_maximum=100, before_ack=None):
+    def _consumer(self, commit, receive_maximum=100, before_ack=None, share_group=None):
+        share = f"$share/{share_group}/" if share_group else ""
         settings = BrokerSettings(
             host="127.0.0.1",
             port=self.broker.port,
             client_id=self.client_id,
-            subscriptions=(f"{self.prefix}/#",),
+            subscriptions=(f"{share}{self.prefix}/#",),
             session_expiry=600,
             receive_maximum=receive_maximum,
         )
@@ -229,6 +230,67 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
         release.set()
         self._wait(lambda: len(received) == 40, f"got {len(received)} of 40")
         self.assertEqual(received, list(range(40)))
+
+    def _publish_one(self, payload, retain):
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        client.publish(f"{self.prefix}/DEV/alerts", payload, qos=1, retain=retain).wait_for_publish(
+            10
+        )
+        client.disconnect()
+        client.loop_stop()
+
+    def test_only_deliveries_caused_by_subscribing_are_marked_retained(self):
+        """The ledger tells stale state from new events by this flag (reference, 4.3)."""
+        received = []
+
+        def commit(messages):
+            received.extend((message.payload, message.retain) for message in messages)
+
+        self._publish_one(b"published before anyone subscribed", retain=True)
+        # An empty retained payload deletes the topic's retained message.
+        self.addCleanup(self._publish_one, b"", retain=True)
+        consumer = self._consumer(commit)
+        self._wait(lambda: received, "the retained message did not come")
+        self._publish_one(b"retained, to a subscriber", retain=True)
+        self._publish_one(b"live", retain=False)
+        self._wait(lambda: len(received) == 3, f"got {received}")
+        self.assertEqual(
+            received,
+            [
+                (b"published before anyone subscribed", True),
+                # Forwarded to a subscription that exists: a new event, whatever its publisher
+                # asked the broker to keep.
+                (b"retained, to a subscriber", False),
+                (b"live", False),
+            ],
+        )
+        # The consumer subscribes again at each connection, even to its own session:
+        # the broker sends the topic's retained message again, marked retained.
+        consumer.stop()
+        received.clear()
+        self._consumer(commit)
+        self._wait(lambda: received, "the retained message did not come again")
+        self.assertEqual(received, [(b"retained, to a subscriber", True)])
+
+    def test_mosquitto_sends_retained_messages_to_a_shared_subscription_too(self):
+        """The MQTT 5 specification sends none to a shared subscription (reference, 4.4);
+        Mosquitto 2.0 does, to every member that joins: the flag matters there too."""
+        received = []
+
+        def commit(messages):
+            received.extend((message.payload, message.retain) for message in messages)
+
+        self._publish_one(b"published before anyone subscribed", retain=True)
+        self.addCleanup(self._publish_one, b"", retain=True)
+        self._consumer(commit, share_group="odoo-ingest")
+        self._wait(lambda: received, "no retained message came")
+        self.assertEqual(received, [(b"published before anyone subscribed", True)])
 
     def test_reconnects_after_a_broker_restart(self):
         received, commit = self._recorder()
