@@ -13,10 +13,11 @@ in a second one.
 import uuid
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import html2plaintext
 
 from ..protocols.external_ids import normalize
-from ..protocols.odyssee_adapter import find_by_key
+from ..protocols.odyssee_adapter import default_installation_status, find_by_key
 
 # The ERP key of each controller the connector writes.
 ERP_KEYS = {
@@ -88,10 +89,12 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             backend._write_call_log(call_log)
         return False
 
-    def _upsert(self, backend, client, record, controller, values):
+    def _upsert(self, backend, client, record, controller, values, create_values=None):
         """Make Odyssee hold ``values`` for ``record``; returns ``(guid, what was done)``.
 
         What was done: False (unchanged), "updated", "adopted" or "created".
+        ``create_values``: a callable giving what a POST adds to ``values`` (what
+        a new record must have, which an update must leave as Odyssee has it).
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -115,7 +118,8 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             binding = Binder._bind(system, [(record, str(uuid.uuid4()))], pending=True)
             if self.env.context.get("odyssee_auto_commit"):
                 self.env.cr.commit()  # the intent survives a crash during the POST
-        created = client.create(controller, dict(values, id=binding.external_id))
+        extra = create_values() if create_values else {}
+        created = client.create(controller, dict(values, id=binding.external_id, **extra))
         if created.get("@adopted"):  # an earlier attempt created it: make sure it is current
             client.update(controller, binding.external_id, values)
         binding.write(sent)
@@ -155,7 +159,19 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 "serial_number": equipment.serial_no or "",
                 "company_id": company_guid,
             },
+            create_values=lambda: {"project_status_id": self._new_installation_status(client)},
         )[0]
+
+    def _new_installation_status(self, client):
+        status = default_installation_status(client)
+        if not status:
+            raise UserError(
+                self.env._(
+                    "Odyssee has no open installation status (ProjectStatus) to give a new "
+                    "installation: open one, or make one the default, in Odyssee."
+                )
+            )
+        return status
 
     def _push_technician(self, backend, client, employee):
         return self._upsert(

@@ -94,6 +94,7 @@ def populate(
             lastname=f"Nr {index}",
             email=f"tech{index}@example.com",
         )
+    in_service = next(s for s in emulator.tables["ProjectStatus"].values() if s["is_default"])
     machines = []
     for index in range(customers):
         company = emulator.add(
@@ -110,6 +111,7 @@ def populate(
                     id=_nth(machine_guids, len(machines)),
                     name=f"Machine {index}-{number}",
                     company_id=company["id"],
+                    project_status_id=in_service["id"],
                     serial_number=f"SN{index:04d}{number}",
                 )
             )

@@ -83,13 +83,18 @@ SCHEMAS = {
             "reference_back_office": "s",
             "name": "s",
             "company_id": "g",
+            "project_status_id": "g",
             "serial_number": "s",
             "archived": "b",
             "modified_dateutc": "d",
         },
         "required": ["name"],
-        "one_of": [("company_id", "company_code")],
-        "refs": {"company": ("Company", "code")},
+        # Reference 5.7: the status and the owning company are both opt-req groups.
+        "one_of": [
+            ("company_id", "company_code"),
+            ("project_status_id", "project_status_code"),
+        ],
+        "refs": {"company": ("Company", "code"), "project_status": ("ProjectStatus", "code")},
         "max": {"name": 100, "reference_back_office": 50},
         "writable": True,
     },
@@ -129,6 +134,16 @@ SCHEMAS = {
         "required": ["username"],
         "max": {"username": 100, "code": 50},
         "writable": True,
+    },
+    "ProjectStatus": {  # reference 5.7: is_default is pre-selected on new installations
+        "fields": {
+            "id": "g",
+            "code": "s",
+            "name": "s",
+            "is_default": "b",
+            "is_closed": "b",
+            "modified_dateutc": "d",
+        },
     },
     "JobStatus": {  # read-only catalogue; its model page was not readable (section 5.14)
         "fields": {"id": "g", "code": "s", "name": "s", "modified_dateutc": "d"},
@@ -446,6 +461,16 @@ class Emulator:
         self.upper_case = set()
         for code, name in (("REPAIR", "Repair"), ("SERVICE", "Service")):
             self._insert("JobType", {"code": code, "name": name, "is_default": code == "REPAIR"})
+        # A tenant's own installation statuses (no ERP code set on them in the UI).
+        for name, is_default, is_closed in (
+            ("Closed", False, True),
+            ("In service", True, False),
+            ("Out of service", False, False),
+        ):
+            self._insert(
+                "ProjectStatus",
+                {"code": "", "name": name, "is_default": is_default, "is_closed": is_closed},
+            )
         self.job_status_ids = {}
         for code, name, guid in JOB_STATUSES:
             status = self._insert("JobStatus", {"id": guid, "code": code, "name": name})
@@ -887,6 +912,7 @@ class Emulator:
                 target = {
                     "company_id": "Company",
                     "project_id": "Project",
+                    "project_status_id": "ProjectStatus",
                     "job_type_id": "JobType",
                     "article_category_id": "ArticleCategory",
                     "parent_id": "ArticleCategory",

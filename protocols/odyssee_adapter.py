@@ -133,3 +133,20 @@ def find_by_key(client, controller, key_field, value):
     is ``value``: the lookup that comes before a create, as the API has no upsert."""
     query = odata.Query(filter=odata.cond(key_field, "eq", value), select=["id", key_field])
     return client.get(controller, query=query).get("value", [])
+
+
+def default_installation_status(client):
+    """The GUID of the status a new installation gets, or None when the tenant has none open.
+
+    An installation's status is required (reference 5.7, ``project_status``
+    opt-req). Odyssee pre-selects its ``is_default`` status on new
+    installations; without an open default, the first open status by name.
+    """
+    query = odata.Query(
+        filter=odata.cond("is_closed", "eq", False),
+        select=["id", "name", "is_default"],
+        orderby="name",
+    )
+    statuses = list(client.iter_all("ProjectStatus", query))
+    chosen = next((s for s in statuses if s.get("is_default")), statuses[0] if statuses else None)
+    return normalize(chosen["id"]) if chosen else None

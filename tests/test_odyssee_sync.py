@@ -748,6 +748,46 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(self.count_by_code("Article").get("COFFEE"), 1)
         self.assertFalse(Binder._binding(system, unused).pending)
 
+    def test_a_machine_odyssee_does_not_know_is_created_with_the_tenants_default_status(self):
+        # Reference 5.7: an installation's status is required (one of project_status_id,
+        # _code, or the embedded object); the tenant pre-selects its default one.
+        customer = self.env["res.partner"].create({"name": "New customer", "ref": "C-77"})
+        site = self.env["project.project"].create({"name": "Site B", "partner_id": customer.id})
+        machine = self.env["maintenance.equipment"].create(
+            {"name": "New dumper", "serial_no": "DMP-1", "job_site_project_id": site.id}
+        )
+        request = self.env["maintenance.request"].create(
+            {"name": "Brakes", "equipment_id": machine.id}
+        )
+        request.action_send_to_odyssee()
+        self.stream("push")._run()
+        self.assertEqual(request.odyssee_push_state, "sent", request.odyssee_push_error)
+        project = self.emulator.tables["Project"][machine.odyssee_installation_guid]
+        status = self.emulator.tables["ProjectStatus"][project["project_status_id"]]
+        self.assertEqual((status["name"], status["is_default"]), ("In service", True))
+        # Closed in Odyssee since: an update of the machine leaves its status alone.
+        closed = next(s for s in self.emulator.tables["ProjectStatus"].values() if s["is_closed"])
+        project["project_status_id"] = closed["id"]
+        machine.name = "New dumper (renamed)"
+        request._set_odyssee_push_state("pending")
+        self.stream("push")._run()
+        self.assertEqual(project["name"], "New dumper (renamed)")
+        self.assertEqual(project["project_status_id"], closed["id"])
+
+    def test_a_tenant_without_an_open_installation_status_is_told(self):
+        for status in self.emulator.tables["ProjectStatus"].values():
+            status["is_closed"] = True
+        machine = self.env["maintenance.equipment"].create(
+            {"name": "Lonely crane", "job_site_project_id": self.job_site.id}
+        )
+        request = self.env["maintenance.request"].create(
+            {"name": "Cable", "equipment_id": machine.id}
+        )
+        request.action_send_to_odyssee()
+        self.stream("push")._run()
+        self.assertEqual(request.odyssee_push_state, "error")
+        self.assertIn("no open installation status", request.odyssee_push_error)
+
     def test_a_create_interrupted_after_its_post_is_adopted_on_the_next_run(self):
         request = self.env["maintenance.request"].create(
             {"name": "Crashed", "equipment_id": self.machine.id}
