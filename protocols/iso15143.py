@@ -35,6 +35,8 @@ _DURATION = re.compile(
     r"(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
 _HOURS_MINUTES = re.compile(r"^(\d+):([0-5]\d)$")
+# An RFC 3339 date-time without its offset: UTC in an ISO 15143-3 document.
+_ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
 
 
 def _ci(mapping, *names):
@@ -85,6 +87,8 @@ def _finite(value):
         number = float(value)
     except OverflowError:
         raise ValueError("must be a finite number") from None
+    except ValueError:
+        raise ValueError("must be a number") from None
     if not math.isfinite(number):
         raise ValueError("must be a finite number")
     return number
@@ -122,29 +126,59 @@ SOURCE_FIELD = {
 }
 
 
+def _placeholder(value):
+    """Whether ``value`` stands for no value: null, or a placeholder (reference 1.9)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in PLACEHOLDERS)
+
+
+# element -> (canonical field, ISO child holding its value); location and units aside
+_SINGLE_VALUE_ELEMENTS = {
+    "cumulativeoperatinghours": ("engine_hours", "Hour"),
+    "cumulativeidlehours": ("idle_hours", "Hour"),
+    "distance": ("odometer_km", "Odometer"),
+    "fuelremaining": ("fuel_level_pct", "Percent"),
+    "defremaining": ("def_level_pct", "Percent"),
+    "fuelused": ("fuel_used_l", "FuelConsumed"),
+}
+
+
 def _element_values(name, element):
-    """Canonical reading fields of one ISO data element."""
+    """Canonical reading fields of one ISO data element; None when it holds no value.
+
+    Senders fill an element they have no value for with a placeholder ("N/A",
+    "missing", "", null): that is an absent value, not a malformed one.
+    """
     if name == "location":
-        return {"lat": _number(_ci(element, "Latitude")), "lon": _number(_ci(element, "Longitude"))}
-    if name == "cumulativeoperatinghours":
-        return {"engine_hours": parse_hours(_ci(element, "Hour"))}
-    if name == "cumulativeidlehours":
-        return {"idle_hours": parse_hours(_ci(element, "Hour"))}
+        lat, lon = _ci(element, "Latitude"), _ci(element, "Longitude")
+        if _placeholder(lat) and _placeholder(lon):
+            return None
+        if _placeholder(lat) or _placeholder(lon):
+            raise ValueError("must hold both Latitude and Longitude")
+        return {"lat": _number(lat), "lon": _number(lon)}
+    if name not in _SINGLE_VALUE_ELEMENTS:
+        return None
+    field, child = _SINGLE_VALUE_ELEMENTS[name]
+    value = _ci(element, child)
+    if _placeholder(value):
+        return None
+    if child == "Hour":
+        return {field: parse_hours(value)}
     if name == "distance":
-        unit = str(_ci(element, "OdometerUnits") or "kilometre").strip().lower()
-        if unit not in DISTANCE_TO_KM:
-            raise ValueError(f"unknown OdometerUnits {unit[:40]!r}")
-        return {"odometer_km": _number(_ci(element, "Odometer")) * DISTANCE_TO_KM[unit]}
-    if name == "fuelremaining":
-        return {"fuel_level_pct": _number(_ci(element, "Percent"))}
-    if name == "defremaining":
-        return {"def_level_pct": _number(_ci(element, "Percent"))}
+        return {field: _number(value) * _unit_factor(element, "OdometerUnits", DISTANCE_TO_KM)}
     if name == "fuelused":
-        unit = str(_ci(element, "FuelUnits") or "litre").strip().lower()
-        if unit not in FUEL_TO_LITRE:
-            raise ValueError(f"unknown FuelUnits {unit[:40]!r}")
-        return {"fuel_used_l": _number(_ci(element, "FuelConsumed")) * FUEL_TO_LITRE[unit]}
-    return None
+        return {field: _number(value) * _unit_factor(element, "FuelUnits", FUEL_TO_LITRE)}
+    return {field: _number(value)}
+
+
+def _unit_factor(element, child, factors):
+    """The factor of ``element``'s unit (``child``) to the canonical one; absent is canonical."""
+    unit = _ci(element, child)
+    if _placeholder(unit):
+        return 1.0
+    unit = str(unit).strip().lower()
+    if unit not in factors:
+        raise ValueError(f"unknown {child} {unit[:40]!r}")
+    return factors[unit]
 
 
 def equipment_list_of(document):
@@ -203,6 +237,8 @@ def fleet_to_readings(document, now=None):
             if name == "equipmentheader" or not isinstance(element, dict):
                 continue
             stamp_key, stamp = _ci_key(element, "datetime")
+            if isinstance(stamp, str) and _ZONELESS.match(stamp):
+                stamp += "Z"  # ISO 15143-3 times are UTC; some senders leave the Z out
             try:
                 values = _element_values(name, element)
                 if values is None:

@@ -344,6 +344,25 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
         self.assertCountEqual(self.events(state="rejected").mapped("payload"), refused)
         self.assertEqual(self.attention_count(), 2)
 
+    def test_iso15143_placeholders_are_absent_values_and_zoneless_times_utc(self):
+        """Reference 1.9: "N/A", "missing" and nulls stand for no value; ISO times are
+        UTC even where a sender leaves the Z out. The hours come in, nothing is refused."""
+        page = iso_snapshot(
+            at="2026-11-20T08:59:00",
+            CumulativeOperatingHours={"Hour": 1234.5},
+            FuelRemaining={"Percent": "N/A"},
+            DEFRemaining={"Percent": None},
+            Location={"Latitude": "missing", "Longitude": "missing"},
+        )
+        response = self.post("iso15143/fleet", dumps(page))
+        self.assertEqual(response.status_code, 202, response.text)
+        self.assertEqual(response.json(), {"accepted": 1, "duplicates": 0, "rejected": []})
+        self.assertFalse(self.events(state="rejected"))
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1234.5)
+        self.assertEqual(str(self.equipment.engine_hours_at), "2026-11-20 08:59:00")
+        self.assertFalse(self.equipment.telematics_position_at)
+
     def test_iso15143_links_may_be_one_object_or_null(self):
         """A gateway converting XML (a repeated <Links>) makes a lone link an object."""
         next_page = {"rel": "next", "href": "/Fleet/2"}

@@ -192,6 +192,60 @@ class TestIso15143(unittest.TestCase):
         self.assertEqual(newer["engine_hours"], 13.5)
         self.assertEqual((newer["lat"], newer["lon"]), (48.1, 2.2))
 
+    def test_an_element_holding_a_placeholder_is_absent_not_an_error(self):
+        # The reference (1.9): "missing", "N/A", empty strings and nulls stand for no value.
+        at = "2026-11-20T08:00:00Z"
+        machine = {
+            "EquipmentHeader": {"SerialNumber": "SN-1"},
+            "CumulativeOperatingHours": {"datetime": at, "Hour": 120.5},
+            "DEFRemaining": {"datetime": at, "Percent": None},
+            "Distance": {"datetime": at, "OdometerUnits": "kilometre", "Odometer": "N/A"},
+            "FuelRemaining": {"datetime": at, "Percent": "missing"},
+            "FuelUsed": {"datetime": at, "FuelUnits": "litre", "FuelConsumed": ""},
+            "Location": {"datetime": at, "Latitude": "N/A", "Longitude": "N/A"},
+            "CumulativeIdleHours": {"datetime": at, "Hour": None},
+        }
+        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        self.assertEqual(errors, [])
+        expected = {"device_id": "SN-1", "at": datetime(2026, 11, 20, 8), "_index": 0}
+        self.assertEqual(readings, [expected | {"engine_hours": 120.5}])
+        # A machine holding nothing but placeholders gives no reading, and no error.
+        only = {
+            "EquipmentHeader": {"PIN": "P1"},
+            "FuelRemaining": {"datetime": at, "Percent": None},
+        }
+        self.assertEqual(iso15143.fleet_to_readings({"Equipment": [only]}, now=NOW), ([], []))
+        # Half a position is no position, and a word is still an error.
+        half = {
+            "EquipmentHeader": {"PIN": "P2"},
+            "Location": {"datetime": at, "Latitude": 48.1, "Longitude": "N/A"},
+            "FuelRemaining": {"datetime": at, "Percent": "lots"},
+        }
+        readings, errors = iso15143.fleet_to_readings({"Equipment": [half]}, now=NOW)
+        self.assertEqual(readings, [])
+        self.assertEqual(
+            sorted(e["field"] for _i, e in errors),
+            ["Equipment[0].FuelRemaining", "Equipment[0].Location"],
+        )
+
+    def test_an_iso_time_without_a_zone_is_utc(self):
+        # ISO 15143-3 times are UTC by definition; Bell's time series omit the Z in
+        # some samples (reference 1.8). The canonical API still requires a zone.
+        machine = {
+            "EquipmentHeader": {"PIN": "P"},
+            "CumulativeOperatingHours": {"datetime": "2026-11-20T08:00:00", "Hour": 5},
+            "FuelRemaining": {"datetime": "2026-11-20T08:00:00.250", "Percent": 40},
+        }
+        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        self.assertEqual(errors, [])
+        self.assertEqual(
+            [(r["at"], sorted(set(r) - {"device_id", "at", "_index"})) for r in readings],
+            [
+                (datetime(2026, 11, 20, 8), ["engine_hours"]),
+                (datetime(2026, 11, 20, 8, 0, 0, 250000), ["fuel_level_pct"]),
+            ],
+        )
+
     def test_hours_formats(self):
         self.assertEqual(iso15143.parse_hours("P1DT2H"), 26.0)
         self.assertEqual(iso15143.parse_hours("12:30"), 12.5)
