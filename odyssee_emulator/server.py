@@ -436,6 +436,10 @@ class Faults:
     # every API call answers ``moved_status`` with a Location under this base URL.
     moved_to: str = ""
     moved_status: int = 301
+    # Rows change while a client pages (reference 2.4: results shift between page
+    # requests): after serving a page of this controller that has a next page, its
+    # first row is modified, so it moves to the end and every later row one place back.
+    changed_between_pages: str = ""
 
 
 @dataclass
@@ -811,6 +815,8 @@ class Emulator:
         if skip + top < len(rows) and top > 0:
             next_query = dict(options, **{"$skip": str(skip + top)})
             envelope["@odata.nextLink"] = f"{self.base_url}/{controller}?{urlencode(next_query)}"
+            if self.faults.changed_between_pages == controller and page:
+                self.touch(controller, rows[skip]["id"])
         return envelope
 
     def _write(self, controller, key, body):

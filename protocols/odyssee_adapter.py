@@ -5,7 +5,7 @@ approvals costs one call, and the jobs, parts and time lines of all its jobs
 three more (``id eq a or id eq b …``), never a call per approval.
 """
 
-from . import odata
+from . import odata, odyssee_client
 from .external_ids import normalize
 
 APPROVAL_KIND_FIELDS = ["id", "jobs_id", "is_daily_approval", "ready_for_multi_approval"]
@@ -50,13 +50,60 @@ class OdysseeAdapter:
                 odata.cond("id", "gt", odata.Guid(after_id)),
             )
             when = f"({odata.cond('modified_dateutc', 'gt', since)} or ({same_stamp}))"
-        query = odata.Query(
-            filter=odata.all_of(when, condition) if condition else when,
-            orderby=["modified_dateutc asc", "id asc"],
-            select=select,
-            top=self.page_size,
+        return self._pages_by_stamp(
+            controller,
+            since,
+            lambda stamp_condition: odata.Query(
+                filter=odata.all_of(stamp_condition, condition) if condition else stamp_condition,
+                orderby=["modified_dateutc asc", "id asc"],
+                select=select,
+                top=self.page_size,
+            ),
+            first=when,
         )
-        return self.client.iter_pages(controller, query)
+
+    def _pages_by_stamp(self, controller, since, query_from, first=None):
+        """Pages of rows by ascending ``modified_dateutc`` from ``since``, each read afresh.
+
+        Following ``@odata.nextLink`` (``$skip``) misses a row whenever one
+        before it changes during the pull (reference 2.4: results shift between
+        page requests): the changed row moves to the end, every later one a
+        place back, and the one shifted over the page's edge is never read, its
+        stamp soon behind the watermark. So each page asks again for the rows
+        stamped from the newest stamp of the page before (keyset), leaving out
+        the ones of that stamp it gave already. A page whose rows all share one
+        stamp (more of them than a page holds) follows its next link instead.
+        ``query_from(condition)`` makes the query of a stamp condition;
+        ``first`` replaces the condition of the first page (a resume).
+        """
+        envelope = self.client.get(
+            controller, query=query_from(first or odata.cond("modified_dateutc", "ge", since))
+        )
+        stamp, given = None, set()
+        while True:
+            rows = envelope.get("value", [])
+            fresh = [
+                row
+                for row in rows
+                if odata.normalize_timestamp(row["modified_dateutc"]) != stamp
+                or normalize(row["id"]) not in given
+            ]
+            yield fresh
+            if not odyssee_client.next_link(envelope) or not rows:
+                return
+            newest = max(odata.normalize_timestamp(row["modified_dateutc"]) for row in rows)
+            if newest != stamp:
+                stamp, given = newest, set()
+            given.update(
+                normalize(row["id"])
+                for row in rows
+                if odata.normalize_timestamp(row["modified_dateutc"]) == stamp
+            )
+            if all(odata.normalize_timestamp(row["modified_dateutc"]) == stamp for row in rows):
+                envelope = self.client.follow(envelope)  # one stamp fills the page
+            else:
+                condition = odata.cond("modified_dateutc", "ge", odata.parse_timestamp(stamp))
+                envelope = self.client.get(controller, query=query_from(condition))
 
     def jobs_of(self, approvals, known_jobs=()):
         """``{normalised guid: job row}`` of the jobs of ``approvals`` not in ``known_jobs``."""
@@ -90,17 +137,20 @@ class OdysseeAdapter:
 
     def approval_file_pages(self, since):
         """Pages of signed approval PDFs (metadata only) changed since ``since``."""
-        query = odata.Query(
-            filter=odata.all_of(
-                odata.cond("modified_dateutc", "ge", since),
-                odata.cond("file_type_name", "eq", "JOB_APPROVAL"),
-                odata.cond("db_table_name", "eq", "job_approval"),
+        return self._pages_by_stamp(
+            "DbFile",
+            since,
+            lambda stamp_condition: odata.Query(
+                filter=odata.all_of(
+                    stamp_condition,
+                    odata.cond("file_type_name", "eq", "JOB_APPROVAL"),
+                    odata.cond("db_table_name", "eq", "job_approval"),
+                ),
+                orderby="modified_dateutc asc",
+                select=APPROVAL_FILE_FIELDS,
+                top=self.page_size,
             ),
-            orderby="modified_dateutc asc",
-            select=APPROVAL_FILE_FIELDS,
-            top=self.page_size,
         )
-        return self.client.iter_pages("DbFile", query)
 
     def file_content(self, file_id):
         """The base64 content of one file (one call: lists do not carry it)."""

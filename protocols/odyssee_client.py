@@ -151,10 +151,13 @@ class OdysseeClient:
         envelope = self._request("GET", f"/{controller}", query=query)
         while True:
             yield envelope.get("value", [])
-            next_link = _next_link(envelope)
-            if not next_link:
+            if not next_link(envelope):
                 return
-            envelope = self._request("GET", self._relative(next_link))
+            envelope = self.follow(envelope)
+
+    def follow(self, envelope):
+        """The next page of ``envelope`` (its ``@odata.nextLink``), as a raw envelope."""
+        return self._request("GET", self._relative(next_link(envelope)))
 
     def iter_all(self, controller, query=None):
         for page in self.iter_pages(controller, query):
@@ -311,7 +314,8 @@ class OdysseeClient:
             )
 
 
-def _next_link(envelope):
+def next_link(envelope):
+    """The envelope's ``@odata.nextLink`` (its key spelled in any case), or None."""
     for key, value in envelope.items():
         if key.lower() == "@odata.nextlink":
             return value

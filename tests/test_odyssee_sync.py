@@ -302,6 +302,18 @@ class TestOdysseePull(OdysseeCase):
         )
         self.assertEqual(self.stream("approvals").watermark, watermark)
 
+    def test_rows_changed_in_odyssee_during_the_pull_make_no_other_row_missed(self):
+        # Reference 2.4: results shift between page requests. Here an approval and a
+        # file already read change after each page, during one run of each pull.
+        self.emulator.set_faults(Faults(changed_between_pages="JobApproval"))
+        self.stream("jobs")._run()
+        self.assertTrue(self.stream("approvals")._run())
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.emulator.set_faults(Faults(changed_between_pages="DbFile"))
+        self.assertTrue(self.stream("pdfs")._run())
+        self.assertEqual(len(approvals.mapped("pdf_attachment_id")), self.APPROVALS)
+
     def test_tied_timestamps_across_a_page_edge_are_all_imported(self):
         self.pull()
         self.emulator.set_faults(Faults(tie_timestamps=True))

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from unittest import mock
 
 from odyssee_emulator import Emulator, Faults, populate
-from protocols import odata, odyssee_client
+from protocols import odata, odyssee_adapter, odyssee_client
 
 
 class EmulatorCase(unittest.TestCase):
@@ -321,6 +321,51 @@ class TestEmulatorAsDocumented(EmulatorCase):
         self.assertEqual(created["id"], guid.lower())
         with self.assertRaises(odyssee_client.OdysseeConflict):
             self.client._request("POST", "/Company", json={"id": guid, "name": "Nine"})
+
+
+class TestChangedRowsPaging(EmulatorCase):
+    """Reference 2.4: rows added or changed between page requests shift the results."""
+
+    def pull(self, adapter_call):
+        adapter = odyssee_adapter.OdysseeAdapter(self.client, 20)
+        rows = [row for page in adapter_call(adapter) for row in page]
+        return [odyssee_adapter.normalize(row["id"]) for row in rows]
+
+    def test_a_row_changed_during_the_pull_makes_no_other_row_missed(self):
+        finals = {
+            a["id"]
+            for a in self.emulator.tables["JobApproval"].values()
+            if not a["is_daily_approval"]
+        }
+        self.assertGreater(len(finals), 20, "more than a page")
+        self.emulator.set_faults(Faults(changed_between_pages="JobApproval"))
+        since = odata.parse_timestamp("1980-01-01T00:00:00Z")
+        seen = self.pull(lambda adapter: adapter.final_approval_pages(since))
+        self.assertEqual(set(seen), finals, "every approval read at least once")
+
+    def test_files_changed_during_the_pull_make_no_other_file_missed(self):
+        files = {
+            f["id"]
+            for f in self.emulator.tables["DbFile"].values()
+            if f["file_type_name"] == "JOB_APPROVAL" and f["db_table_name"] == "job_approval"
+        }
+        self.assertGreater(len(files), 20, "more than a page")
+        self.emulator.set_faults(Faults(changed_between_pages="DbFile"))
+        since = odata.parse_timestamp("1980-01-01T00:00:00Z")
+        self.assertEqual(set(self.pull(lambda a: a.approval_file_pages(since))), files)
+
+    def test_rows_sharing_one_stamp_beyond_a_page_are_all_read_once(self):
+        self.emulator.__post_init__()
+        self.emulator.set_faults(Faults(tie_timestamps=True))
+        populate(self.emulator, customers=1, machines_per_customer=1, approvals=45)
+        finals = [
+            a["id"]
+            for a in self.emulator.tables["JobApproval"].values()
+            if not a["is_daily_approval"]
+        ]
+        since = odata.parse_timestamp("1980-01-01T00:00:00Z")
+        seen = self.pull(lambda adapter: adapter.final_approval_pages(since))
+        self.assertEqual(sorted(seen), sorted(finals))
 
 
 class TestIdempotentWrites(EmulatorCase):
