@@ -34,12 +34,12 @@ def record_error(exc):
     """Whether Odyssee's answer may be about the records asked for rather than the service.
 
     A 4xx on a query or a 500 on one record can come back every time for the
-    same rows; unreachable, throttled, unavailable or refused credentials never
-    say anything about a row.
+    same rows; unreachable, moved, throttled, unavailable or refused credentials
+    never say anything about a row.
     """
     return (
         isinstance(exc, odyssee_client.OdysseeHTTPError)
-        and not isinstance(exc, odyssee_client.OdysseeAuthError)
+        and not isinstance(exc, odyssee_client.OdysseeAuthError | odyssee_client.OdysseeMoved)
         and (exc.status or 0) not in (429, 502, 503, 504)
     )
 

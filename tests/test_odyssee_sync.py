@@ -4,8 +4,9 @@ from unittest.mock import patch
 
 from odoo.addons.construction_asset_sync import cpu_priority
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
+from odoo.addons.construction_asset_sync.models.construction_odyssee_stream import record_error
 from odoo.addons.construction_asset_sync.odyssee_emulator import MIXED_CASE, Faults, populate
-from odoo.addons.construction_asset_sync.protocols import odata
+from odoo.addons.construction_asset_sync.protocols import odata, odyssee_client
 from odoo.tests import TransactionCase, tagged
 
 from .common import OdysseeEmulatorMixin
@@ -1026,6 +1027,10 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual((approvals.state, approvals.error_kind), ("error", "unreachable"))
         self.assertFalse(self.Approval.search_count([("backend_id", "=", self.backend.id)]))
         self.assertEqual(sum(self.backend.stream_ids.mapped("failed_count")), 0)
+        # Met on one record's call, in a run that isolates failing rows: still no row's fault.
+        moved = odyssee_client.OdysseeMoved("GET /Jobs(x): HTTP 301", status=301)
+        self.assertFalse(record_error(moved))
+        self.assertTrue(record_error(odyssee_client.OdysseeHTTPError("GET", status=500)))
         self.emulator.set_faults(Faults())
         self.assertEqual(self.backend.action_sync_now()["params"]["type"], "success")
         self.assertEqual(
