@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -341,7 +341,9 @@ def _connection_error(exc):
 def _http_error(method, path, response, retries):
     status = response.status_code
     if 300 <= status < 400:
-        location = _without_userinfo(response.headers.get("Location") or "")
+        # A relative Location is relative to the URL called (RFC 9110).
+        location = response.headers.get("Location") or ""
+        location = _without_userinfo(urljoin(response.url, location) if location else "")
         error = OdysseeMoved(
             f"{method} {path}: HTTP {status}, moved to {location or '(no Location header)'}",
             method=method,
@@ -352,8 +354,9 @@ def _http_error(method, path, response, retries):
         )
         error.location = location or None
         moved = urlsplit(location)
-        if location and moved.path.endswith(path):
-            error.base_url = urlunsplit(moved._replace(path=moved.path[: -len(path)], query=""))
+        moved_path = unquote(moved.path)  # Project%28guid%29 is the Project(guid) called
+        if location and moved_path.endswith(path):
+            error.base_url = urlunsplit(moved._replace(path=moved_path[: -len(path)], query=""))
         return error
     cls = {
         401: OdysseeAuthError,

@@ -10,6 +10,8 @@ new location instead, so that a person sets the URL.
 
 import unittest
 
+import requests
+
 from odyssee_emulator import Emulator
 from odyssee_emulator.server import Faults
 from protocols import odyssee_client
@@ -59,6 +61,21 @@ class TestRedirects(unittest.TestCase):
             self.client.get("JobType")
         self.assertEqual(caught.exception.location, f"{self.new_url}/JobType")
         self.assertNotIn("hunter2", str(caught.exception))
+
+    def test_a_relative_or_encoded_location_still_names_the_new_api_url(self):
+        # A relative Location is relative to the URL called; a record's may be encoded.
+        old_url = self.client.base_url
+        self.old_home.set_faults(Faults(moved_to="/v2/api"))
+        with self.assertRaises(odyssee_client.OdysseeMoved) as caught:
+            self.client.get("JobType")
+        origin = old_url.rsplit("/api", 1)[0]
+        self.assertEqual(caught.exception.base_url, f"{origin}/v2/api")
+        answer = requests.Response()
+        answer.status_code, answer._content = 301, b""
+        answer.url = f"{old_url}/Project(abc)"
+        answer.headers["Location"] = "https://tenant.wello.solutions/api/Project%28abc%29"
+        error = odyssee_client._http_error("GET", "/Project(abc)", answer, 0)
+        self.assertEqual(error.base_url, "https://tenant.wello.solutions/api")
 
     def test_a_write_answered_with_a_redirect_is_not_sent_anywhere_else(self):
         created_before = len(self.new_home.tables["Jobs"])
