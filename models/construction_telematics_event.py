@@ -554,18 +554,19 @@ class ConstructionTelematicsEvent(models.Model):
             stamps = sorted(by_stamp)
             body = {"device_id": device_id, "readings": [by_stamp[stamp] for stamp in stamps]}
             text = _canonical_json(body)
+            digest = _sha256(text)
             rows.append(
                 {
                     "source_id": source.id,
                     "company_id": source.company_id.id,
                     "channel": channel,
                     # Same device, times and values: the same batch sent again.
-                    "dedupe_key": f"readings:{device_id}:{_sha256(text)}",
+                    "dedupe_key": f"readings:{device_id}:{digest}",
                     "kind": "readings",
                     "device_id": device_id,
                     "payload": body,
                     "payload_json": text,
-                    "payload_sha256": _sha256(text),
+                    "payload_sha256": digest,
                     "item_count": len(stamps),
                     "state": "pending",
                 }

@@ -327,9 +327,16 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         latest = self._latest_reading_at(reading_machines) if reading_machines else {}
         applied = self._known_readings(items, equipment_of, latest)
         fills = {}  # history row id -> the values a later reading adds to it (a history row)
-        # The latest reading time of each machine, this batch's included: a retained
-        # delivery's reading is kept only if it is newer (reference, 4.3).
-        newest = dict(latest)
+        # The latest time of each machine (its history, or any reading or alert it last
+        # reported, this batch's included): a retained delivery's reading is kept only
+        # if it is newer (reference, 4.3), even where retention emptied the history.
+        newest = {
+            machine_id: max(
+                filter(None, (latest.get(machine_id), machine.values["telematics_last_seen_at"])),
+                default=None,
+            )
+            for machine_id, machine in machines.items()
+        }
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -436,13 +443,15 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             applied[key] = len(rows)
             if newest_at is None or at > newest_at:
                 newest[equipment_id] = at
-            reason = machine.accept(raw, at, limits)
-            if raw.get("sensors") and sensors is not None:
-                sensor_reason = sensors.check(event, equipment_id, raw["sensors"])
-                # A retained delivery raises no alert, not even through a rule.
-                if not reason and not sensor_reason and not event.retained:
-                    sensors.samples.append((equipment_id, event, at, raw["sensors"]))
-                reason = reason or sensor_reason
+            checked = bool(raw.get("sensors")) and sensors is not None
+            # A reading with an implausible sensor is suspect as a whole: it moves
+            # neither the machine nor, since site following skips suspect rows, the
+            # position stamp both keep.
+            reason = checked and sensors.check(event, equipment_id, raw["sensors"])
+            reason = reason or machine.accept(raw, at, limits)
+            # A retained delivery raises no alert, not even through a rule.
+            if checked and not reason and not event.retained:
+                sensors.samples.append((equipment_id, event, at, raw["sensors"]))
             suspects += bool(reason)
             rows.append(
                 (*ids, at, *(raw.get(column) for column in HISTORY_COLUMNS), bool(reason), reason)
@@ -462,8 +471,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         ``known``: a ``KnownReading`` (a stored row) or the index in ``rows`` of a
         row of this batch. A suspect row takes nothing: what it holds was not
         applied, and what comes with it would be judged against the wrong values.
-        Late values that are implausible against the machine are left out too (they
-        stay in their event's payload).
+        Late counters implausible against the machine are left out, and the rest
+        added (as an alert's are); they stay in their event's payload.
         """
         batch_row = isinstance(known, int)
         if batch_row:
@@ -479,7 +488,11 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         if ("lat" in added) != ("lon" in added):  # a position is both or nothing
             added.pop("lat", None)
             added.pop("lon", None)
-        if not added or machine.accept(added, at, limits):
+        if added and machine.accept(added, at, limits):
+            added = {column: value for column, value in added.items() if column not in COUNTERS}
+            if added and machine.accept(added, at, limits):
+                return False
+        if not added:
             return False
         if batch_row:
             completed = list(rows[known])
@@ -504,6 +517,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 WHERE r.id = v.id""",
             [(row_id, *(row[COLUMN_AT[c]] for c in FILLABLE)) for row_id, row in fills.items()],
             template="(%s, " + ", ".join(["%s::numeric"] * len(FILLABLE)) + ")",
+            page_size=len(fills),
         )
         self.env["construction.telematics.reading"].invalidate_model(list(FILLABLE))
 
@@ -956,7 +970,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 if outcome["stale"]:
                     parts.append(
                         self.env._(
-                            "%(count)s retained and older than the machine's latest",
+                            "%(count)s retained and no newer than the machine's latest",
                             count=outcome["stale"],
                         )
                     )

@@ -143,6 +143,11 @@ def parse_reading(obj, path="", now=None):
         for key, value in obj.items()
         if value is not None and key != "device_id" and key != "at" and key != "sensors"
     }
+    if ("lat" in reading) != ("lon" in reading):
+        # Both keys are there (the schema's dependentRequired), one of them null:
+        # half a position, which a later item of the same moment must not complete.
+        missing = "lon" if "lat" in reading else "lat"
+        return None, [error(f"{path}{missing}", "is null: lat and lon come together")]
     sensors = obj.get("sensors")
     if sensors:
         sensors = {name: float(value) for name, value in sensors.items() if value is not None}

@@ -214,7 +214,7 @@ class TestReadingsHistoryInsert(TransactionCase):
         self.assertEqual(kept.engine_hours, 100.06)
         self.assertEqual(self.equipment.engine_hours, 100.06)
         self.assertFalse(self.equipment.telematics_reading_ids.filtered("suspect"))
-        # The same again adds nothing more.
+        # Later still: the DEF level it lacks comes in, the engine hours it has do not.
         third = self.receive_positions((20, {"engine_hours": 100.07, "def_level_pct": 80.0}))
         self.Event._process_batch()
         self.assertEqual(third.result, "0 readings stored, 1 added to readings already known")
@@ -262,6 +262,15 @@ class TestReadingsHistoryInsert(TransactionCase):
         self.Event._process_batch()
         self.assertEqual(late.result, "0 readings stored, 1 already known")
         self.assertEqual(self.equipment.engine_hours, 100.04)
+        # With a plausible fuel level beside it, the fuel level alone comes in.
+        later = self.receive_positions((22, {"engine_hours": 181.0, "fuel_level_pct": 40.0}))
+        self.Event._process_batch()
+        self.assertEqual(later.result, "0 readings stored, 1 added to readings already known")
+        row = self.equipment.telematics_reading_ids.filtered(lambda r: r.at == self.at(22))
+        self.assertEqual((row.fuel_level_pct, row.engine_hours), (40.0, 0.0))
+        self.assertEqual(
+            (self.equipment.fuel_level_pct, self.equipment.engine_hours), (40.0, 100.04)
+        )
 
     def test_a_history_row_the_batch_did_not_expect_is_still_stored_once(self):
         # As if the batch had missed the latest rows of the history: every reading

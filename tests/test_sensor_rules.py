@@ -154,6 +154,30 @@ class TestSensorRules(TransactionCase):
         )
         self.assertEqual(reading.suspect_reason, "sensors.mystery is not a declared sensor")
 
+    def test_a_reading_suspect_by_its_sensor_moves_nothing_on_the_machine(self):
+        # Suspect as a whole, like a reading with an implausible meter: site following
+        # skips it, and so do the machine's position, fuel level and meters.
+        self.Event._receive_readings(
+            self.source,
+            [
+                {
+                    "device_id": "DEV-1",
+                    "at": T0,
+                    "lat": 47.5,
+                    "lon": 8.5,
+                    "engine_hours": 500.0,
+                    "sensors": {"coolant_temp_c": 400.0},
+                    "_index": 0,
+                }
+            ],
+            [],
+        )
+        process_all(self.Event)
+        machine = self.equipment
+        self.assertEqual(machine.telematics_reading_ids.mapped("suspect"), [True])
+        self.assertEqual((machine.telematics_latitude, machine.engine_hours), (0.0, 0.0))
+        self.assertFalse(machine.telematics_position_at)
+
     def test_a_machine_without_the_rule_is_not_alerted(self):
         self.equipment.category_id = False
         self.send((0, 110), (30, 112))

@@ -413,7 +413,7 @@ class TestTelematicsMqtt(OdooCommandMixin, TransactionCase):
                 (
                     "DEV-1",
                     "processed",
-                    "0 readings stored, 1 retained and older than the machine's latest",
+                    "0 readings stored, 1 retained and no newer than the machine's latest",
                 ),
                 ("DEV-1", "processed", "1 readings stored"),
                 ("DEV-2", "processed", "1 readings stored"),

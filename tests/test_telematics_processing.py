@@ -194,6 +194,31 @@ class TestTelematicsProcessing(TransactionCase):
         self.Event._process_batch()
         self.assertEqual((machine.telematics_latitude, machine.fuel_level_pct), (48.9, 64.0))
 
+    def test_an_upgraded_machine_whose_idle_hours_stamped_its_engine_hours_is_unfrozen(self):
+        self.receive_readings(
+            reading("2026-11-20 10:00:00", engine_hours=1000.0),
+            reading("2026-11-20 10:30:00", idle_hours=200.0),
+        )
+        self.Event._process_batch()
+        # As 18.0.1.5.0 left it: the idle hours, last, gave the one stamp.
+        self.env.flush_all()
+        self.env.cr.execute(
+            """UPDATE maintenance_equipment
+               SET engine_hours_at = '2026-11-20 10:30', idle_hours_at = NULL
+               WHERE id = %s""",
+            [self.equipment.id],
+        )
+        migration = load_migration("18.0.1.6.0", "post-migrate")
+        migration.stamp_idle_hours_position_and_fuel(self.env.cr)
+        self.env.invalidate_all()
+        at = fields.Datetime.to_datetime
+        self.assertEqual(self.equipment.engine_hours_at, at("2026-11-20 10:00:00"))
+        self.assertEqual(self.equipment.idle_hours_at, at("2026-11-20 10:30:00"))
+        self.receive_readings(reading("2026-11-20 11:00:00", engine_hours=1001.0))
+        self.Event._process_batch()
+        self.assertEqual(self.equipment.engine_hours, 1001.0)
+        self.assertFalse(self.equipment.telematics_reading_ids.filtered("suspect"))
+
     def test_history_keeps_every_value_as_sent_whatever_the_device_id_holds(self):
         """The history is written in PostgreSQL's COPY text format: a device id with a
         backslash, a tab and non-ASCII text, microseconds, and every numeric column
@@ -313,9 +338,23 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(history.mapped("engine_hours"), [200.0, 200.5, 200.6])
         self.assertEqual(history[-1].event_id, event)
         self.assertEqual(
-            event.result, "1 readings stored, 2 retained and older than the machine's latest"
+            event.result, "1 readings stored, 2 retained and no newer than the machine's latest"
         )
         self.assertEqual((self.equipment.engine_hours, self.equipment.fuel_level_pct), (200.6, 60))
+
+    def test_a_retained_reading_older_than_what_the_machine_has_is_stale_without_history(self):
+        # Retention emptied the history, or the machine is known by its alerts only:
+        # what it last reported still dates what a retained delivery may bring.
+        self.receive(alert(severity="info", code="GEOFENCE", occurred_at="2026-11-20T12:00:00Z"))
+        self.Event._process_batch()
+        self.assertFalse(self.equipment.telematics_reading_ids)
+        self.receive_readings(reading("2026-11-20 11:00:00", engine_hours=1100.0))
+        event = self.last_event_retained()
+        self.Event._process_batch()
+        self.assertEqual(
+            event.result, "0 readings stored, 1 retained and no newer than the machine's latest"
+        )
+        self.assertFalse(self.equipment.telematics_reading_ids)
 
     # -- failures, replay, retention ---------------------------------------
     def test_failures_back_off_then_die_and_replay_recovers(self):

@@ -143,6 +143,18 @@ class TestPayloads(unittest.TestCase):
         )
         self.assertEqual(errors, [{"field": "engine_hours", "message": "must be a number"}])
 
+    def test_half_a_position_is_refused_even_with_the_other_half_null(self):
+        reading = {"device_id": "D", "at": "2026-11-20T08:00:00Z", "engine_hours": 5}
+        for lat, lon, field in ((47.0, None, "[0].lon"), (None, 9.0, "[0].lat")):
+            with self.subTest(lat=lat, lon=lon):
+                parsed, errors = telematics_payloads.parse_reading(
+                    dict(reading, lat=lat, lon=lon), "[0]."
+                )
+                self.assertIsNone(parsed)
+                self.assertEqual(errors[0]["field"], field)
+        parsed, errors = telematics_payloads.parse_reading(dict(reading, lat=None, lon=None))
+        self.assertEqual((errors, "lat" in parsed), ([], False))
+
     def test_readings_batch_is_capped(self):
         items, error = telematics_payloads.split_readings({"readings": [{}] * 5001})
         self.assertIsNone(items)
