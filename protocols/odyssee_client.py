@@ -340,40 +340,32 @@ def _connection_error(exc):
 
 def _http_error(method, path, response, retries):
     status = response.status_code
+    message = f"{method} {path}: HTTP {status}"
     if 300 <= status < 400:
+        cls = OdysseeMoved
         # A relative Location is relative to the URL called (RFC 9110).
         location = response.headers.get("Location") or ""
-        location = _without_userinfo(urljoin(response.url, location) if location else "")
-        error = OdysseeMoved(
-            f"{method} {path}: HTTP {status}, moved to {location or '(no Location header)'}",
-            method=method,
-            path=path,
-            status=status,
-            body=response.text,
-            retries=retries,
-        )
-        error.location = location or None
+        location = _without_userinfo(urljoin(response.url, location)) if location else None
+        message += f", moved to {location or '(no Location header)'}"
+    else:
+        cls = {
+            401: OdysseeAuthError,
+            403: OdysseeAuthError,
+            404: OdysseeNotFound,
+            409: OdysseeConflict,
+            400: OdysseeValidationError,
+            422: OdysseeValidationError,
+        }.get(status, OdysseeHTTPError)
+    error = cls(
+        message, method=method, path=path, status=status, body=response.text, retries=retries
+    )
+    if cls is OdysseeMoved and location:
+        error.location = location
         moved = urlsplit(location)
         moved_path = unquote(moved.path)  # Project%28guid%29 is the Project(guid) called
-        if location and moved_path.endswith(path):
+        if moved_path.endswith(path):
             error.base_url = urlunsplit(moved._replace(path=moved_path[: -len(path)], query=""))
-        return error
-    cls = {
-        401: OdysseeAuthError,
-        403: OdysseeAuthError,
-        404: OdysseeNotFound,
-        409: OdysseeConflict,
-        400: OdysseeValidationError,
-        422: OdysseeValidationError,
-    }.get(status, OdysseeHTTPError)
-    return cls(
-        f"{method} {path}: HTTP {status}",
-        method=method,
-        path=path,
-        status=status,
-        body=response.text,
-        retries=retries,
-    )
+    return error
 
 
 def _without_userinfo(url):

@@ -141,7 +141,8 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
             time.sleep(0.02)
         self.fail(message)
 
-    def _publish(self, count, start=0):
+    def _publisher(self):
+        """A connected MQTT 5 client of this test's broker, its network loop running."""
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"pub-{uuid.uuid4().hex[:8]}",
@@ -149,6 +150,10 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
         )
         client.connect("127.0.0.1", self.broker.port)
         client.loop_start()
+        return client
+
+    def _publish(self, count, start=0):
+        client = self._publisher()
         infos = [
             client.publish(f"{self.prefix}/DEV/readings", str(number).encode(), qos=1)
             for number in range(start, start + count)
@@ -232,13 +237,7 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
         self.assertEqual(received, list(range(40)))
 
     def _publish_one(self, payload, retain):
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"pub-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        client.connect("127.0.0.1", self.broker.port)
-        client.loop_start()
+        client = self._publisher()
         client.publish(f"{self.prefix}/DEV/alerts", payload, qos=1, retain=retain).wait_for_publish(
             10
         )
