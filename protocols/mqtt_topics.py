@@ -9,8 +9,11 @@
 ``prefix`` defaults to ``fleet/v1`` and may hold several levels; ``source`` is the
 code of the telematics source, ``device`` the device ID its external system uses.
 The data topics are consumed through a shared subscription, so that several
-consumers split them; ``status`` is subscribed without one, because a broker
-sends no retained message to a member of a shared subscription.
+consumers split them; ``status`` is subscribed without one, because the MQTT 5
+specification has a broker send no retained message to a member of a shared
+subscription, and every consumer must apply a gateway's status. (Mosquitto 2.0
+does send retained messages to shared subscriptions: a retained data message
+reaches the ledger marked as a retained delivery, stale state that raises no alert.)
 """
 
 import json
