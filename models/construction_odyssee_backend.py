@@ -43,7 +43,11 @@ class ConstructionOdysseeBackend(models.Model):
     password = fields.Char(
         string="API password", copy=False, groups="construction_asset_sync.group_integration_admin"
     )
-    page_size = fields.Integer(default=20, help="Odyssee serves at most 20 rows per page.")
+    page_size = fields.Integer(
+        default=20,
+        help="Rows per call. Odyssee serves 20 per page; a smaller value asks for fewer "
+        "($top), 20 or more leaves the page size to Odyssee.",
+    )
     rate_limit = fields.Float(string="Requests per second", default=10.0)
     timeout = fields.Integer(string="Timeout (s)", default=30)
     max_retries = fields.Integer(default=4)

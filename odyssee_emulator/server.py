@@ -440,6 +440,10 @@ class Faults:
     # requests): after serving a page of this controller that has a next page, its
     # first row is modified, so it moves to the end and every later row one place back.
     changed_between_pages: str = ""
+    # Standard Web API OData, which the reference does not rule out (its $top is
+    # documented only as asking for fewer rows a page): $top caps the whole result,
+    # which the server still pages, with a next link only within that cap.
+    top_caps_result: bool = False
 
 
 @dataclass
@@ -793,6 +797,7 @@ class Emulator:
             raise ApiError(400, "$top and $skip must be integers.") from None
         if top < 0 or skip < 0:
             raise ApiError(400, "$top and $skip must be positive.")
+        cap = top if self.faults.top_caps_result and "$top" in options else None
         top = min(top, self.faults.page_size)  # 20 is the ceiling (reference section 7, Q3)
         with self.lock:
             if hint:  # an equality on one field: only rows from its index are candidates
@@ -805,6 +810,8 @@ class Emulator:
             rows = [e for e in candidates if not predicate or predicate(e)]
             for name, descending in reversed(order):
                 rows.sort(key=lambda e, n=name: e[n], reverse=descending)
+            if cap is not None:  # what is past the cap is not in the result at all
+                rows = rows[: skip + cap]
             page = [self._cased(controller, dict(e)) for e in rows[skip : skip + top]]
         if controller == "DbFile" and "file_content" not in select:
             for row in page:  # content only on GET DbFile(id) or when selected (section 7, Q18)
@@ -814,6 +821,8 @@ class Emulator:
         envelope = {"@odata.context": f"$metadata#{controller}", "value": page}
         if skip + top < len(rows) and top > 0:
             next_query = dict(options, **{"$skip": str(skip + top)})
+            if cap is not None:
+                next_query["$top"] = str(cap - top)
             envelope["@odata.nextLink"] = f"{self.base_url}/{controller}?{urlencode(next_query)}"
             if self.faults.changed_between_pages == controller and page:
                 self.touch(controller, rows[skip]["id"])

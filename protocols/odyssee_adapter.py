@@ -21,10 +21,17 @@ JOB_FIELDS = [
 APPROVAL_FILE_FIELDS = ["id", "id_in_table", "file_name", "name", "mime_type", "modified_dateutc"]
 
 
+# Rows a page of Odyssee holds when the call does not say (reference 2.4).
+SERVER_PAGE_SIZE = 20
+
+
 class OdysseeAdapter:
     def __init__(self, client, page_size):
         self.client = client
-        self.page_size = page_size
+        # $top only to ask for fewer rows a page than Odyssee serves: the reference
+        # documents no more than that, and in standard Web API OData $top caps the
+        # whole result, so a page of 20 jobs' lines would stop at their 20th line.
+        self.top = page_size if page_size and page_size < SERVER_PAGE_SIZE else None
 
     def final_approval_pages(self, since, after_id=None):
         """Pages of final (not daily) approvals changed since ``since``, oldest first."""
@@ -57,7 +64,7 @@ class OdysseeAdapter:
                 filter=odata.all_of(stamp_condition, condition) if condition else stamp_condition,
                 orderby=["modified_dateutc asc", "id asc"],
                 select=select,
-                top=self.page_size,
+                top=self.top,
             ),
             first=when,
         )
@@ -115,7 +122,7 @@ class OdysseeAdapter:
             odata.Query(
                 filter=odata.any_of("id", [odata.Guid(g) for g in unknown]),
                 select=JOB_FIELDS,
-                top=self.page_size,
+                top=self.top,
             ),
         )
         return {normalize(job["id"]): job for job in jobs}
@@ -128,7 +135,7 @@ class OdysseeAdapter:
         by_job = odata.Query(
             filter=odata.any_of("jobs_id", [odata.Guid(g) for g in job_guids]),
             orderby="id",
-            top=self.page_size,
+            top=self.top,
         )
         return (
             list(self.client.iter_all("JobPartUsage", by_job)),
@@ -148,7 +155,7 @@ class OdysseeAdapter:
                 ),
                 orderby="modified_dateutc asc",
                 select=APPROVAL_FILE_FIELDS,
-                top=self.page_size,
+                top=self.top,
             ),
         )
 
@@ -168,13 +175,13 @@ class OdysseeAdapter:
         query = odata.Query(
             filter=odata.any_of("id", [odata.Guid(g) for g in guids]),
             select=select,
-            top=self.page_size,
+            top=self.top,
         )
         return {normalize(row["id"]): row for row in self.client.iter_all(controller, query)}
 
     def job_statuses(self):
         """Odyssee's job status catalogue: rows with ``id``, ``code`` and ``name``."""
-        query = odata.Query(select=["id", "code", "name"], top=self.page_size)
+        query = odata.Query(select=["id", "code", "name"], top=self.top)
         return list(self.client.iter_all("JobStatus", query))
 
 

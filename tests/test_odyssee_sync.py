@@ -303,6 +303,21 @@ class TestOdysseePull(OdysseeCase):
         )
         self.assertEqual(self.stream("approvals").watermark, watermark)
 
+    def test_a_tenant_whose_top_caps_the_result_gives_every_line(self):
+        # Standard Web API OData: $top caps the whole result (the reference documents it
+        # only as asking for fewer rows a page). A page of 20 jobs has 100 part lines.
+        self.emulator.set_faults(Faults(top_caps_result=True))
+        self.assertEqual(self.pull(), (True, True))
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+        final_lines = self.APPROVALS * 5
+        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
+        self.assertEqual(
+            self.Line.search_count([("backend_id", "=", self.backend.id)]),
+            final_lines + daily_lines,
+        )
+
     def test_rows_changed_in_odyssee_during_the_pull_make_no_other_row_missed(self):
         # Reference 2.4: results shift between page requests. Here an approval and a
         # file already read change after each page, during one run of each pull.

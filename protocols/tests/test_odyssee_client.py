@@ -368,6 +368,34 @@ class TestChangedRowsPaging(EmulatorCase):
         self.assertEqual(sorted(seen), sorted(finals))
 
 
+class TestTopAsStandardODataReadsIt(EmulatorCase):
+    """The reference documents $top only as asking for fewer rows a page; in standard
+    Web API OData it caps the whole result. The reads must not depend on which."""
+
+    def setUp(self):
+        super().setUp()
+        self.emulator.set_faults(Faults(top_caps_result=True))
+        self.adapter = odyssee_adapter.OdysseeAdapter(self.client, 20)
+
+    def test_the_lines_of_a_page_of_jobs_all_come_in(self):
+        approvals = [
+            a for a in self.emulator.tables["JobApproval"].values() if not a["is_daily_approval"]
+        ][:20]
+        parts, times = self.adapter.lines_of(approvals)
+        jobs = {a["jobs_id"] for a in approvals}
+        expected = [
+            p for p in self.emulator.tables["JobPartUsage"].values() if p["jobs_id"] in jobs
+        ]
+        self.assertGreater(len(expected), 20, "more lines than a page")
+        self.assertEqual(len(parts), len(expected))
+        self.assertTrue(times)
+
+    def test_changed_rows_beyond_a_page_come_in_in_one_pull(self):
+        since = odata.parse_timestamp("1980-01-01T00:00:00Z")
+        rows = [row for page in self.adapter.final_approval_pages(since) for row in page]
+        self.assertEqual(len(rows), 25)
+
+
 class TestIdempotentWrites(EmulatorCase):
     def companies(self, code):
         return [row for row in self.emulator.tables["Company"].values() if row["code"] == code]
