@@ -212,6 +212,15 @@ class MachineState:
             self.values["fuel_level_pct"] = values["fuel_level_pct"]
         return None
 
+    def accept_plausible(self, values, at, limits):
+        """Apply ``values``, but for their counters when one is implausible (the rest
+        stands: a position, a fuel level); returns the values applied."""
+        if not self.accept(values, at, limits):
+            return values
+        values = {name: value for name, value in values.items() if name not in COUNTERS}
+        self.accept(values, at, limits)  # without counters, nothing is implausible
+        return values
+
     def _newest(self, stamp, at):
         """Whether ``at`` is no older than ``stamp``'s value; if so it becomes the stamp."""
         if self.values[stamp] and at < self.values[stamp]:
@@ -327,16 +336,6 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         latest = self._latest_reading_at(reading_machines) if reading_machines else {}
         applied = self._known_readings(items, equipment_of, latest)
         fills = {}  # history row id -> the values a later reading adds to it (a history row)
-        # The latest time of each machine (its history, or any reading or alert it last
-        # reported, this batch's included): a retained delivery's reading is kept only
-        # if it is newer (reference, 4.3), even where retention emptied the history.
-        newest = {
-            machine_id: max(
-                filter(None, (latest.get(machine_id), machine.values["telematics_last_seen_at"])),
-                default=None,
-            )
-            for machine_id, machine in machines.items()
-        }
         alert_positions = []  # (machine, at, lat, lon) of the alerts: they move machines too
         alerts_by_key = defaultdict(list)
         for event in items:
@@ -355,7 +354,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                     offsets.get(equipment_id),
                     applied,
                     fills,
-                    newest,
+                    latest.get(equipment_id),
                 )
             elif event.retained:
                 # The broker replays its retained message to every new subscription,
@@ -412,7 +411,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         offsets,
         applied,
         fills,
-        newest,
+        latest_at,
     ):
         """Apply an event's readings to its machine and add their history rows to ``rows``.
 
@@ -420,9 +419,10 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         ``KnownReading``) or applied in this batch (to its row's index in
         ``rows``): a reading there only adds what that row lacks (``fills``
         collects it for stored rows), and the ones applied here are added to it.
-        ``newest`` maps a machine to the time of its latest reading, stored or
-        applied: a retained delivery's reading no newer is skipped as stale, and
-        the readings applied here move it on.
+        ``latest_at``: the time of the machine's latest history row. A retained
+        delivery's reading no newer than it, or than what the machine last
+        reported (an alert, a reading of this batch; retention may have emptied
+        the history), is stale state and skipped (reference 4.3).
         """
         readings = sorted(event.payload["readings"], key=lambda item: item["at"])
         ids = (equipment_id, event.id, event.device_id)
@@ -430,8 +430,10 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         for raw in readings:
             at = datetime.fromisoformat(raw["at"])
             key = (equipment_id, at)
-            newest_at = newest.get(equipment_id)
-            if event.retained and newest_at is not None and at <= newest_at:
+            if event.retained and any(
+                seen and at <= seen
+                for seen in (latest_at, machine.values["telematics_last_seen_at"])
+            ):
                 stale += 1  # not even to complete a known reading: stale state
                 continue
             known = applied.get(key)
@@ -441,8 +443,6 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 completed += self._complete_known(known, raw, at, machine, limits, rows, fills, ids)
                 continue
             applied[key] = len(rows)
-            if newest_at is None or at > newest_at:
-                newest[equipment_id] = at
             checked = bool(raw.get("sensors")) and sensors is not None
             # A reading with an implausible sensor is suspect as a whole: it moves
             # neither the machine nor, since site following skips suspect rows, the
@@ -488,10 +488,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
         if ("lat" in added) != ("lon" in added):  # a position is both or nothing
             added.pop("lat", None)
             added.pop("lon", None)
-        if added and machine.accept(added, at, limits):
-            added = {column: value for column, value in added.items() if column not in COUNTERS}
-            if added and machine.accept(added, at, limits):
-                return False
+        added = machine.accept_plausible(added, at, limits) if added else added
         if not added:
             return False
         if batch_row:
@@ -670,11 +667,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                         alert["location"]["lon"],
                     )
                 )
-        if machine.accept(values, alert["occurred_at"], limits):
-            # An implausible meter in an alert must not move the counters; the alert stands.
-            for counter in COUNTERS:
-                values.pop(counter, None)
-            machine.accept(values, alert["occurred_at"], limits)
+        # An implausible meter in an alert must not move the counters; the alert stands.
+        machine.accept_plausible(values, alert["occurred_at"], limits)
         code, active = alert["code"], alert["state"] == "active"
         if alert["severity"] != "info" and active:
             machine.values["last_fault_code"] = code
