@@ -89,24 +89,18 @@ class OdysseeAdapter:
         stamp, given = None, set()
         while True:
             rows = envelope.get("value", [])
-            fresh = [
-                row
+            keyed = [
+                (odata.normalize_timestamp(row["modified_dateutc"]), normalize(row["id"]), row)
                 for row in rows
-                if odata.normalize_timestamp(row["modified_dateutc"]) != stamp
-                or normalize(row["id"]) not in given
             ]
-            yield fresh
+            yield [row for at, guid, row in keyed if at != stamp or guid not in given]
             if not odyssee_client.next_link(envelope) or not rows:
                 return
-            newest = max(odata.normalize_timestamp(row["modified_dateutc"]) for row in rows)
+            newest = max(at for at, _guid, _row in keyed)
             if newest != stamp:
                 stamp, given = newest, set()
-            given.update(
-                normalize(row["id"])
-                for row in rows
-                if odata.normalize_timestamp(row["modified_dateutc"]) == stamp
-            )
-            if all(odata.normalize_timestamp(row["modified_dateutc"]) == stamp for row in rows):
+            given.update(guid for at, guid, _row in keyed if at == stamp)
+            if all(at == stamp for at, _guid, _row in keyed):
                 envelope = self.client.follow(envelope)  # one stamp fills the page
             else:
                 condition = odata.cond("modified_dateutc", "ge", odata.parse_timestamp(stamp))
