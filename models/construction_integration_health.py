@@ -369,6 +369,16 @@ class ConstructionIntegrationHealth(models.Model):
                     "warning",
                     env._("%(n)s request(s) could not be sent to Odyssee", n=attention),
                 )
+            elif stream.kind == "push" and stream.state != "error" and stream.last_error:
+                # A product or a technician's user Odyssee refused: no request shows it.
+                problems["push_failed"] = (
+                    "warning",
+                    env._(
+                        "%(stream)s could not send: %(error)s",
+                        stream=label,
+                        error=stream.last_error[:300],
+                    ),
+                )
             elif attention:
                 problems["lines"] = (
                     "warning",

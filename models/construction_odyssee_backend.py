@@ -69,7 +69,11 @@ class ConstructionOdysseeBackend(models.Model):
         check_company=True,
         help="Timesheets of machines without a job site go here.",
     )
-    job_type_code = fields.Char(default="REPAIR", help="Odyssee job type of pushed requests.")
+    job_type_code = fields.Char(
+        help="ERP code of the Odyssee job type given to pushed requests. Empty: the job type "
+        "Odyssee pre-selects on new jobs (its default), as job types set up in Odyssee's own "
+        "screens have no ERP code.",
+    )
     push_stage_ids = fields.Many2many(
         "maintenance.stage",
         string="Send when entering",

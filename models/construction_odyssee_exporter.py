@@ -10,6 +10,7 @@ a lost answer, a retry or a crash ends in a 409 that adopts the record, never
 in a second one.
 """
 
+import functools
 import uuid
 
 from odoo import api, fields, models
@@ -17,7 +18,11 @@ from odoo.exceptions import UserError
 from odoo.tools import html2plaintext
 
 from ..protocols.external_ids import normalize
-from ..protocols.odyssee_adapter import default_installation_status, find_by_key
+from ..protocols.odyssee_adapter import (
+    default_installation_status,
+    default_job_type,
+    find_by_key,
+)
 
 # The ERP key of each controller the connector writes.
 ERP_KEYS = {
@@ -51,6 +56,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             )
         )
         pushed, failures = 0, []
+        job_type = functools.cache(lambda: self._job_type(backend, client))
         for product in backend._products_to_push():
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_product, client, product
@@ -58,8 +64,17 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             if error:
                 failures.append(f"{product.display_name}: {error}")
         for request in requests:
+            # Jobs do not name their technician's user: a user Odyssee refuses
+            # is said on its own and does not keep the job from going out.
+            employee = request.user_id.employee_ids[:1]
+            if employee:
+                error = self._isolated(
+                    backend, call_log, auto_commit, self._push_technician, client, employee
+                )
+                if error:
+                    failures.append(f"{employee.display_name}: {error}")
             error = self._isolated(
-                backend, call_log, auto_commit, self._push_request, client, request
+                backend, call_log, auto_commit, self._push_request, client, request, job_type
             )
             if error:
                 request._set_odyssee_push_state("error", error=error)
@@ -89,18 +104,20 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             backend._write_call_log(call_log)
         return False
 
-    def _upsert(self, backend, client, record, controller, values, create_values=None):
+    def _upsert(self, backend, client, record, controller, values, create_values=None, update=True):
         """Make Odyssee hold ``values`` for ``record``; returns ``(guid, what was done)``.
 
         What was done: False (unchanged), "updated", "adopted" or "created".
         ``create_values``: a callable giving what a POST adds to ``values`` (what
         a new record must have, which an update must leave as Odyssee has it).
+        ``update=False``: a record Odyssee has is Odyssee's; it is bound, never
+        written (``values`` are sent only to create a missing one).
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
         binding = Binder._binding(system, record)
         fingerprint = Binder._fingerprint(values)
-        if binding and not binding.pending and binding.fingerprint == fingerprint:
+        if binding and not binding.pending and (not update or binding.fingerprint == fingerprint):
             return binding.external_id, False
         sent = {"fingerprint": fingerprint, "synced_at": fields.Datetime.now(), "pending": False}
         if binding and not binding.pending:
@@ -112,7 +129,8 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             found = find_by_key(client, controller, key_field, values[key_field])
             if found:  # the tenant has it already: adopt it, then send our values
                 guid = normalize(found[0]["id"])
-                client.update(controller, guid, values)
+                if update:
+                    client.update(controller, guid, values)
                 Binder._bind(system, [(record, guid)], **sent)
                 return guid, "adopted"
             binding = Binder._bind(system, [(record, str(uuid.uuid4()))], pending=True)
@@ -120,7 +138,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 self.env.cr.commit()  # the intent survives a crash during the POST
         extra = create_values() if create_values else {}
         created = client.create(controller, dict(values, id=binding.external_id, **extra))
-        if created.get("@adopted"):  # an earlier attempt created it: make sure it is current
+        if created.get("@adopted") and update:  # an earlier attempt created it: make it current
             client.update(controller, binding.external_id, values)
         binding.write(sent)
         return binding.external_id, "created"
@@ -174,6 +192,13 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         return status
 
     def _push_technician(self, backend, client, employee):
+        """Create the technician's user when Odyssee has none; never rewrite one it has.
+
+        A user is a person signing in to the mobile app: their user name and
+        names are Odyssee's once the user exists (and a ``PUT`` may replace the
+        whole entity, reference 6.1 #11), so an existing user is only bound.
+        """
+        firstname, _space, lastname = (employee.name or "").strip().partition(" ")
         return self._upsert(
             backend,
             client,
@@ -182,10 +207,11 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             {
                 "code": f"EMP-{employee.id}",
                 "username": employee.work_email or f"employee-{employee.id}",
-                "firstname": "",
-                "lastname": employee.name,
+                "firstname": firstname if lastname else "",
+                "lastname": lastname or firstname,
                 "email": employee.work_email or "",
             },
+            update=False,
         )[0]
 
     def _push_product(self, backend, client, product):
@@ -210,21 +236,36 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             },
         )
 
-    def _push_request(self, backend, client, request):
+    def _job_type(self, backend, client):
+        """What names a pushed job's type: the backend's code, else the tenant's default."""
+        if backend.job_type_code:
+            return {"job_type_code": backend.job_type_code}
+        guid = default_job_type(client)
+        if not guid:
+            raise UserError(
+                self.env._(
+                    "Odyssee has no default job type for new jobs: mark one as default in "
+                    "Odyssee, or set the ERP code of a job type on the backend (Job type code)."
+                )
+            )
+        return {"job_type_id": guid}
+
+    def _push_request(self, backend, client, request, job_type):
+        """Send ``request`` as a job; ``job_type()`` gives the fields naming its type.
+
+        The type is sent when the job is created only: an update leaves it as
+        Odyssee has it, where a dispatcher may have changed it.
+        """
         equipment = request.equipment_id
         values = {
             "name": request.name[:255],
             "remark": html2plaintext(request.description or "")[:4000],
             "reference_back_office": request._odyssee_reference(),
-            "job_type_code": backend.job_type_code or "REPAIR",
         }
         if equipment:
             customer = equipment.job_site_project_id.partner_id or backend.company_id.partner_id
             values["project_id"] = self._push_machine(backend, client, equipment, customer)
-        employee = request.user_id.employee_ids[:1]
-        if employee:
-            self._push_technician(backend, client, employee)
-        guid, done = self._upsert(backend, client, request, "Jobs", values)
+        guid, done = self._upsert(backend, client, request, "Jobs", values, create_values=job_type)
         if done:
             request._message_log(
                 body={

@@ -467,8 +467,9 @@ class Emulator:
         # Tables ("Jobs") or fields ("JobApproval.jobs_id") whose GUIDs this tenant
         # writes in upper case; Odyssee uses either case, per table and per foreign key.
         self.upper_case = set()
-        for code, name in (("REPAIR", "Repair"), ("SERVICE", "Service")):
-            self._insert("JobType", {"code": code, "name": name, "is_default": code == "REPAIR"})
+        # Job types set up in Odyssee's screens have no ERP code; one is the default.
+        for code, name, is_default in (("", "Repair", True), ("SERVICE", "Service", False)):
+            self._insert("JobType", {"code": code, "name": name, "is_default": is_default})
         # A tenant's own installation statuses (no ERP code set on them in the UI).
         for name, is_default, is_closed in (
             ("Closed", False, True),

@@ -201,3 +201,16 @@ def default_installation_status(client):
     statuses = list(client.iter_all("ProjectStatus", query))
     chosen = next((s for s in statuses if s.get("is_default")), statuses[0] if statuses else None)
     return normalize(chosen["id"]) if chosen else None
+
+
+def default_job_type(client):
+    """The GUID of the job type Odyssee pre-selects on new jobs, or None when it has none.
+
+    A job's type is required (reference 5.2, ``job_type`` opt-req) and its
+    ``code`` is an ERP key, which job types set up in Odyssee's own screens
+    do not have; ``is_default`` marks the one new jobs get (5.11). No
+    ``$select``: ``archived`` exists on Wello v5/v6 and not on v4.
+    """
+    query = odata.Query(filter=odata.cond("is_default", "eq", True), orderby="name")
+    types = [t for t in client.iter_all("JobType", query) if not t.get("archived")]
+    return normalize(types[0]["id"]) if types else None

@@ -816,6 +816,110 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(request.odyssee_push_state, "error")
         self.assertIn("no open installation status", request.odyssee_push_error)
 
+    def test_jobs_get_the_tenants_default_job_type_or_the_one_configured(self):
+        # Reference 5.2/5.11: a job's type is required; job types made in Odyssee's
+        # screens have no ERP code, and the default one is pre-selected on new jobs.
+        types = {t["name"]: t for t in self.emulator.tables["JobType"].values()}
+        self.assertFalse(self.backend.job_type_code, "a new backend names no code")
+        requests = self.env["maintenance.request"].create(
+            [{"name": f"Leak {n}", "equipment_id": self.machine.id} for n in range(2)]
+        )
+        requests.action_send_to_odyssee()
+        self.emulator.calls_by_controller.clear()
+        self.stream("push")._run()
+        self.assertEqual(set(requests.mapped("odyssee_push_state")), {"sent"})
+        jobs = [self.emulator.tables["Jobs"][r.odyssee_job_guid] for r in requests]
+        self.assertEqual({j["job_type_id"] for j in jobs}, {types["Repair"]["id"]})
+        self.assertEqual(self.emulator.calls_by_controller["JobType"], 1, "read once a run")
+
+        self.backend.job_type_code = "SERVICE"
+        service = self.env["maintenance.request"].create(
+            {"name": "Yearly service", "equipment_id": self.machine.id}
+        )
+        service.action_send_to_odyssee()
+        self.stream("push")._run()
+        job = self.emulator.tables["Jobs"][service.odyssee_job_guid]
+        self.assertEqual(job["job_type_id"], types["Service"]["id"])
+
+        self.backend.job_type_code = "REPAIR"  # a code this tenant's job types lack
+        unknown = self.env["maintenance.request"].create(
+            {"name": "Tyre", "equipment_id": self.machine.id}
+        )
+        unknown.action_send_to_odyssee()
+        self.stream("push")._run()
+        self.assertEqual(unknown.odyssee_push_state, "error")
+        self.assertIn("job_type_code", unknown.odyssee_push_error)
+
+        self.backend.job_type_code = False
+        types["Repair"]["is_default"] = False
+        unknown.action_send_to_odyssee()
+        self.stream("push")._run()
+        self.assertEqual(unknown.odyssee_push_state, "error")
+        self.assertIn("no default job type", unknown.odyssee_push_error)
+
+    def test_technicians_odyssee_has_are_bound_never_rewritten(self):
+        """A user is someone signing in to the mobile app: their login and names are
+        Odyssee's. A missing one is created; a refused one does not hold the job back."""
+        users = list(self.emulator.tables["User"].values())
+        known = self.env["hr.employee"].create({"name": "Ann Known", "work_email": "ann@erp"})
+        same_code = self.emulator.add(
+            "User",
+            code=f"EMP-{known.id}",
+            username="ann.k",
+            firstname="Annie",
+            lastname="Known-Smith",
+            email="ann@site",
+        )
+        newcomer = self.env["hr.employee"].create(
+            {"name": "Jean-Pierre van Dam", "work_email": "jp@erp"}
+        )
+        before = {u["id"]: dict(u) for u in (users[0], same_code)}
+
+        def request_by(employee, name):
+            user = self.env["res.users"].create(
+                {"name": employee.name, "login": name, "email": employee.work_email}
+            )
+            employee.user_id = user
+            return self.env["maintenance.request"].create(
+                {"name": name, "equipment_id": self.machine.id, "user_id": user.id}
+            )
+
+        requests = (
+            request_by(self.technician, "by-hand-linked")
+            | request_by(known, "by-code")
+            | request_by(newcomer, "by-newcomer")
+        )
+        requests.action_send_to_odyssee()
+        self.stream("push")._run()
+        self.assertEqual(set(requests.mapped("odyssee_push_state")), {"sent"})
+        for guid, row in before.items():
+            after = self.emulator.tables["User"][guid]
+            self.assertEqual(
+                {k: after[k] for k in ("username", "firstname", "lastname", "email")},
+                {k: row[k] for k in ("username", "firstname", "lastname", "email")},
+            )
+        self.assertEqual(known.odyssee_user_guid, same_code["id"])
+        created = self.emulator.tables["User"][newcomer.odyssee_user_guid]
+        self.assertEqual(
+            (created["username"], created["firstname"], created["lastname"]),
+            ("jp@erp", "Jean-Pierre", "van Dam"),
+        )
+        self.assertEqual(self.count_by_code("User").get(f"EMP-{newcomer.id}"), 1)
+
+        refused = self.env["hr.employee"].create({"name": "Refused", "work_email": "r" * 120})
+        request = request_by(refused, "by-refused")
+        request.action_send_to_odyssee()
+        self.stream("push")._run()
+        self.assertEqual(request.odyssee_push_state, "sent", "the job does not name the user")
+        self.assertIn(request.odyssee_job_guid, self.emulator.tables["Jobs"])
+        self.assertIn("Refused", self.stream("push").last_error)
+        Health = self.env["construction.integration.health"]
+        Health._check_all()
+        row = Health.search([("stream_id", "=", self.stream("push").id)])
+        self.assertEqual(row.health, "warning")
+        self.assertIn("could not send: Refused", row.summary)
+        self.assertTrue(row.activity_ids, "an integration administrator hears of it")
+
     def test_a_create_interrupted_after_its_post_is_adopted_on_the_next_run(self):
         request = self.env["maintenance.request"].create(
             {"name": "Crashed", "equipment_id": self.machine.id}
@@ -827,11 +931,13 @@ class TestOdysseeRealTenant(OdysseeCase):
         )
         # The crashed run's POST went through: Odyssee has the job under our GUID.
         project = next(iter(self.emulator.tables["Project"]))
+        job_type = next(t for t in self.emulator.tables["JobType"].values() if t["is_default"])
         self.emulator.add(
             "Jobs",
             id="0dd0dd00-1111-4222-8333-444455556666",
             name="Crashed",
             project_id=project,
+            job_type_id=job_type["id"],
             reference_back_office=request._odyssee_reference(),
         )
         request._set_odyssee_push_state("pending")

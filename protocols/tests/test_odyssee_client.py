@@ -292,7 +292,7 @@ class TestEmulatorAsDocumented(EmulatorCase):
             {
                 "name": "x",
                 "project_id": project,
-                "job_type_code": "REPAIR",
+                "job_type_code": "SERVICE",
                 "job_status_code": "PLANNED",
             },
         )
