@@ -182,7 +182,13 @@ def _unit_factor(element, child, factors):
 
 
 def equipment_list_of(document):
-    """The Equipment array of a fleet snapshot, or None when there is none."""
+    """The Equipment array of a fleet snapshot, or None when there is none.
+
+    What an XML-to-JSON gateway makes of a snapshot is accepted too: a lone
+    (repeated) Equipment element as the object itself, and an empty ``<Fleet/>``
+    as ``{"Fleet": null}`` or a Fleet object without Equipment, an empty result
+    (reference 1.9). A document naming no Fleet and no Equipment is no snapshot.
+    """
     if document == []:
         return []  # Bosch's array around no page: past the last page, an empty result
     if isinstance(document, list) and len(document) == 1:
@@ -191,8 +197,16 @@ def equipment_list_of(document):
         return None
     equipment_list = _ci(document, "Equipment")
     if equipment_list is None:
-        fleet = _ci(document, "Fleet")
-        equipment_list = _ci(fleet, "Equipment") if isinstance(fleet, dict) else None
+        fleet_key, fleet = _ci_key(document, "Fleet")
+        if fleet_key is not None and fleet is None:
+            return []
+        if not isinstance(fleet, dict):
+            return None
+        equipment_key, equipment_list = _ci_key(fleet, "Equipment")
+        if equipment_key is None:
+            return []
+    if isinstance(equipment_list, dict):
+        return [equipment_list]
     return equipment_list if isinstance(equipment_list, list) else None
 
 

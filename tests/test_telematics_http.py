@@ -387,6 +387,40 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
         process_all(self.Event)
         self.assertEqual(self.equipment.engine_hours, 1510)
 
+    def test_iso15143_numbers_a_lone_machine_and_a_null_fleet_are_accepted(self):
+        """Exporters send version and snapshotTime as numbers; a gateway converting XML
+        makes a lone <Equipment> an object and <Fleet/> null, an empty result."""
+
+        def page(hour):
+            return iso_snapshot(
+                at=f"2026-11-20T{hour:02}:00:00Z", CumulativeOperatingHours={"Hour": 1600 + hour}
+            )
+
+        numbers = page(8)
+        numbers["Fleet"].update(version=2, snapshotTime=1795680000)
+        top_numbers = dict(page(9)["Fleet"], version=2.0, snapshotTime=1795683600)
+        lone = page(10)
+        lone["Fleet"]["Equipment"] = lone["Fleet"]["Equipment"][0]
+        top_lone = dict(page(11)["Fleet"])
+        top_lone["Equipment"] = top_lone["Equipment"][0]
+        for document in (numbers, top_numbers, lone, top_lone):
+            with self.subTest(document=document):
+                response = self.post("iso15143/fleet", dumps(document))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.json(), {"accepted": 1, "duplicates": 0, "rejected": []})
+        for document in ({"Fleet": None}, {"Fleet": {"version": 2, "snapshotTime": 1}}):
+            with self.subTest(document=document):
+                response = self.post("iso15143/fleet", dumps(document))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.json(), {"accepted": 0, "duplicates": 0, "rejected": []})
+        self.assertFalse(self.events(state="rejected"))
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1611)
+        # Still refused: a version that is no string nor number (the page as a whole).
+        self.assertProblem(
+            self.post("iso15143/fleet", dumps(dict(top_numbers, version=[2]))), 422, "$"
+        )
+
     # -- unauthenticated endpoints -----------------------------------------
     def test_health_and_openapi(self):
         health = self.url_open("/telematics/v1/health")

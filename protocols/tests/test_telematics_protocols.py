@@ -296,6 +296,38 @@ class TestIso15143(unittest.TestCase):
                 self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], []))
                 self.assertEqual(iso15143.equipment_list_of(page), [])
 
+    def test_numbers_for_version_and_time_a_lone_machine_and_a_null_fleet(self):
+        # Senders serialise the header attributes as numbers, an XML-to-JSON gateway
+        # makes a lone repeated <Equipment> an object and <Fleet/> null (reference 1.9:
+        # an empty result is valid, not an error).
+        machine = {
+            "EquipmentHeader": {"PIN": "P1"},
+            "CumulativeOperatingHours": {"datetime": "2026-11-20T08:00:00Z", "Hour": 12},
+        }
+        pages = [
+            {"version": 2, "snapshotTime": 1795680000, "Equipment": [machine]},
+            {"version": 2.0, "snapshotTime": "2026-11-20T09:00:00Z", "Equipment": machine},
+            {"Fleet": {"version": 1, "Equipment": machine}},
+            [{"Equipment": machine, "links": []}],
+        ]
+        for page in pages:
+            with self.subTest(page=page):
+                readings, errors = iso15143.fleet_to_readings(page, now=NOW)[:2]
+                self.assertEqual(errors, [])
+                self.assertEqual([r["engine_hours"] for r in readings], [12])
+                self.assertEqual(iso15143.equipment_list_of(page), [machine])
+        for page in ({"Fleet": None}, {"fleet": None}, {"Fleet": {"version": "1"}}):
+            with self.subTest(page=page):
+                self.assertEqual(iso15143.fleet_to_readings(page, now=NOW)[:2], ([], []))
+                self.assertEqual(iso15143.equipment_list_of(page), [])
+        # What is no fleet page at all stays refused, naming the field.
+        for page in ({}, {"readings": []}, {"Fleet": "x"}, {"Equipment": "x"}, {"version": [1]}):
+            with self.subTest(page=page):
+                readings, errors = iso15143.fleet_to_readings(page, now=NOW)[:2]
+                self.assertEqual(readings, [])
+                self.assertTrue(errors)
+                self.assertTrue(all(index is None and error["field"] for index, error in errors))
+
     def test_a_page_of_invalid_machines_still_names_each_of_them(self):
         page = {"Links": [], "Equipment": [{"EquipmentHeader": {"PIN": "N/A"}}, "machine"]}
         readings, errors = iso15143.fleet_to_readings(page, now=NOW)
