@@ -421,6 +421,72 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
             self.post("iso15143/fleet", dumps(dict(top_numbers, version=[2]))), 422, "$"
         )
 
+    def test_iso15143_an_unknown_unit_leaves_out_its_element_only(self):
+        """Reference 1.8: a .NET exporter serialises unit enums as numbers; "unknown unit
+        -> store raw, don't convert". The machine's other elements become its reading,
+        the element is kept as sent in the ledger, and the event's result names it."""
+        page = iso_snapshot(
+            CumulativeOperatingHours={"Hour": 1500},
+            Location={"Latitude": 48.8, "Longitude": 2.3},
+            Distance={"OdometerUnits": 3, "Odometer": 98765},
+        )
+        response = self.post("iso15143/fleet", dumps(page))
+        self.assertEqual(response.status_code, 202, response.text)
+        field = "Equipment[0].Distance.OdometerUnits"
+        message = "is 3, an unknown unit: the Distance value was left out, not converted"
+        self.assertEqual(
+            response.json(),
+            {
+                "accepted": 1,
+                "duplicates": 0,
+                "rejected": [],
+                "left_out": [{"index": 0, "field": field, "message": message}],
+            },
+        )
+        self.assertFalse(self.events(state="rejected"))
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1500)
+        self.assertAlmostEqual(self.equipment.telematics_latitude, 48.8)
+        self.assertFalse(self.equipment.odometer_km)  # never 98765 "km"
+        event = self.events(kind="readings")
+        self.assertEqual(event.state, "processed")
+        self.assertEqual(event.result, f"1 readings stored; {field} {message}")
+        self.assertEqual(
+            event.payload["left_out"][0]["element"], page["Fleet"]["Equipment"][0]["Distance"]
+        )
+        self.assertFalse(event.reading_ids.odometer_km)
+
+        # A machine sending nothing else: no reading, no refusal, the element kept.
+        only = iso_snapshot(
+            at="2026-11-20T10:00:00Z", FuelUsed={"FuelUnits": "imp. pint", "FuelConsumed": 9}
+        )
+        response = self.post("iso15143/fleet", dumps(only))
+        self.assertEqual(response.status_code, 202, response.text)
+        answer = response.json()
+        self.assertEqual((answer["accepted"], answer["rejected"]), (0, []))
+        self.assertEqual(answer["left_out"][0]["field"], "Equipment[0].FuelUsed.FuelUnits")
+        process_all(self.Event)
+        event = self.events(kind="readings") - event
+        self.assertEqual(event.state, "processed")
+        self.assertEqual(
+            event.result,
+            '0 readings stored; Equipment[0].FuelUsed.FuelUnits is "imp. pint", an unknown '
+            "unit: the FuelUsed value was left out, not converted",
+        )
+        self.assertFalse(event.reading_ids)
+        self.assertEqual(self.attention_count(), 0)
+
+        # Beside a machine refused, the page is no failure: something was kept.
+        nameless = {"EquipmentHeader": {"PIN": "N/A"}}
+        kept = iso_snapshot(at="2026-11-20T11:00:00Z", Distance={"OdometerUnits": 3, "Odometer": 1})
+        kept["Fleet"]["Equipment"].append(nameless)
+        response = self.post("iso15143/fleet", dumps(kept))
+        self.assertEqual(response.status_code, 202, response.text)
+        answer = response.json()
+        self.assertEqual([item["index"] for item in answer["rejected"]], [1])
+        self.assertEqual([item["index"] for item in answer["left_out"]], [0])
+        self.assertEqual(self.events(state="rejected").payload, nameless)
+
     # -- unauthenticated endpoints -----------------------------------------
     def test_health_and_openapi(self):
         health = self.url_open("/telematics/v1/health")
