@@ -154,8 +154,14 @@ class TelematicsController(http.Controller):
         except IngestError as exc:
             # _receive_body has kept what it refused as a rejected event.
             return problem(exc.status, exc.title, exc.detail, exc.errors)
-        # Nothing rejected is no failure: an ISO 15143-3 page may hold no item at all.
-        if answer["rejected"] and not answer["accepted"] and not answer["duplicates"]:
+        # Nothing rejected is no failure: an ISO 15143-3 page may hold no item at all,
+        # or only elements left out for their unit, which are kept all the same.
+        if (
+            answer["rejected"]
+            and not answer["accepted"]
+            and not answer["duplicates"]
+            and not answer.get("left_out")
+        ):
             status = 422
             body_out = {
                 "type": "about:blank",

@@ -426,11 +426,11 @@ class ConstructionTelematicsEvent(models.Model):
 
     @api.model
     def _receive_iso_document(self, source, document, channel, collect=None):
-        readings, errors = iso15143.fleet_to_readings(document)
+        readings, errors, left_out = iso15143.fleet_to_readings(document)
         # A page with nothing to map but nothing wrong (no equipment, or machines
         # carrying only elements the mapping ignores) is a valid empty result:
         # refusing it would keep a rejected event for every poll of such a page.
-        if errors and not readings:
+        if errors and not readings and not left_out:
             raise IngestError(
                 422,
                 "No valid item",
@@ -446,7 +446,9 @@ class ConstructionTelematicsEvent(models.Model):
             (index, equipment[index] if index is not None else document, errors)
             for index, errors in by_equipment.items()
         ]
-        return self._receive_readings(source, readings, rejected, channel=channel, collect=collect)
+        return self._receive_readings(
+            source, readings, rejected, channel=channel, collect=collect, left_out=left_out
+        )
 
     @api.model
     def _rejected_row(self, source, channel, kind, item, errors, device=None):
@@ -517,7 +519,9 @@ class ConstructionTelematicsEvent(models.Model):
         }
 
     @api.model
-    def _receive_readings(self, source, readings, rejected, channel="http", collect=None):
+    def _receive_readings(
+        self, source, readings, rejected, channel="http", collect=None, left_out=()
+    ):
         """Store validated readings, one ledger event per device and batch.
 
         ``readings`` are normalised (``parse_reading`` output, with ``_index``);
@@ -527,8 +531,17 @@ class ConstructionTelematicsEvent(models.Model):
         it adds none. A batch sent again with the same times and values is a
         duplicate; with values it did not hold, it is a new event, whose
         processing adds them to the readings already stored.
+
+        ``left_out`` are ``(index, device, note)`` of ISO 15143-3 elements left out
+        for a unit the mapping does not know: each note, with the element as
+        sent, is kept in its device's event (``payload["left_out"]``, an event of
+        no reading if the device has none), and the answer lists them.
         """
         by_device = {}
+        notes = defaultdict(list)
+        for _index, device_id, note in left_out:
+            by_device.setdefault(device_id, {})
+            notes[device_id].append(note)
         merged = defaultdict(int)  # device -> items that added values to an earlier one
         duplicates = 0
         for reading in readings:
@@ -553,6 +566,8 @@ class ConstructionTelematicsEvent(models.Model):
         for device_id, by_stamp in by_device.items():
             stamps = sorted(by_stamp)
             body = {"device_id": device_id, "readings": [by_stamp[stamp] for stamp in stamps]}
+            if notes[device_id]:
+                body["left_out"] = notes[device_id]
             text = _canonical_json(body)
             digest = _sha256(text)
             rows.append(
@@ -586,13 +601,23 @@ class ConstructionTelematicsEvent(models.Model):
                 accepted += items
             else:
                 duplicates += items
-        if accepted:
+        # An event holding only elements left out counts no item, yet waits to be processed.
+        if accepted or any(
+            row["state"] == "pending" and not row["item_count"] and row["dedupe_key"] in inserted
+            for row in rows
+        ):
             self._trigger_processing()
-        return {
+        answer = {
             "accepted": accepted,
             "duplicates": duplicates,
             "rejected": [{"index": index, "errors": errors} for index, _item, errors in rejected],
         }
+        if left_out:
+            answer["left_out"] = [
+                {"index": index, "field": note["field"], "message": note["message"]}
+                for index, _device_id, note in left_out
+            ]
+        return answer
 
     @api.model
     def _trigger_processing(self):

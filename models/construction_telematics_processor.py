@@ -462,6 +462,7 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             "suspects": suspects,
             "completed": completed,
             "stale": stale,
+            "left_out": event.payload.get("left_out") or [],
         }
 
     @staticmethod
@@ -586,6 +587,8 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
             if event.kind != "readings" or last is None:
                 continue
             readings = event.payload["readings"]
+            if not readings:
+                continue  # an event of ISO 15143-3 elements left out, and no reading
             # These ISO 8601 times (isoformat() of naive times, with or without
             # microseconds) sort as the times do, as _apply_readings relies on too.
             if datetime.fromisoformat(min(raw["at"] for raw in readings)) > last:
@@ -972,6 +975,13 @@ class ConstructionTelematicsProcessor(models.AbstractModel):
                 if known:
                     parts.append(self.env._("%(count)s already known", count=known))
                 result = ", ".join(parts)
+                # ISO 15143-3 elements of a unit the mapping does not know, kept as sent.
+                result = "; ".join(
+                    [
+                        result,
+                        *(f"{note['field']} {note['message']}" for note in outcome["left_out"]),
+                    ]
+                )
             moves.append(
                 (
                     event.id,

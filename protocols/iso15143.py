@@ -9,8 +9,14 @@ else its EquipmentID, the identity the sender's external IDs must use.
 Every mapped value goes through the bounds of the canonical Reading schema
 (the same ones as ``/readings``), and a failure names the ISO field it came
 from, e.g. ``Equipment[0].Location.Latitude``.
+
+A unit this mapping does not know (a spelling not in the tables, or an enum a
+.NET exporter serialises as a number, reference 1.8) is no failure of the
+sender's: its element is left out, never stored unconverted in a canonical km
+or litre field, and returned as sent beside the note naming it, to be kept.
 """
 
+import json
 import math
 import re
 
@@ -142,6 +148,15 @@ _SINGLE_VALUE_ELEMENTS = {
 }
 
 
+class UnknownUnit(ValueError):
+    """An element's unit is not in the conversion tables: ``key`` is the unit's key as sent."""
+
+    def __init__(self, key, unit):
+        super().__init__(f"unknown {key}")
+        self.key = key
+        self.unit = unit
+
+
 def _element_values(name, element):
     """Canonical reading fields of one ISO data element; None when it holds no value.
 
@@ -171,18 +186,39 @@ def _element_values(name, element):
 
 
 def _unit_factor(element, child, factors):
-    """The factor of ``element``'s unit (``child``) to the canonical one; absent is canonical."""
-    unit = _ci(element, child)
+    """The factor of ``element``'s unit (``child``) to the canonical one; absent is canonical.
+
+    Raises ``UnknownUnit`` for any other unit, a number included.
+    """
+    key, unit = _ci_key(element, child)
     if _placeholder(unit):
         return 1.0
-    unit = str(unit).strip().lower()
-    if unit not in factors:
-        raise ValueError(f"unknown {child} {unit[:40]!r}")
-    return factors[unit]
+    if not isinstance(unit, str) or unit.strip().lower() not in factors:
+        raise UnknownUnit(key, unit)
+    return factors[unit.strip().lower()]
+
+
+def _left_out(path, element_key, element, exc):
+    """The note of an element left out for its unknown unit, with the element as sent."""
+    unit = json.dumps(exc.unit, ensure_ascii=False, default=str)
+    if len(unit) > 40:
+        unit = unit[:39] + "…"
+    return {
+        "field": f"{path}.{element_key}.{exc.key}",
+        "message": f"is {unit}, an unknown unit: the {element_key} value was left out, "
+        "not converted",
+        "element": element,
+    }
 
 
 def equipment_list_of(document):
-    """The Equipment array of a fleet snapshot, or None when there is none."""
+    """The Equipment array of a fleet snapshot, or None when there is none.
+
+    What an XML-to-JSON gateway makes of a snapshot is accepted too: a lone
+    (repeated) Equipment element as the object itself, and an empty ``<Fleet/>``
+    as ``{"Fleet": null}`` or a Fleet object without Equipment, an empty result
+    (reference 1.9). A document naming no Fleet and no Equipment is no snapshot.
+    """
     if document == []:
         return []  # Bosch's array around no page: past the last page, an empty result
     if isinstance(document, list) and len(document) == 1:
@@ -191,27 +227,39 @@ def equipment_list_of(document):
         return None
     equipment_list = _ci(document, "Equipment")
     if equipment_list is None:
-        fleet = _ci(document, "Fleet")
-        equipment_list = _ci(fleet, "Equipment") if isinstance(fleet, dict) else None
+        fleet_key, fleet = _ci_key(document, "Fleet")
+        if fleet_key is not None and fleet is None:
+            return []
+        if not isinstance(fleet, dict):
+            return None
+        equipment_key, equipment_list = _ci_key(fleet, "Equipment")
+        if equipment_key is None:
+            return []
+    if isinstance(equipment_list, dict):
+        return [equipment_list]
     return equipment_list if isinstance(equipment_list, list) else None
 
 
 def fleet_to_readings(document, now=None):
     """Map a fleet snapshot onto canonical readings.
 
-    Returns ``(readings, errors)``; each reading carries ``_index`` (the
-    equipment's position in the snapshot) and each error is ``(index, error)``,
-    index None for the document itself. Elements this mapping does not know
-    (load counts, PTO hours, ...) are ignored. A page without equipment is a
-    valid empty result (an out-of-range page), so it gives neither.
+    Returns ``(readings, errors, left_out)``; each reading carries ``_index``
+    (the equipment's position in the snapshot) and each error is ``(index,
+    error)``, index None for the document itself. ``left_out`` are the elements
+    of a unit this mapping does not know, ``(index, device id, note)`` with note
+    ``{field, message, element}`` (the element as sent): no error, since the
+    sender did nothing wrong, and no reading. Elements this mapping does not
+    know (load counts, PTO hours, ...) are ignored. A page without equipment is
+    a valid empty result (an out-of-range page), so it gives none of them.
     """
     if not FLEET.is_valid(document):
-        return [], [(None, failure) for failure in FLEET.errors(document)]
+        return [], [(None, failure) for failure in FLEET.errors(document)], []
     equipment_list = equipment_list_of(document)
     if equipment_list is None:
-        return [], [(None, error("Equipment", "must be an array of equipment in a Fleet object"))]
+        failure = error("Equipment", "must be an array of equipment in a Fleet object")
+        return [], [(None, failure)], []
 
-    readings, errors = [], []
+    readings, errors, left_out = [], [], []
     for index, equipment in enumerate(equipment_list):
         path = f"Equipment[{index}]"
         if not isinstance(equipment, dict):
@@ -243,6 +291,9 @@ def fleet_to_readings(document, now=None):
                 values = _element_values(name, element)
                 if values is None:
                     continue
+            except UnknownUnit as exc:
+                left_out.append((index, device_id, _left_out(path, key, element, exc)))
+                continue
             except (TypeError, ValueError) as exc:
                 errors.append((index, error(f"{path}.{key}", str(exc))))
                 continue
@@ -272,4 +323,4 @@ def fleet_to_readings(document, now=None):
             reading = {"device_id": device_id, "at": at, "_index": index}
             reading.update(by_time[at])
             readings.append(reading)
-    return readings, errors
+    return readings, errors, left_out

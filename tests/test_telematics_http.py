@@ -387,6 +387,106 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
         process_all(self.Event)
         self.assertEqual(self.equipment.engine_hours, 1510)
 
+    def test_iso15143_numbers_a_lone_machine_and_a_null_fleet_are_accepted(self):
+        """Exporters send version and snapshotTime as numbers; a gateway converting XML
+        makes a lone <Equipment> an object and <Fleet/> null, an empty result."""
+
+        def page(hour):
+            return iso_snapshot(
+                at=f"2026-11-20T{hour:02}:00:00Z", CumulativeOperatingHours={"Hour": 1600 + hour}
+            )
+
+        numbers = page(8)
+        numbers["Fleet"].update(version=2, snapshotTime=1795680000)
+        top_numbers = dict(page(9)["Fleet"], version=2.0, snapshotTime=1795683600)
+        lone = page(10)
+        lone["Fleet"]["Equipment"] = lone["Fleet"]["Equipment"][0]
+        top_lone = dict(page(11)["Fleet"])
+        top_lone["Equipment"] = top_lone["Equipment"][0]
+        for document in (numbers, top_numbers, lone, top_lone):
+            with self.subTest(document=document):
+                response = self.post("iso15143/fleet", dumps(document))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.json(), {"accepted": 1, "duplicates": 0, "rejected": []})
+        for document in ({"Fleet": None}, {"Fleet": {"version": 2, "snapshotTime": 1}}):
+            with self.subTest(document=document):
+                response = self.post("iso15143/fleet", dumps(document))
+                self.assertEqual(response.status_code, 202, response.text)
+                self.assertEqual(response.json(), {"accepted": 0, "duplicates": 0, "rejected": []})
+        self.assertFalse(self.events(state="rejected"))
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1611)
+        # Still refused: a version that is no string nor number (the page as a whole).
+        self.assertProblem(
+            self.post("iso15143/fleet", dumps(dict(top_numbers, version=[2]))), 422, "$"
+        )
+
+    def test_iso15143_an_unknown_unit_leaves_out_its_element_only(self):
+        """Reference 1.8: a .NET exporter serialises unit enums as numbers; "unknown unit
+        -> store raw, don't convert". The machine's other elements become its reading,
+        the element is kept as sent in the ledger, and the event's result names it."""
+        page = iso_snapshot(
+            CumulativeOperatingHours={"Hour": 1500},
+            Location={"Latitude": 48.8, "Longitude": 2.3},
+            Distance={"OdometerUnits": 3, "Odometer": 98765},
+        )
+        response = self.post("iso15143/fleet", dumps(page))
+        self.assertEqual(response.status_code, 202, response.text)
+        field = "Equipment[0].Distance.OdometerUnits"
+        message = "is 3, an unknown unit: the Distance value was left out, not converted"
+        self.assertEqual(
+            response.json(),
+            {
+                "accepted": 1,
+                "duplicates": 0,
+                "rejected": [],
+                "left_out": [{"index": 0, "field": field, "message": message}],
+            },
+        )
+        self.assertFalse(self.events(state="rejected"))
+        process_all(self.Event)
+        self.assertEqual(self.equipment.engine_hours, 1500)
+        self.assertAlmostEqual(self.equipment.telematics_latitude, 48.8)
+        self.assertFalse(self.equipment.odometer_km)  # never 98765 "km"
+        event = self.events(kind="readings")
+        self.assertEqual(event.state, "processed")
+        self.assertEqual(event.result, f"1 readings stored; {field} {message}")
+        self.assertEqual(
+            event.payload["left_out"][0]["element"], page["Fleet"]["Equipment"][0]["Distance"]
+        )
+        self.assertFalse(event.reading_ids.odometer_km)
+
+        # A machine sending nothing else: no reading, no refusal, the element kept.
+        only = iso_snapshot(
+            at="2026-11-20T10:00:00Z", FuelUsed={"FuelUnits": "imp. pint", "FuelConsumed": 9}
+        )
+        response = self.post("iso15143/fleet", dumps(only))
+        self.assertEqual(response.status_code, 202, response.text)
+        answer = response.json()
+        self.assertEqual((answer["accepted"], answer["rejected"]), (0, []))
+        self.assertEqual(answer["left_out"][0]["field"], "Equipment[0].FuelUsed.FuelUnits")
+        process_all(self.Event)
+        event = self.events(kind="readings") - event
+        self.assertEqual(event.state, "processed")
+        self.assertEqual(
+            event.result,
+            '0 readings stored; Equipment[0].FuelUsed.FuelUnits is "imp. pint", an unknown '
+            "unit: the FuelUsed value was left out, not converted",
+        )
+        self.assertFalse(event.reading_ids)
+        self.assertEqual(self.attention_count(), 0)
+
+        # Beside a machine refused, the page is no failure: something was kept.
+        nameless = {"EquipmentHeader": {"PIN": "N/A"}}
+        kept = iso_snapshot(at="2026-11-20T11:00:00Z", Distance={"OdometerUnits": 3, "Odometer": 1})
+        kept["Fleet"]["Equipment"].append(nameless)
+        response = self.post("iso15143/fleet", dumps(kept))
+        self.assertEqual(response.status_code, 202, response.text)
+        answer = response.json()
+        self.assertEqual([item["index"] for item in answer["rejected"]], [1])
+        self.assertEqual([item["index"] for item in answer["left_out"]], [0])
+        self.assertEqual(self.events(state="rejected").payload, nameless)
+
     # -- unauthenticated endpoints -----------------------------------------
     def test_health_and_openapi(self):
         health = self.url_open("/telematics/v1/health")

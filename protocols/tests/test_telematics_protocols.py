@@ -194,7 +194,7 @@ class TestIso15143(unittest.TestCase):
                 ],
             }
         ]
-        readings, errors = iso15143.fleet_to_readings(snapshot, now=NOW)
+        readings, errors, _left_out = iso15143.fleet_to_readings(snapshot, now=NOW)
         self.assertEqual([index for index, _e in errors], [1])
         self.assertEqual(len(readings), 2)
         older, newer = readings
@@ -217,7 +217,7 @@ class TestIso15143(unittest.TestCase):
             "Location": {"datetime": at, "Latitude": "N/A", "Longitude": "N/A"},
             "CumulativeIdleHours": {"datetime": at, "Hour": None},
         }
-        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        readings, errors, _left_out = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
         self.assertEqual(errors, [])
         expected = {"device_id": "SN-1", "at": datetime(2026, 11, 20, 8), "_index": 0}
         self.assertEqual(readings, [expected | {"engine_hours": 120.5}])
@@ -226,14 +226,14 @@ class TestIso15143(unittest.TestCase):
             "EquipmentHeader": {"PIN": "P1"},
             "FuelRemaining": {"datetime": at, "Percent": None},
         }
-        self.assertEqual(iso15143.fleet_to_readings({"Equipment": [only]}, now=NOW), ([], []))
+        self.assertEqual(iso15143.fleet_to_readings({"Equipment": [only]}, now=NOW), ([], [], []))
         # Half a position is no position, and a word is still an error.
         half = {
             "EquipmentHeader": {"PIN": "P2"},
             "Location": {"datetime": at, "Latitude": 48.1, "Longitude": "N/A"},
             "FuelRemaining": {"datetime": at, "Percent": "lots"},
         }
-        readings, errors = iso15143.fleet_to_readings({"Equipment": [half]}, now=NOW)
+        readings, errors, _left_out = iso15143.fleet_to_readings({"Equipment": [half]}, now=NOW)
         self.assertEqual(readings, [])
         self.assertEqual(
             sorted(e["field"] for _i, e in errors),
@@ -248,7 +248,7 @@ class TestIso15143(unittest.TestCase):
             "CumulativeOperatingHours": {"datetime": "2026-11-20T08:00:00", "Hour": 5},
             "FuelRemaining": {"datetime": "2026-11-20T08:00:00.250", "Percent": 40},
         }
-        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        readings, errors, _left_out = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
         self.assertEqual(errors, [])
         self.assertEqual(
             [(r["at"], sorted(set(r) - {"device_id", "at", "_index"})) for r in readings],
@@ -265,23 +265,79 @@ class TestIso15143(unittest.TestCase):
         with self.assertRaises(ValueError):
             iso15143.parse_hours("lots")
 
-    def test_unknown_units_are_errors_not_guesses(self):
-        _readings, errors = iso15143.fleet_to_readings(
-            {
-                "Equipment": [
-                    {
-                        "EquipmentHeader": {"PIN": "P"},
-                        "Distance": {
-                            "datetime": "2026-11-20T08:00:00Z",
-                            "OdometerUnits": "furlong",
-                            "Odometer": 1,
-                        },
-                    }
-                ]
-            },
-            now=NOW,
+    def test_an_unknown_unit_leaves_its_element_out_and_the_rest_comes_in(self):
+        # Reference 1.8: spellings vary and a .NET exporter serialises unit enums as
+        # numbers; "unknown unit -> store raw, don't convert". The value is never a km
+        # or litre figure it is not: it is left out, named with its unit, kept as sent.
+        at = "2026-11-20T08:00:00Z"
+        distance = {"datetime": at, "OdometerUnits": "furlong", "Odometer": 8}
+        fuel = {"datetime": at, "fuelUnits": 3, "FuelConsumed": 1200}
+        machine = {
+            "EquipmentHeader": {"PIN": "P"},
+            "CumulativeOperatingHours": {"datetime": at, "Hour": 120},
+            "Distance": distance,
+            "FuelUsed": fuel,
+            "FuelRemaining": {"datetime": at, "Percent": 40},
+            "Location": {"datetime": at, "Latitude": 48.1, "Longitude": 2.2},
+        }
+        readings, errors, left_out = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        self.assertEqual(errors, [])
+        self.assertEqual(
+            readings,
+            [
+                {
+                    "device_id": "P",
+                    "at": datetime(2026, 11, 20, 8),
+                    "_index": 0,
+                    "engine_hours": 120.0,
+                    "fuel_level_pct": 40.0,
+                    "lat": 48.1,
+                    "lon": 2.2,
+                }
+            ],
         )
-        self.assertIn("furlong", errors[0][1]["message"])
+        self.assertEqual(
+            left_out,
+            [
+                (
+                    0,
+                    "P",
+                    {
+                        "field": "Equipment[0].Distance.OdometerUnits",
+                        "message": 'is "furlong", an unknown unit: the Distance value was '
+                        "left out, not converted",
+                        "element": distance,
+                    },
+                ),
+                (
+                    0,
+                    "P",
+                    {
+                        "field": "Equipment[0].FuelUsed.fuelUnits",
+                        "message": "is 3, an unknown unit: the FuelUsed value was left out, "
+                        "not converted",
+                        "element": fuel,
+                    },
+                ),
+            ],
+        )
+        # A machine with nothing else still has its element kept, and no error.
+        only = {"EquipmentHeader": {"PIN": "Q"}, "Distance": dict(distance, OdometerUnits=7)}
+        readings, errors, left_out = iso15143.fleet_to_readings({"Equipment": [only]}, now=NOW)
+        self.assertEqual((readings, errors), ([], []))
+        self.assertEqual(
+            [(i, device, note["field"]) for i, device, note in left_out],
+            [(0, "Q", "Equipment[0].Distance.OdometerUnits")],
+        )
+        # Known spellings still convert, and a placeholder value leaves nothing out.
+        known = {
+            "EquipmentHeader": {"PIN": "R"},
+            "Distance": {"datetime": at, "OdometerUnits": " MILES ", "Odometer": 10},
+            "FuelUsed": {"datetime": at, "FuelUnits": 9, "FuelConsumed": "N/A"},
+        }
+        readings, errors, left_out = iso15143.fleet_to_readings({"Equipment": [known]}, now=NOW)
+        self.assertEqual((errors, left_out), ([], []))
+        self.assertAlmostEqual(readings[0]["odometer_km"], 16.09344)
 
     def test_an_empty_page_is_a_valid_result_without_readings_or_errors(self):
         # The reference: an out-of-range page is an empty Equipment list, or [] (Bosch).
@@ -293,12 +349,44 @@ class TestIso15143(unittest.TestCase):
         ]
         for page in empty_pages:
             with self.subTest(page=page):
-                self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], []))
+                self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], [], []))
                 self.assertEqual(iso15143.equipment_list_of(page), [])
+
+    def test_numbers_for_version_and_time_a_lone_machine_and_a_null_fleet(self):
+        # Senders serialise the header attributes as numbers, an XML-to-JSON gateway
+        # makes a lone repeated <Equipment> an object and <Fleet/> null (reference 1.9:
+        # an empty result is valid, not an error).
+        machine = {
+            "EquipmentHeader": {"PIN": "P1"},
+            "CumulativeOperatingHours": {"datetime": "2026-11-20T08:00:00Z", "Hour": 12},
+        }
+        pages = [
+            {"version": 2, "snapshotTime": 1795680000, "Equipment": [machine]},
+            {"version": 2.0, "snapshotTime": "2026-11-20T09:00:00Z", "Equipment": machine},
+            {"Fleet": {"version": 1, "Equipment": machine}},
+            [{"Equipment": machine, "links": []}],
+        ]
+        for page in pages:
+            with self.subTest(page=page):
+                readings, errors, _left_out = iso15143.fleet_to_readings(page, now=NOW)
+                self.assertEqual(errors, [])
+                self.assertEqual([r["engine_hours"] for r in readings], [12])
+                self.assertEqual(iso15143.equipment_list_of(page), [machine])
+        for page in ({"Fleet": None}, {"fleet": None}, {"Fleet": {"version": "1"}}):
+            with self.subTest(page=page):
+                self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], [], []))
+                self.assertEqual(iso15143.equipment_list_of(page), [])
+        # What is no fleet page at all stays refused, naming the field.
+        for page in ({}, {"readings": []}, {"Fleet": "x"}, {"Equipment": "x"}, {"version": [1]}):
+            with self.subTest(page=page):
+                readings, errors, _left_out = iso15143.fleet_to_readings(page, now=NOW)
+                self.assertEqual(readings, [])
+                self.assertTrue(errors)
+                self.assertTrue(all(index is None and error["field"] for index, error in errors))
 
     def test_a_page_of_invalid_machines_still_names_each_of_them(self):
         page = {"Links": [], "Equipment": [{"EquipmentHeader": {"PIN": "N/A"}}, "machine"]}
-        readings, errors = iso15143.fleet_to_readings(page, now=NOW)
+        readings, errors, _left_out = iso15143.fleet_to_readings(page, now=NOW)
         self.assertEqual(readings, [])
         self.assertEqual([index for index, _error in errors], [0, 1])
 
@@ -314,8 +402,8 @@ class TestIso15143(unittest.TestCase):
                 page = {"version": "1", key: links, "Equipment": [machine]}
                 for document in (page, [page], {"Fleet": page}):
                     with self.subTest(document=document):
-                        readings, errors = iso15143.fleet_to_readings(document, now=NOW)
+                        readings, errors, _left_out = iso15143.fleet_to_readings(document, now=NOW)
                         self.assertEqual(errors, [])
                         self.assertEqual([r["engine_hours"] for r in readings], [12])
-        readings, errors = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
+        readings, errors, _left_out = iso15143.fleet_to_readings({"Equipment": [machine]}, now=NOW)
         self.assertEqual((len(readings), errors), (1, []))

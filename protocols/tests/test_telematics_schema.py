@@ -143,7 +143,7 @@ class TestSemanticChecks(unittest.TestCase):
                 },
             ]
         }
-        readings, errors = iso15143.fleet_to_readings(snapshot)
+        readings, errors, _left_out = iso15143.fleet_to_readings(snapshot)
         self.assertEqual([reading["def_level_pct"] for reading in readings], [50])
         self.assertEqual(
             {error["field"] for _index, error in errors},
