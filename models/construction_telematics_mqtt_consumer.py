@@ -196,6 +196,12 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             # Sent because the consumer subscribed, perhaps months after it was
             # published: processing takes it as stale state, never as an alert.
             row["retained"] = message.retain
+            if message.retain:
+                # A retained copy never stands for the live delivery of the same
+                # message, which may come after it (a persistent session's queued
+                # copy behind the replay of its new subscription, a device's resend):
+                # taken as a duplicate of the copy, a live alert would open nothing.
+                row["dedupe_key"] = f"retained:{row['dedupe_key']}"
         return rows
 
     def _insert_planned(self, Event, source, planned):
