@@ -1,7 +1,7 @@
 {
     "name": "Construction Asset Sync",
     "summary": "Telematics and Odyssee field service in sync with maintenance and invoicing",
-    "version": "18.0.1.6.0",
+    "version": "18.0.1.7.0",
     "category": "Manufacturing/Maintenance",
     "author": "construction_asset_sync contributors",
     "website": "https://github.com/construction-asset-sync/construction_asset_sync",

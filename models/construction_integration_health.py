@@ -370,11 +370,12 @@ class ConstructionIntegrationHealth(models.Model):
                     env._("%(n)s request(s) could not be sent to Odyssee", n=attention),
                 )
             elif stream.kind == "push" and stream.state != "error" and stream.last_error:
-                # A product or a technician's user Odyssee refused: no request shows it.
-                problems["push_failed"] = (
+                # A product or a technician's user Odyssee refused, which no request
+                # in error shows (each run tries it again and says it again).
+                problems["push_refused"] = (
                     "warning",
                     env._(
-                        "%(stream)s could not send: %(error)s",
+                        "%(stream)s: Odyssee refused what the last run sent: %(error)s",
                         stream=label,
                         error=stream.last_error[:300],
                     ),

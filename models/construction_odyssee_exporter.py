@@ -10,7 +10,6 @@ a lost answer, a retry or a crash ends in a 409 that adopts the record, never
 in a second one.
 """
 
-import functools
 import uuid
 
 from odoo import api, fields, models
@@ -35,6 +34,24 @@ ERP_KEYS = {
 }
 
 
+def _memo(compute):
+    """``compute`` run once: later calls give its result, or raise its error again."""
+    outcome = []
+
+    def once():
+        if not outcome:
+            try:
+                outcome.append((True, compute()))
+            except Exception as exc:
+                outcome.append((False, exc))
+        succeeded, value = outcome[0]
+        if not succeeded:
+            raise value
+        return value
+
+    return once
+
+
 class ConstructionOdysseeExporter(models.AbstractModel):
     _name = "construction.odyssee.exporter"
     _description = "Odyssee exporter"
@@ -56,23 +73,28 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             )
         )
         pushed, failures = 0, []
-        job_type = functools.cache(lambda: self._job_type(backend, client))
+        job_type = _memo(lambda: self._job_type(backend, client))
         for product in backend._products_to_push():
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_product, client, product
             )
             if error:
                 failures.append(f"{product.display_name}: {error}")
-        for request in requests:
-            # Jobs do not name their technician's user: a user Odyssee refuses
-            # is said on its own and does not keep the job from going out.
-            employee = request.user_id.employee_ids[:1]
-            if employee:
-                error = self._isolated(
-                    backend, call_log, auto_commit, self._push_technician, client, employee
+        # Jobs do not name their technician's user: a user Odyssee refuses is said
+        # on its own, each run until it is made, and keeps no job from going out.
+        for employee in self._technicians_to_push(backend, requests):
+            error = self._isolated(
+                backend, call_log, auto_commit, self._push_technician, client, employee
+            )
+            if error:
+                failures.append(
+                    self.env._(
+                        "Technician %(name)s (Odyssee user): %(error)s",
+                        name=employee.display_name,
+                        error=error,
+                    )
                 )
-                if error:
-                    failures.append(f"{employee.display_name}: {error}")
+        for request in requests:
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_request, client, request, job_type
             )
@@ -84,6 +106,33 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             if auto_commit:
                 self.env.cr.commit()
         return {"new": pushed, "error": "\n".join(failures) or False}, True
+
+    def _technicians_to_push(self, backend, requests):
+        """The employees whose Odyssee user a run makes sure of, each once.
+
+        Those of the queued ``requests``, and those of requests already sent whom
+        Odyssee has no user of yet (their creation was refused: tried again).
+        """
+        Request = self.env["maintenance.request"].sudo()
+        sent_users = Request._read_group(
+            [
+                ("company_id", "=", backend.company_id.id),
+                ("odyssee_push_state", "=", "sent"),
+                ("user_id", "!=", False),
+            ],
+            ["user_id"],
+        )
+        queued = self._first_employees(requests.user_id)
+        others = self._first_employees(
+            self.env["res.users"].union(*(user for (user,) in sent_users)) - requests.user_id
+        )
+        made = self.env["construction.external.id"]._to_bindings(backend.external_system_id, others)
+        made = made.filtered(lambda binding: not binding.pending)
+        return queued | others.filtered(lambda employee: employee.id not in made.mapped("res_id"))
+
+    def _first_employees(self, users):
+        """The employee of each user (their first, as a request's technician is)."""
+        return self.env["hr.employee"].union(*(user.employee_ids[:1] for user in users))
 
     def _isolated(self, backend, call_log, auto_commit, method, *args):
         """Run ``method(backend, *args)`` alone: its failure is returned, not raised."""
@@ -196,7 +245,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
 
         A user is a person signing in to the mobile app: their user name and
         names are Odyssee's once the user exists (and a ``PUT`` may replace the
-        whole entity, reference 6.1 #11), so an existing user is only bound.
+        whole entity, reference section 7 Q11), so an existing user is only bound.
         """
         firstname, _space, lastname = (employee.name or "").strip().partition(" ")
         return self._upsert(

@@ -6,7 +6,7 @@ class TestInstall(TransactionCase):
     def test_module_is_installed(self):
         module = self.env["ir.module.module"].search([("name", "=", "construction_asset_sync")])
         self.assertEqual(module.state, "installed")
-        self.assertEqual(module.installed_version, "18.0.1.6.0")
+        self.assertEqual(module.installed_version, "18.0.1.7.0")
 
     def test_the_ledger_finds_a_sources_newest_events_by_index(self):
         # The health check's last success per source and the ledger list of one

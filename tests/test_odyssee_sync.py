@@ -906,19 +906,25 @@ class TestOdysseeRealTenant(OdysseeCase):
         )
         self.assertEqual(self.count_by_code("User").get(f"EMP-{newcomer.id}"), 1)
 
-        refused = self.env["hr.employee"].create({"name": "Refused", "work_email": "r" * 120})
+        refused = self.env["hr.employee"].create({"name": "Refused", "work_email": "r@erp"})
+        self.emulator.set_faults(Faults(poisoned={f"EMP-{refused.id}": 400}))
         request = request_by(refused, "by-refused")
         request.action_send_to_odyssee()
         self.stream("push")._run()
         self.assertEqual(request.odyssee_push_state, "sent", "the job does not name the user")
         self.assertIn(request.odyssee_job_guid, self.emulator.tables["Jobs"])
-        self.assertIn("Refused", self.stream("push").last_error)
+        self.stream("push")._run()  # nothing queued: the user is tried again all the same
+        self.assertIn("Technician Refused (Odyssee user)", self.stream("push").last_error)
         Health = self.env["construction.integration.health"]
         Health._check_all()
         row = Health.search([("stream_id", "=", self.stream("push").id)])
         self.assertEqual(row.health, "warning")
-        self.assertIn("could not send: Refused", row.summary)
+        self.assertIn("Odyssee refused what the last run sent: Technician Refused", row.summary)
         self.assertTrue(row.activity_ids, "an integration administrator hears of it")
+        self.emulator.set_faults(Faults())
+        self.stream("push")._run()
+        self.assertTrue(refused.odyssee_user_guid, "made once Odyssee takes it")
+        self.assertFalse(self.stream("push").last_error)
 
     def test_a_create_interrupted_after_its_post_is_adopted_on_the_next_run(self):
         request = self.env["maintenance.request"].create(
