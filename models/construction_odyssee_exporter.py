@@ -74,7 +74,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         )
         pushed, failures = 0, []
         job_type = _memo(lambda: self._job_type(backend, client))
-        for product in backend._products_to_push():
+        for product in self._products_changed(backend, backend._products_to_push()):
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_product, client, product
             )
@@ -265,24 +265,55 @@ class ConstructionOdysseeExporter(models.AbstractModel):
 
     def _push_product(self, backend, client, product):
         category = product.categ_id
-        self._upsert(
-            backend,
-            client,
-            category,
-            "ArticleCategory",
-            {"code": f"CAT-{category.id}", "name": (category.name or "")[:50]},
-        )
-        self._upsert(
-            backend,
-            client,
-            product,
-            "Article",
-            {
-                "code": product.default_code[:50],
-                "name": (product.name or "")[:50],
-                "entered_price": product.lst_price,
-                "article_category_code": f"CAT-{category.id}",
-            },
+        self._upsert(backend, client, category, "ArticleCategory", self._category_values(category))
+        self._upsert(backend, client, product, "Article", self._article_values(product))
+
+    @staticmethod
+    def _category_values(category):
+        return {"code": f"CAT-{category.id}", "name": (category.name or "")[:50]}
+
+    @staticmethod
+    def _article_values(product):
+        return {
+            "code": product.default_code[:50],
+            "name": (product.name or "")[:50],
+            "entered_price": product.lst_price,
+            "article_category_code": f"CAT-{product.categ_id.id}",
+        }
+
+    def _products_changed(self, backend, products):
+        """The ``products`` whose article or category Odyssee does not hold as Odoo has it.
+
+        Every sync run goes through the whole product domain: its values are
+        read here for all products at once (one computation of their prices,
+        not one per product after each commit), and only the changed ones are
+        pushed one by one.
+        """
+        Binder = self.env["construction.external.id"]
+        system = backend.external_system_id
+        categories = products.categ_id
+        sent = {}
+        for binding in Binder._to_bindings(system, products) | Binder._to_bindings(
+            system, categories
+        ):
+            sent.setdefault((binding.res_model, binding.res_id), binding)  # oldest first
+
+        def changed(record, values):
+            binding = sent.get((record._name, record.id))
+            return (
+                not binding
+                or binding.pending
+                or binding.fingerprint != (Binder._fingerprint(values))
+            )
+
+        stale_categories = {
+            category.id
+            for category in categories
+            if changed(category, self._category_values(category))
+        }
+        return products.filtered(
+            lambda product: product.categ_id.id in stale_categories
+            or changed(product, self._article_values(product))
         )
 
     def _job_type(self, backend, client):

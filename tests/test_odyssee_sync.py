@@ -776,6 +776,43 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(self.count_by_code("Article").get("COFFEE"), 1)
         self.assertFalse(Binder._binding(system, unused).pending)
 
+    def test_only_products_changed_since_they_were_sent_cost_calls(self):
+        category = self.env["product.category"].create({"name": "Filters"})
+        products = self.env["product.product"].create(
+            [
+                {"name": f"Filter {n}", "default_code": f"FLT-{n}", "categ_id": category.id}
+                for n in range(3)
+            ]
+        )
+        self.backend.product_domain = "[('default_code', 'like', 'FLT-')]"
+        self.stream("push")._run()
+        self.assertEqual(
+            set(self.count_by_code("Article")) & {"FLT-0", "FLT-1", "FLT-2"},
+            {"FLT-0", "FLT-1", "FLT-2"},
+        )
+        self.emulator.calls_by_controller.clear()
+        self.stream("push")._run()
+        self.assertEqual(self.emulator.calls_by_controller, {}, "unchanged: no call")
+
+        products[1].lst_price = 42.5
+        self.stream("push")._run()
+        self.assertEqual(self.emulator.calls_by_controller, {"Article": 1})
+        article = next(a for a in self.emulator.tables["Article"].values() if a["code"] == "FLT-1")
+        self.assertEqual(article["entered_price"], 42.5)
+
+        self.emulator.calls_by_controller.clear()
+        category.name = "Oil filters"
+        self.stream("push")._run()
+        self.assertEqual(self.emulator.calls_by_controller, {"ArticleCategory": 1})
+        self.assertEqual(
+            self.emulator.tables["ArticleCategory"][
+                self.env["construction.external.id"]._to_external(
+                    self.backend.external_system_id, category
+                )[category.id]
+            ]["name"],
+            "Oil filters",
+        )
+
     def test_a_machine_odyssee_does_not_know_is_created_with_the_tenants_default_status(self):
         # Reference 5.7: an installation's status is required (one of project_status_id,
         # _code, or the embedded object); the tenant pre-selects its default one.
