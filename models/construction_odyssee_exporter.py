@@ -74,9 +74,9 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         )
         pushed, failures = 0, []
         job_type = _memo(lambda: self._job_type(backend, client))
-        for product in self._products_changed(backend, backend._products_to_push()):
+        for product, *values in self._products_changed(backend, backend._products_to_push()):
             error = self._isolated(
-                backend, call_log, auto_commit, self._push_product, client, product
+                backend, call_log, auto_commit, self._push_product, client, product, *values
             )
             if error:
                 failures.append(f"{product.display_name}: {error}")
@@ -263,10 +263,9 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             update=False,
         )[0]
 
-    def _push_product(self, backend, client, product):
-        category = product.categ_id
-        self._upsert(backend, client, category, "ArticleCategory", self._category_values(category))
-        self._upsert(backend, client, product, "Article", self._article_values(product))
+    def _push_product(self, backend, client, product, category_values, article_values):
+        self._upsert(backend, client, product.categ_id, "ArticleCategory", category_values)
+        self._upsert(backend, client, product, "Article", article_values)
 
     @staticmethod
     def _category_values(category):
@@ -282,19 +281,19 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         }
 
     def _products_changed(self, backend, products):
-        """The ``products`` whose article or category Odyssee does not hold as Odoo has it.
+        """``(product, category values, article values)`` of the ``products`` whose
+        article or category Odyssee does not hold as Odoo has it.
 
-        Every sync run goes through the whole product domain: its values are
-        read here for all products at once (one computation of their prices,
-        not one per product after each commit), and only the changed ones are
-        pushed one by one.
+        Every sync run goes through the whole product domain. The values are read
+        here for all products at once: read after each product's commit, a price
+        would be computed again for every product of the run each time (its
+        prefetch), and only the changed products are then pushed one by one.
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
-        categories = products.categ_id
         sent = {}
         for binding in Binder._to_bindings(system, products) | Binder._to_bindings(
-            system, categories
+            system, products.categ_id
         ):
             sent.setdefault((binding.res_model, binding.res_id), binding)  # oldest first
 
@@ -306,15 +305,13 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 or binding.fingerprint != (Binder._fingerprint(values))
             )
 
-        stale_categories = {
-            category.id
-            for category in categories
-            if changed(category, self._category_values(category))
-        }
-        return products.filtered(
-            lambda product: product.categ_id.id in stale_categories
-            or changed(product, self._article_values(product))
-        )
+        pushes = []
+        for product in products:
+            category_values = self._category_values(product.categ_id)
+            article_values = self._article_values(product)
+            if changed(product.categ_id, category_values) or changed(product, article_values):
+                pushes.append((product, category_values, article_values))
+        return pushes
 
     def _job_type(self, backend, client):
         """What names a pushed job's type: the backend's code, else the tenant's default."""
