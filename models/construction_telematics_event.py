@@ -566,7 +566,10 @@ class ConstructionTelematicsEvent(models.Model):
         for device_id, by_stamp in by_device.items():
             stamps = sorted(by_stamp)
             body = {"device_id": device_id, "readings": [by_stamp[stamp] for stamp in stamps]}
+            key_digest = None
             if notes[device_id]:
+                if stamps:  # what was left out beside readings does not tell them apart
+                    key_digest = _sha256(_canonical_json(body))
                 body["left_out"] = notes[device_id]
             text = _canonical_json(body)
             digest = _sha256(text)
@@ -576,7 +579,7 @@ class ConstructionTelematicsEvent(models.Model):
                     "company_id": source.company_id.id,
                     "channel": channel,
                     # Same device, times and values: the same batch sent again.
-                    "dedupe_key": f"readings:{device_id}:{digest}",
+                    "dedupe_key": f"readings:{device_id}:{key_digest or digest}",
                     "kind": "readings",
                     "device_id": device_id,
                     "payload": body,

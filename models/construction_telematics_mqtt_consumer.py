@@ -193,16 +193,22 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                 )
             ]
         for row in rows:
-            # Sent because the consumer subscribed, perhaps months after it was
-            # published: processing takes it as stale state, never as an alert.
-            row["retained"] = message.retain
-            if message.retain:
-                # A retained copy never stands for the live delivery of the same
-                # message, which may come after it (a persistent session's queued
-                # copy behind the replay of its new subscription, a device's resend):
-                # taken as a duplicate of the copy, a live alert would open nothing.
-                row["dedupe_key"] = f"retained:{row['dedupe_key']}"
+            self._mark_retained(row, message)
         return rows
+
+    @staticmethod
+    def _mark_retained(row, message):
+        """Sent because the consumer subscribed, perhaps months after it was
+        published: processing takes it as stale state, never as an alert.
+
+        A retained copy never stands for the live delivery of the same message,
+        which may come after it (a persistent session's queued copy behind the
+        replay of its new subscription, a device's resend): taken as a duplicate
+        of the copy, a live alert would open nothing. So it has a key of its own.
+        """
+        row["retained"] = message.retain
+        if message.retain and not row["dedupe_key"].startswith("retained:"):
+            row["dedupe_key"] = f"retained:{row['dedupe_key']}"
 
     def _insert_planned(self, Event, source, planned):
         """Insert the rows of a whole batch in one statement; the dedupe keys inserted.
@@ -245,7 +251,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
             [{"field": "$", "message": reason}],
             device,
         )
-        row["retained"] = message.retain
+        self._mark_retained(row, message)
         return row
 
     def _apply_statuses(self, source, statuses):

@@ -228,8 +228,8 @@ def equipment_list_of(document):
     equipment_list = _ci(document, "Equipment")
     if equipment_list is None:
         fleet_key, fleet = _ci_key(document, "Fleet")
-        if fleet_key is not None and fleet is None:
-            return []
+        if fleet_key is not None and fleet in (None, ""):
+            return []  # <Fleet/> through an XML-to-JSON gateway
         if not isinstance(fleet, dict):
             return None
         equipment_key, equipment_list = _ci_key(fleet, "Equipment")

@@ -455,6 +455,11 @@ class TestTelematicsHttp(TelematicsHttpMixin, HttpCase):
             event.payload["left_out"][0]["element"], page["Fleet"]["Equipment"][0]["Distance"]
         )
         self.assertFalse(event.reading_ids.odometer_km)
+        # Polled again, its left-out element moved on: the same readings, a duplicate.
+        page["Fleet"]["Equipment"][0]["Distance"]["Odometer"] = 98790
+        response = self.post("iso15143/fleet", dumps(page))
+        self.assertEqual((response.json()["accepted"], response.json()["duplicates"]), (0, 1))
+        self.assertEqual(self.events(kind="readings"), event)
 
         # A machine sending nothing else: no reading, no refusal, the element kept.
         only = iso_snapshot(

@@ -300,10 +300,20 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertFalse(self.equipment.telematics_latitude)
         self.assertFalse(self.equipment.engine_hours)
         self.assertFalse(self.equipment.telematics_last_seen_at)
-        # The same alert delivered live later is one the ledger has: a duplicate.
+        # Stored before 18.0.1.7.0, the retained copy has the live delivery's key:
+        # the same alert delivered live later would be its duplicate.
         self.assertEqual(self.receive(alert(event_id="stale-1"))["duplicates"], 1)
         self.assertEqual(self.Event._process_batch(), 0)
         self.assertFalse(self.requests())
+        # The upgrade keys it apart, as the MQTT consumer keys retained rows now.
+        migration = load_migration("18.0.1.7.0", "post-migrate")
+        self.assertEqual(migration.key_retained_deliveries_apart(self.env.cr), 1)
+        self.env.invalidate_all()
+        self.assertEqual(event.dedupe_key, "retained:alert:stale-1")
+        self.assertEqual(migration.key_retained_deliveries_apart(self.env.cr), 0)
+        self.assertEqual(self.receive(alert(event_id="stale-1"))["accepted"], 1)
+        self.Event._process_batch()
+        self.assertEqual(len(self.requests()), 1, "the live alert opens its request")
 
     def test_a_retained_repeat_or_clear_leaves_the_open_request_alone(self):
         self.receive(alert(event_id="live-1"))
