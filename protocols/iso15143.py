@@ -225,7 +225,11 @@ def equipment_list_of(document):
         document = document[0]
     if not isinstance(document, dict):
         return None
-    equipment_list = _ci(document, "Equipment")
+    equipment_key, equipment_list = _ci_key(document, "Equipment")
+    if equipment_key is None and _ci_key(document, "Fleet")[0] is None:
+        # A page's own attributes and no machine: the unwrapped <Fleet/>.
+        header = ("version", "snapshotTime", "Links")
+        return [] if any(_ci_key(document, name)[0] for name in header) else None
     if equipment_list is None:
         fleet_key, fleet = _ci_key(document, "Fleet")
         if fleet_key is not None and fleet in (None, ""):

@@ -372,7 +372,13 @@ class TestIso15143(unittest.TestCase):
                 self.assertEqual(errors, [])
                 self.assertEqual([r["engine_hours"] for r in readings], [12])
                 self.assertEqual(iso15143.equipment_list_of(page), [machine])
-        for page in ({"Fleet": None}, {"fleet": None}, {"Fleet": ""}, {"Fleet": {"version": "1"}}):
+        for page in (
+            {"Fleet": None},
+            {"fleet": None},
+            {"Fleet": ""},
+            {"Fleet": {"version": "1"}},
+            {"version": "1", "snapshotTime": "2026-11-20T09:00:00Z", "Links": []},
+        ):
             with self.subTest(page=page):
                 self.assertEqual(iso15143.fleet_to_readings(page, now=NOW), ([], [], []))
                 self.assertEqual(iso15143.equipment_list_of(page), [])
