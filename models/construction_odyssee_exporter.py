@@ -74,7 +74,10 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         )
         pushed, failures = 0, []
         job_type = _memo(lambda: self._job_type(backend, client))
+        # Each record is read on its own (``with_prefetch()``): after each commit
+        # clears the cache, a field read on one would be fetched for the whole run.
         for product, *values in self._products_changed(backend, backend._products_to_push()):
+            product = product.with_prefetch()
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_product, client, product, *values
             )
@@ -83,6 +86,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         # Jobs do not name their technician's user: a user Odyssee refuses is said
         # on its own, each run until it is made, and keeps no job from going out.
         for employee in self._technicians_to_push(backend, requests):
+            employee = employee.with_prefetch()
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_technician, client, employee
             )
@@ -95,6 +99,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                     )
                 )
         for request in requests:
+            request = request.with_prefetch()
             error = self._isolated(
                 backend, call_log, auto_commit, self._push_request, client, request, job_type
             )
