@@ -52,6 +52,11 @@ def _memo(compute):
     return once
 
 
+def _in_sync(binding, fingerprint):
+    """Whether Odyssee holds, for ``binding``'s record, the values of ``fingerprint``."""
+    return bool(binding) and not binding.pending and binding.fingerprint == fingerprint
+
+
 class ConstructionOdysseeExporter(models.AbstractModel):
     _name = "construction.odyssee.exporter"
     _description = "Odyssee exporter"
@@ -131,9 +136,11 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         others = self._first_employees(
             self.env["res.users"].union(*(user for (user,) in sent_users)) - requests.user_id
         )
-        made = self.env["construction.external.id"]._to_bindings(backend.external_system_id, others)
-        made = made.filtered(lambda binding: not binding.pending)
-        return queued | others.filtered(lambda employee: employee.id not in made.mapped("res_id"))
+        bindings = self.env["construction.external.id"]._to_bindings(
+            backend.external_system_id, others
+        )
+        made = {binding.res_id for binding in bindings if not binding.pending}
+        return queued | others.filtered(lambda employee: employee.id not in made)
 
     def _first_employees(self, users):
         """The employee of each user (their first, as a request's technician is)."""
@@ -171,10 +178,11 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         system = backend.external_system_id
         binding = Binder._binding(system, record)
         fingerprint = Binder._fingerprint(values)
-        if binding and not binding.pending and (not update or binding.fingerprint == fingerprint):
+        settled = binding and not binding.pending
+        if _in_sync(binding, fingerprint) or (settled and not update):
             return binding.external_id, False
         sent = {"fingerprint": fingerprint, "synced_at": fields.Datetime.now(), "pending": False}
-        if binding and not binding.pending:
+        if settled:
             client.update(controller, binding.external_id, values)
             binding.write(sent)
             return binding.external_id, "updated"
@@ -304,11 +312,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
 
         def changed(record, values):
             binding = sent.get((record._name, record.id))
-            return (
-                not binding
-                or binding.pending
-                or binding.fingerprint != (Binder._fingerprint(values))
-            )
+            return not _in_sync(binding, Binder._fingerprint(values))
 
         pushes = []
         for product in products:

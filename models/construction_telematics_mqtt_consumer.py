@@ -187,11 +187,8 @@ class ConstructionTelematicsMqttConsumer(models.Model):
                 message.topic,
                 exc_info=True,
             )
-            rows = [
-                self._refused_row(
-                    Event, source, endpoint, message, device, f"could not be received ({exc})"
-                )
-            ]
+            reason = f"could not be received ({exc})"
+            return [self._refused_row(Event, source, endpoint, message, device, reason)]
         for row in rows:
             self._mark_retained(row, message)
         return rows
@@ -207,7 +204,7 @@ class ConstructionTelematicsMqttConsumer(models.Model):
         of the copy, a live alert would open nothing. So it has a key of its own.
         """
         row["retained"] = message.retain
-        if message.retain and not row["dedupe_key"].startswith("retained:"):
+        if message.retain:
             row["dedupe_key"] = f"retained:{row['dedupe_key']}"
 
     def _insert_planned(self, Event, source, planned):

@@ -114,7 +114,7 @@ def _identity(header):
         key, value = _ci_key(header, name)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             continue
-        if str(value).strip().lower() not in PLACEHOLDERS:
+        if not _placeholder(value):
             return key, str(value).strip()
     return None, None
 
@@ -193,9 +193,10 @@ def _unit_factor(element, child, factors):
     key, unit = _ci_key(element, child)
     if _placeholder(unit):
         return 1.0
-    if not isinstance(unit, str) or unit.strip().lower() not in factors:
+    factor = factors.get(unit.strip().lower()) if isinstance(unit, str) else None
+    if factor is None:
         raise UnknownUnit(key, unit)
-    return factors[unit.strip().lower()]
+    return factor
 
 
 def _left_out(path, element_key, element, exc):
