@@ -21,7 +21,9 @@ from ..protocols.odyssee_adapter import (
     default_installation_status,
     default_job_type,
     find_by_key,
+    find_by_keys,
 )
+from ..protocols.odyssee_client import OdysseeError
 
 # The ERP key of each controller the connector writes.
 ERP_KEYS = {
@@ -79,12 +81,21 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         )
         pushed, failures = 0, []
         job_type = _memo(lambda: self._job_type(backend, client))
+        pushes = self._products_changed(backend, backend._products_to_push())
+        tenant_rows = self._tenant_rows_of_new(backend, client, pushes)
         # Each record is read on its own (``with_prefetch()``): after each commit
         # clears the cache, a field read on one would be fetched for the whole run.
-        for product, *values in self._products_changed(backend, backend._products_to_push()):
+        for product, *values in pushes:
             product = product.with_prefetch()
             error = self._isolated(
-                backend, call_log, auto_commit, self._push_product, client, product, *values
+                backend,
+                call_log,
+                auto_commit,
+                self._push_product,
+                client,
+                product,
+                *values,
+                tenant_rows,
             )
             if error:
                 failures.append(f"{product.display_name}: {error}")
@@ -165,7 +176,17 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             backend._write_call_log(call_log)
         return False
 
-    def _upsert(self, backend, client, record, controller, values, create_values=None, update=True):
+    def _upsert(
+        self,
+        backend,
+        client,
+        record,
+        controller,
+        values,
+        create_values=None,
+        update=True,
+        tenant_rows=None,
+    ):
         """Make Odyssee hold ``values`` for ``record``; returns ``(guid, what was done)``.
 
         What was done: False (unchanged), "updated", "adopted" or "created".
@@ -173,6 +194,10 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         a new record must have, which an update must leave as Odyssee has it).
         ``update=False``: a record Odyssee has is Odyssee's; it is bound, never
         written (``values`` are sent only to create a missing one).
+        ``tenant_rows``: ``{ERP key: rows}`` looked up already for this
+        ``controller`` (``find_by_keys``); a key it lacks is looked up here. What
+        this run creates is added, so that a second record with the same key
+        adopts it as a lookup would.
         """
         Binder = self.env["construction.external.id"]
         system = backend.external_system_id
@@ -186,9 +211,13 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             client.update(controller, binding.external_id, values)
             binding.write(sent)
             return binding.external_id, "updated"
+        key_field = ERP_KEYS[controller]
+        key = values[key_field]
         if not binding:
-            key_field = ERP_KEYS[controller]
-            found = find_by_key(client, controller, key_field, values[key_field])
+            if tenant_rows is not None and key in tenant_rows:
+                found = tenant_rows[key]
+            else:
+                found = find_by_key(client, controller, key_field, key)
             if found:  # the tenant has it already: adopt it, then send our values
                 guid = normalize(found[0]["id"])
                 if update:
@@ -203,6 +232,8 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         if created.get("@adopted") and update:  # an earlier attempt created it: make it current
             client.update(controller, binding.external_id, values)
         binding.write(sent)
+        if tenant_rows is not None:
+            tenant_rows[key] = [{"id": binding.external_id, key_field: key}]
         return binding.external_id, "created"
 
     def _push_company(self, backend, client, partner):
@@ -276,9 +307,57 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             update=False,
         )[0]
 
-    def _push_product(self, backend, client, product, category_values, article_values):
-        self._upsert(backend, client, product.categ_id, "ArticleCategory", category_values)
-        self._upsert(backend, client, product, "Article", article_values)
+    def _push_product(
+        self, backend, client, product, category_values, article_values, tenant_rows=None
+    ):
+        tenant_rows = tenant_rows or {}
+        self._upsert(
+            backend,
+            client,
+            product.categ_id,
+            "ArticleCategory",
+            category_values,
+            tenant_rows=tenant_rows.get("ArticleCategory"),
+        )
+        self._upsert(
+            backend,
+            client,
+            product,
+            "Article",
+            article_values,
+            tenant_rows=tenant_rows.get("Article"),
+        )
+
+    def _tenant_rows_of_new(self, backend, client, pushes):
+        """The tenant's articles and categories with the codes of those ``pushes``
+        never sent: ``{controller: {code: rows}}``, a page of codes to a call.
+
+        Looked up one by one, a new backend's first run would cost a call per
+        product before any write. A lookup that fails leaves its products to
+        their own lookup, which fails or not for each product on its own.
+        """
+        Binder = self.env["construction.external.id"]
+        system = backend.external_system_id
+        products = self.env["product.product"].union(*(push[0] for push in pushes))
+        sent = {
+            (binding.res_model, binding.res_id)
+            for binding in Binder._to_bindings(system, products)
+            | Binder._to_bindings(system, products.categ_id)
+        }
+        codes = {"ArticleCategory": set(), "Article": set()}
+        for product, category_values, article_values in pushes:
+            if ("product.category", product.categ_id.id) not in sent:
+                codes["ArticleCategory"].add(category_values["code"])
+            if ("product.product", product.id) not in sent:
+                codes["Article"].add(article_values["code"])
+        tenant_rows = {}
+        for controller, wanted in codes.items():
+            if wanted:
+                try:
+                    tenant_rows[controller] = find_by_keys(client, controller, "code", wanted)
+                except OdysseeError:
+                    continue
+        return tenant_rows
 
     @staticmethod
     def _category_values(category):

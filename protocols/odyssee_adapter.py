@@ -186,6 +186,29 @@ def find_by_key(client, controller, key_field, value):
     return client.get(controller, query=query).get("value", [])
 
 
+def find_by_keys(client, controller, key_field, values):
+    """``find_by_key`` for many ``values`` at once: ``{value: its rows}``, one call per page.
+
+    ``key eq a or key eq b …`` for up to a page of values (the form ``rows_by_id``
+    asks GUIDs in), so each call's answer fits one page. A row is given to the
+    value it was asked for, whatever the case of its key: a tenant comparing
+    strings without case (as SQL Server does by default) answers
+    ``code eq 'abc'`` with its ``ABC``, which ``find_by_key`` would adopt too.
+    """
+    wanted = sorted({value for value in values if value})
+    found = {value: [] for value in wanted}
+    for start in range(0, len(wanted), SERVER_PAGE_SIZE):
+        chunk = wanted[start : start + SERVER_PAGE_SIZE]
+        asked_here, folded = set(chunk), {value.casefold(): value for value in chunk}
+        query = odata.Query(filter=odata.any_of(key_field, chunk), select=["id", key_field])
+        for row in client.iter_all(controller, query):
+            key = row.get(key_field)
+            asked = key if key in asked_here else folded.get(str(key).casefold())
+            if asked is not None:
+                found[asked].append(row)
+    return found
+
+
 def default_installation_status(client):
     """The GUID of the status a new installation gets, or None when the tenant has none open.
 

@@ -776,6 +776,67 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(self.count_by_code("Article").get("COFFEE"), 1)
         self.assertFalse(Binder._binding(system, unused).pending)
 
+    def test_a_new_backends_first_push_looks_its_products_up_a_page_at_a_time(self):
+        # Reference section 3: no upsert, so each product is looked up by its code
+        # before it is created; a tenant that has most of them already is the usual
+        # first run of a customer's database.
+        category = self.env["product.category"].create({"name": "Hydraulics"})
+        for n in range(45):
+            self.emulator.add("Article", code=f"HYD-{n:02d}", name=f"Hose {n}")
+        self.emulator.add("ArticleCategory", code=f"CAT-{category.id}", name="Hydraulics")
+        self.env["product.product"].create(
+            [
+                {"name": f"Hose {n}", "default_code": f"HYD-{n:02d}", "categ_id": category.id}
+                for n in range(50)  # HYD-45 to HYD-49 are new to Odyssee
+            ]
+        )
+        self.backend.product_domain = "[('default_code', 'like', 'HYD-')]"
+        self.emulator.calls_by_controller.clear()
+        self.stream("push")._run()
+        # 50 codes, 3 lookups; 45 articles adopted and updated; 5 created.
+        self.assertEqual(self.emulator.calls_by_controller["Article"], 3 + 45 + 5)
+        self.assertEqual(self.emulator.calls_by_controller["ArticleCategory"], 1 + 1)
+        counts = self.count_by_code("Article")
+        self.assertEqual(
+            {code: n for code, n in counts.items() if code.startswith("HYD")},
+            {f"HYD-{n:02d}": 1 for n in range(50)},
+            "adopted or made once each",
+        )
+        self.assertEqual(self.count_by_code("ArticleCategory")[f"CAT-{category.id}"], 1)
+        self.emulator.calls_by_controller.clear()
+        self.stream("push")._run()
+        self.assertEqual(self.emulator.calls_by_controller, {}, "all sent: no call")
+
+    def test_a_product_sharing_a_code_made_in_the_same_run_is_not_made_twice(self):
+        # Odoo allows two products one internal reference: the second finds the
+        # article the first made in this run, as its own lookup would have.
+        self.env["product.product"].create(
+            [
+                {"name": "Pin", "default_code": "PIN-1"},
+                {"name": "Pin (old)", "default_code": "PIN-1"},
+            ]
+        )
+        self.backend.product_domain = "[('default_code', '=', 'PIN-1')]"
+        self.stream("push")._run()
+        self.assertEqual(self.count_by_code("Article").get("PIN-1"), 1)
+        self.assertIn("already belongs to", self.stream("push").last_error or "")
+
+    def test_a_failed_lookup_leaves_each_product_to_its_own(self):
+        self.env["product.product"].create(
+            [{"name": f"Seal {n}", "default_code": f"SEAL-{n}"} for n in range(3)]
+        )
+        self.backend.product_domain = "[('default_code', 'like', 'SEAL-')]"
+        self.emulator.set_faults(Faults(every_nth_500=1))
+        self.stream("push")._run()
+        self.assertIn("SEAL-0", self.stream("push").last_error or "")
+        self.emulator.set_faults(Faults())
+        self.stream("push")._run()
+        counts = self.count_by_code("Article")
+        self.assertEqual(
+            {c: counts.get(c) for c in ("SEAL-0", "SEAL-1", "SEAL-2")},
+            {"SEAL-0": 1, "SEAL-1": 1, "SEAL-2": 1},
+        )
+
     def test_only_products_changed_since_they_were_sent_cost_calls(self):
         category = self.env["product.category"].create({"name": "Filters"})
         products = self.env["product.product"].create(

@@ -396,6 +396,46 @@ class TestTopAsStandardODataReadsIt(EmulatorCase):
         self.assertEqual(len(rows), 25)
 
 
+class TestLookupByKey(EmulatorCase):
+    """Reference section 3: the API has no upsert, so a record is looked up by its
+    ERP key before it is created; ``find_by_keys`` does it for many keys at once."""
+
+    def test_many_keys_are_looked_up_a_page_at_a_time_with_what_one_lookup_finds(self):
+        codes = sorted(row["code"] for row in self.client.iter_all("Article"))
+        self.client.create("Article", {"code": codes[0], "name": "Same code again"})
+        asked = [*codes, "NOT-THERE", "O'BRIEN", *(f"NEW-{n}" for n in range(30))]
+        self.emulator.calls_by_controller.clear()
+        found = odyssee_adapter.find_by_keys(self.client, "Article", "code", asked)
+        self.assertEqual(self.emulator.calls_by_controller["Article"], -(-len(set(asked)) // 20))
+        for code in asked:
+            one = odyssee_adapter.find_by_key(self.client, "Article", "code", code)
+            self.assertEqual(
+                sorted(row["id"] for row in found[code]), sorted(row["id"] for row in one), code
+            )
+        self.assertEqual(len(found[codes[0]]), 2)
+        self.assertEqual(found["NOT-THERE"], [])
+
+    def test_a_tenant_comparing_without_case_gives_each_row_to_the_key_asked(self):
+        class CaseInsensitiveTenant:  # as SQL Server's default collation compares
+            rows = [{"id": "a1", "code": "ABC-1"}, {"id": "b2", "code": "xyz"}]
+
+            def iter_all(self, controller, query):
+                asked = query.filter.casefold()
+                return [row for row in self.rows if f"'{row['code'].casefold()}'" in asked]
+
+        found = odyssee_adapter.find_by_keys(
+            CaseInsensitiveTenant(), "Article", "code", ["abc-1", "XYZ", "other"]
+        )
+        self.assertEqual(
+            found,
+            {
+                "abc-1": [{"id": "a1", "code": "ABC-1"}],
+                "XYZ": [{"id": "b2", "code": "xyz"}],
+                "other": [],
+            },
+        )
+
+
 class TestIdempotentWrites(EmulatorCase):
     def companies(self, code):
         return [row for row in self.emulator.tables["Company"].values() if row["code"] == code]
