@@ -578,7 +578,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             else:
                 new_lines.append(line)
                 new_values.append(values)
-        sheets = self.env["account.analytic.line"].sudo().create(new_values)
+        sheets = self.env["account.analytic.line"].sudo()._create_imported_timesheets(new_values)
         for line, sheet in zip(new_lines, sheets, strict=True):
             line.timesheet_id = sheet
 

@@ -2,6 +2,7 @@ import threading
 from datetime import timedelta
 from unittest.mock import patch
 
+from odoo import Command
 from odoo.addons.construction_asset_sync import cpu_priority
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.models.construction_odyssee_stream import record_error
@@ -175,6 +176,43 @@ class TestOdysseePull(OdysseeCase):
         sheet = on_machine.timesheet_id[0]
         self.assertEqual(sheet.unit_amount, sheet.odyssee_usage_line_id.quantity)
         self.assertTrue(parts.filtered("is_under_warranty"))
+
+    def test_timesheets_are_what_odoo_makes_of_a_timesheet_with_the_job_sites_plans(self):
+        """Timesheets are created a page at a time, the analytic plans read once for
+        the page: each holds what Odoo's own ``create`` gives one timesheet."""
+        plan = self.env["account.analytic.plan"].create(
+            {
+                "name": "Cost centres",
+                "applicability_ids": [
+                    Command.create({"business_domain": "timesheet", "applicability": "mandatory"})
+                ],
+            }
+        )
+        column = plan._column_name()
+        self.job_site[column] = self.env["account.analytic.account"].create(
+            {"name": "North", "plan_id": plan.id}
+        )
+        self.technician.hourly_cost = 40.0
+        self.pull()
+        lines = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", "time")])
+        sheets = lines.timesheet_id
+        self.assertEqual(len(sheets), len(lines.filtered("employee_id")))
+        names = ["account_id", column, "amount", "company_id", "product_uom_id", "currency_id"]
+        for sheet in sheets[:3]:
+            made = self.env["account.analytic.line"].create(
+                {
+                    "name": sheet.name,
+                    "project_id": sheet.project_id.id,
+                    "employee_id": sheet.employee_id.id,
+                    "unit_amount": sheet.unit_amount,
+                    "date": sheet.date,
+                }
+            )
+            self.assertEqual(
+                made.read(names, load=None), [dict(sheet.read(names, load=None)[0], id=made.id)]
+            )
+        self.assertEqual(sheets[0][column].name, "North")
+        self.assertEqual(sheets[0].amount, -sheets[0].unit_amount * 40.0)
 
     def assert_computes_agree(self, records, names):
         """``records`` hold in ``names`` what Odoo computes for them again."""
