@@ -22,6 +22,9 @@
 #   CAS_TEST_DB     test database name (default: construction_asset_sync_test); Odoo's
 #                   runner uses ${CAS_TEST_DB}_odoo_runner
 #   CAS_HTTP_PORT   port of `run` (default: 8069)
+#   CAS_GEVENT_PORT port of the websocket worker with CAS_WORKERS > 0 (default: the
+#                   HTTP port + 3, Odoo's 8072 beside 8069), so that two servers can run
+#   CAS_WORKERS     Odoo's HTTP workers of `run` (default: 0, threaded)
 #   CAS_EMULATOR_PORT  port of the Odyssee emulator `run` starts and the demo backend
 #                   is pointed at (default: 8765)
 #   CAS_STATE_DIR   where the config, addons link and logs go (default: <repo>/.dev)
@@ -42,6 +45,7 @@ ODOO_BRANCH=18.0
 CAS_DB=${CAS_DB:-construction_asset_sync}
 CAS_TEST_DB=${CAS_TEST_DB:-construction_asset_sync_test}
 CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
+CAS_GEVENT_PORT=${CAS_GEVENT_PORT:-$((CAS_HTTP_PORT + 3))}
 CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
 CAS_LOCAL_MQTT_PORT=${CAS_LOCAL_MQTT_PORT:-1883}
 CAS_PROCESSING_WORKERS=${CAS_PROCESSING_WORKERS:-1}
@@ -241,6 +245,7 @@ db_user = ${PGUSER:-False}
 db_password = ${PGPASSWORD:-False}
 http_interface = 127.0.0.1
 http_port = $CAS_HTTP_PORT
+gevent_port = $CAS_GEVENT_PORT
 list_db = False
 max_cron_threads = ${CAS_CRON_THREADS:-1}
 workers = ${CAS_WORKERS:-0}
