@@ -1,3 +1,4 @@
+import functools
 import uuid
 
 from odoo import fields, models
@@ -26,41 +27,37 @@ class AccountAnalyticLine(models.Model):
     )
 
     def _create_imported_timesheets(self, vals_list):
-        """Create an import's timesheets in one call, the analytic plans read once for it.
+        """Create an import's timesheets in one call, the mandatory analytic plans read once.
 
         hr_timesheet asks, for each timesheet it creates, which analytic plans
-        are mandatory and which plan columns exist: a search and a computation
-        per plan each time, with the same answer for every timesheet of a page.
+        are mandatory (a search of the plans and their applicability each time)
+        and which plan columns exist, with the same answers for every timesheet
+        of a page. The answers are kept for this call only.
         """
         token = uuid.uuid4().hex
+        cache = self.env.cr.cache
+        cache[PLANS_READ_ONCE, token] = {}
         try:
             sheets = self.with_context(**{PLANS_READ_ONCE: token}).create(vals_list)
         finally:
-            cache = self.env.cr.cache
-            for key in [
-                k for k in cache if isinstance(k, tuple) and k[:2] == (PLANS_READ_ONCE, token)
-            ]:
-                del cache[key]
-        return sheets.with_context(**{PLANS_READ_ONCE: False})
+            del cache[PLANS_READ_ONCE, token]
+        return sheets.with_env(self.env)
 
     def _read_once(self, what, read):
         """``read()``, once per ``_create_imported_timesheets`` call (a copy each time)."""
         token = self.env.context.get(PLANS_READ_ONCE)
-        if not token:
+        answers = self.env.cr.cache.get((PLANS_READ_ONCE, token)) if token else None
+        if answers is None:  # not in such a call, or after it
             return read()
-        key = (PLANS_READ_ONCE, token, *what)
-        cache = self.env.cr.cache
-        if key not in cache:
-            cache[key] = read()
-        return [dict(item) if isinstance(item, dict) else item for item in cache[key]]
+        if what not in answers:
+            answers[what] = read()
+        return [dict(item) if isinstance(item, dict) else item for item in answers[what]]
 
     def _get_mandatory_plans(self, company, business_domain):
         return self._read_once(
             ("mandatory", company.id, business_domain),
-            lambda: super(AccountAnalyticLine, self)._get_mandatory_plans(company, business_domain),
+            functools.partial(super()._get_mandatory_plans, company, business_domain),
         )
 
     def _get_plan_fnames(self):
-        return self._read_once(
-            ("fnames",), lambda: super(AccountAnalyticLine, self)._get_plan_fnames()
-        )
+        return self._read_once(("fnames",), super()._get_plan_fnames)

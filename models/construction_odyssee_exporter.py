@@ -10,6 +10,7 @@ a lost answer, a retry or a crash ends in a 409 that adopts the record, never
 in a second one.
 """
 
+import logging
 import uuid
 
 from odoo import api, fields, models
@@ -24,6 +25,8 @@ from ..protocols.odyssee_adapter import (
     find_by_keys,
 )
 from ..protocols.odyssee_client import OdysseeError
+
+_logger = logging.getLogger(__name__)
 
 # The ERP key of each controller the connector writes.
 ERP_KEYS = {
@@ -220,13 +223,21 @@ class ConstructionOdysseeExporter(models.AbstractModel):
                 found = find_by_key(client, controller, key_field, key)
             if found:  # the tenant has it already: adopt it, then send our values
                 guid = normalize(found[0]["id"])
-                if update:
-                    client.update(controller, guid, values)
-                Binder._bind(system, [(record, guid)], **sent)
+                if not update:
+                    Binder._bind(system, [(record, guid)], **sent)
+                    return guid, "adopted"
+                # Bound first: an Odyssee record Odoo has bound to another record is
+                # refused before our values overwrite it.
+                binding = Binder._bind(system, [(record, guid)], pending=True)
+                client.update(controller, guid, values)
+                binding.write(sent)
                 return guid, "adopted"
             binding = Binder._bind(system, [(record, str(uuid.uuid4()))], pending=True)
             if self.env.context.get("odyssee_auto_commit"):
                 self.env.cr.commit()  # the intent survives a crash during the POST
+        if tenant_rows is not None:
+            # Whatever the POST ends in, the next record with this key looks again.
+            tenant_rows.pop(key, None)
         extra = create_values() if create_values else {}
         created = client.create(controller, dict(values, id=binding.external_id, **extra))
         if created.get("@adopted") and update:  # an earlier attempt created it: make it current
@@ -354,9 +365,19 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         for controller, wanted in codes.items():
             if wanted:
                 try:
-                    tenant_rows[controller] = find_by_keys(client, controller, "code", wanted)
-                except OdysseeError:
-                    continue
+                    tenant_rows[controller] = find_by_keys(
+                        client, controller, ERP_KEYS[controller], wanted
+                    )
+                except OdysseeError as exc:
+                    from .construction_odyssee_stream import describe
+
+                    _logger.warning(
+                        "Odyssee %s: looking up %d codes at once failed (%s); "
+                        "each is looked up on its own",
+                        controller,
+                        len(wanted),
+                        describe(exc),
+                    )
         return tenant_rows
 
     @staticmethod

@@ -187,26 +187,58 @@ def find_by_key(client, controller, key_field, value):
 
 
 def find_by_keys(client, controller, key_field, values):
-    """``find_by_key`` for many ``values`` at once: ``{value: its rows}``, one call per page.
+    """``find_by_key`` for many ``values``: ``{value: its rows}``, for the values it can tell.
 
-    ``key eq a or key eq b …`` for up to a page of values (the form ``rows_by_id``
-    asks GUIDs in), so each call's answer fits one page. A row is given to the
-    value it was asked for, whatever the case of its key: a tenant comparing
-    strings without case (as SQL Server does by default) answers
-    ``code eq 'abc'`` with its ``ABC``, which ``find_by_key`` would adopt too.
+    ``key eq a or key eq b …`` (the form ``rows_by_id`` asks GUIDs in) for up to
+    a page of values, fewer when they are long: the query string stays under
+    the 2,048 bytes a default IIS accepts. Each row goes to the value it was
+    asked for, whatever the case of its key: a tenant comparing strings without
+    case (SQL Server's default) answers ``code eq 'abc'`` with its ``ABC``,
+    which ``find_by_key`` would adopt too. When a call answers a row that no
+    value asked names even so (trailing spaces, which SQL Server ignores, or
+    another collation rule), the values of that call found nothing are left
+    out, for ``find_by_key`` to look up one by one.
     """
-    wanted = sorted({value for value in values if value})
-    found = {value: [] for value in wanted}
-    for start in range(0, len(wanted), SERVER_PAGE_SIZE):
-        chunk = wanted[start : start + SERVER_PAGE_SIZE]
-        asked_here, folded = set(chunk), {value.casefold(): value for value in chunk}
-        query = odata.Query(filter=odata.any_of(key_field, chunk), select=["id", key_field])
+    found = {}
+    for chunk in _key_chunks(key_field, sorted({value for value in values if value})):
+        by_fold = {}
+        for value in chunk:
+            by_fold.setdefault(value.casefold(), []).append(value)
+        rows, unclaimed = {value: [] for value in chunk}, False
+        query = odata.Query(
+            filter=odata.any_of(key_field, chunk), select=["id", key_field], orderby="id"
+        )
+        seen = set()
         for row in client.iter_all(controller, query):
+            if row["id"] in seen:  # shifted across a page edge (reference 2.4)
+                continue
+            seen.add(row["id"])
             key = row.get(key_field)
-            asked = key if key in asked_here else folded.get(str(key).casefold())
-            if asked is not None:
-                found[asked].append(row)
+            owners = [key] if key in rows else by_fold.get(str(key).casefold(), [])
+            if key is None or not owners:
+                unclaimed = True
+            for value in owners if key is not None else []:
+                rows[value].append(row)
+        found.update(
+            (value, matches) for value, matches in rows.items() if matches or not unclaimed
+        )
     return found
+
+
+def _key_chunks(key_field, values, most=SERVER_PAGE_SIZE, budget=1500):
+    """``values`` in runs of at most ``most`` whose encoded filter stays within ``budget``."""
+    chunk = []
+    for value in values:
+        if chunk and (
+            len(chunk) == most
+            or len(odata.Query(filter=odata.any_of(key_field, [*chunk, value])).to_string())
+            > budget
+        ):
+            yield chunk
+            chunk = []
+        chunk.append(value)
+    if chunk:
+        yield chunk
 
 
 def default_installation_status(client):

@@ -416,24 +416,46 @@ class TestLookupByKey(EmulatorCase):
         self.assertEqual(found["NOT-THERE"], [])
 
     def test_a_tenant_comparing_without_case_gives_each_row_to_the_key_asked(self):
-        class CaseInsensitiveTenant:  # as SQL Server's default collation compares
-            rows = [{"id": "a1", "code": "ABC-1"}, {"id": "b2", "code": "xyz"}]
+        class SqlServerTenant:  # its default collation: no case, no trailing spaces
+            def __init__(self, codes):
+                self.rows = [{"id": f"id-{n}", "code": code} for n, code in enumerate(codes)]
+                self.queries = []
 
             def iter_all(self, controller, query):
+                self.queries.append(query)
                 asked = query.filter.casefold()
-                return [row for row in self.rows if f"'{row['code'].casefold()}'" in asked]
+                return [r for r in self.rows if f"'{r['code'].casefold().rstrip()}'" in asked]
 
-        found = odyssee_adapter.find_by_keys(
-            CaseInsensitiveTenant(), "Article", "code", ["abc-1", "XYZ", "other"]
-        )
+        tenant = SqlServerTenant(["ABC-1", "xyz"])
+        found = odyssee_adapter.find_by_keys(tenant, "Article", "code", ["abc-1", "XYZ", "other"])
         self.assertEqual(
             found,
             {
-                "abc-1": [{"id": "a1", "code": "ABC-1"}],
-                "XYZ": [{"id": "b2", "code": "xyz"}],
+                "abc-1": [{"id": "id-0", "code": "ABC-1"}],
+                "XYZ": [{"id": "id-1", "code": "xyz"}],
                 "other": [],
             },
         )
+        # A row no value names ("PAD " for "PAD"): what found nothing is not said
+        # to be missing, and is left to a lookup of its own.
+        tenant = SqlServerTenant(["PAD ", "xyz"])
+        found = odyssee_adapter.find_by_keys(tenant, "Article", "code", ["PAD", "XYZ", "other"])
+        self.assertEqual(found, {"XYZ": [{"id": "id-1", "code": "xyz"}]})
+
+    def test_long_codes_take_more_calls_so_that_each_query_stays_short(self):
+        class Tenant:
+            queries = []
+
+            def iter_all(self, controller, query):
+                self.queries.append(query.to_string())
+                return []
+
+        tenant = Tenant()
+        codes = [f"{n:02d}-" + "é/" * 24 for n in range(20)]  # 50 characters, encoded 3x
+        found = odyssee_adapter.find_by_keys(tenant, "Article", "code", codes)
+        self.assertEqual(found, {code: [] for code in codes})
+        self.assertGreater(len(tenant.queries), 1)
+        self.assertLessEqual(max(len(query) for query in tenant.queries), 2048)
 
 
 class TestIdempotentWrites(EmulatorCase):
