@@ -191,19 +191,18 @@ def find_by_keys(client, controller, key_field, values):
 
     ``key eq a or key eq b …`` (the form ``rows_by_id`` asks GUIDs in) for up to
     a page of values, fewer when they are long: the query string stays under
-    the 2,048 bytes a default IIS accepts. Each row goes to the value it was
-    asked for, whatever the case of its key: a tenant comparing strings without
-    case (SQL Server's default) answers ``code eq 'abc'`` with its ``ABC``,
-    which ``find_by_key`` would adopt too. When a call answers a row that no
-    value asked names even so (trailing spaces, which SQL Server ignores, or
-    another collation rule), the values of that call found nothing are left
-    out, for ``find_by_key`` to look up one by one.
+    the 2,048 bytes a default IIS accepts. Values that differ only in case are
+    asked in different calls, so each row goes to the one value of its call
+    whose key it has, whatever its case: a tenant comparing strings without
+    case (SQL Server's default) answers ``code eq 'abc'`` with its ``ABC``, as
+    ``find_by_key`` would, and one comparing with case answers only ``abc``.
+    When a call answers a row whose key no value of the call has even so
+    (trailing spaces, which SQL Server ignores, or another collation rule), the
+    values of that call that found nothing are left out, for ``find_by_key``.
     """
     found = {}
     for chunk in _key_chunks(key_field, sorted({value for value in values if value})):
-        by_fold = {}
-        for value in chunk:
-            by_fold.setdefault(value.casefold(), []).append(value)
+        by_fold = {value.casefold(): value for value in chunk}
         rows, unclaimed = {value: [] for value in chunk}, False
         query = odata.Query(
             filter=odata.any_of(key_field, chunk), select=["id", key_field], orderby="id"
@@ -214,11 +213,11 @@ def find_by_keys(client, controller, key_field, values):
                 continue
             seen.add(row["id"])
             key = row.get(key_field)
-            owners = [key] if key in rows else by_fold.get(str(key).casefold(), [])
-            if key is None or not owners:
+            asked = by_fold.get(key.casefold()) if isinstance(key, str) else None
+            if asked is None:
                 unclaimed = True
-            for value in owners if key is not None else []:
-                rows[value].append(row)
+            else:
+                rows[asked].append(row)
         found.update(
             (value, matches) for value, matches in rows.items() if matches or not unclaimed
         )
@@ -226,19 +225,22 @@ def find_by_keys(client, controller, key_field, values):
 
 
 def _key_chunks(key_field, values, most=SERVER_PAGE_SIZE, budget=1500):
-    """``values`` in runs of at most ``most`` whose encoded filter stays within ``budget``."""
-    chunk = []
+    """``values`` in runs of at most ``most``, no two alike but for case, whose encoded
+    filter stays within ``budget``."""
+    chunks = []
     for value in values:
-        if chunk and (
-            len(chunk) == most
-            or len(odata.Query(filter=odata.any_of(key_field, [*chunk, value])).to_string())
-            > budget
+        chunk = chunks[-1] if chunks else []
+        if (
+            chunk
+            and len(chunk) < most
+            and value.casefold() not in {other.casefold() for other in chunk}
+            and len(odata.Query(filter=odata.any_of(key_field, [*chunk, value])).to_string())
+            <= budget
         ):
-            yield chunk
-            chunk = []
-        chunk.append(value)
-    if chunk:
-        yield chunk
+            chunk.append(value)
+        else:
+            chunks.append([value])
+    return chunks
 
 
 def default_installation_status(client):

@@ -436,6 +436,18 @@ class TestLookupByKey(EmulatorCase):
                 "other": [],
             },
         )
+        # Codes alike but for case are asked apart: each gets what its own call
+        # answers, on a tenant comparing without case as on one comparing with it.
+        tenant = SqlServerTenant(["ABC-1"])
+        found = odyssee_adapter.find_by_keys(tenant, "Article", "code", ["abc-1", "ABC-1"])
+        self.assertEqual(len(tenant.queries), 2)
+        self.assertEqual(found["abc-1"], found["ABC-1"])
+        self.assertEqual(found["abc-1"], [{"id": "id-0", "code": "ABC-1"}])
+        codes = {row["code"] for row in self.client.iter_all("Article")}
+        code = sorted(codes)[0]
+        found = odyssee_adapter.find_by_keys(self.client, "Article", "code", [code, code.lower()])
+        self.assertEqual(len(found[code]), 1)
+        self.assertEqual(found[code.lower()], [], "the emulator compares with case")
         # A row no value names ("PAD " for "PAD"): what found nothing is not said
         # to be missing, and is left to a lookup of its own.
         tenant = SqlServerTenant(["PAD ", "xyz"])
