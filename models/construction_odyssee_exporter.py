@@ -84,8 +84,8 @@ class ConstructionOdysseeExporter(models.AbstractModel):
         )
         pushed, failures = 0, []
         job_type = _memo(lambda: self._job_type(backend, client))
-        pushes = self._products_changed(backend, backend._products_to_push())
-        tenant_rows = self._tenant_rows_of_new(backend, client, pushes)
+        pushes, sent = self._products_changed(backend, backend._products_to_push())
+        tenant_rows = self._tenant_rows_of_new(client, pushes, sent)
         # Each record is read on its own (``with_prefetch()``): after each commit
         # clears the cache, a field read on one would be fetched for the whole run.
         for product, *values in pushes:
@@ -339,22 +339,15 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             tenant_rows=tenant_rows.get("Article"),
         )
 
-    def _tenant_rows_of_new(self, backend, client, pushes):
+    def _tenant_rows_of_new(self, client, pushes, sent):
         """The tenant's articles and categories with the codes of those ``pushes``
-        never sent: ``{controller: {code: rows}}``, a page of codes to a call.
+        never sent (no binding in ``sent``, as ``_products_changed`` gives it):
+        ``{controller: {code: rows}}``, a page of codes to a call.
 
         Looked up one by one, a new backend's first run would cost a call per
         product before any write. A lookup that fails leaves its products to
         their own lookup, which fails or not for each product on its own.
         """
-        Binder = self.env["construction.external.id"]
-        system = backend.external_system_id
-        products = self.env["product.product"].union(*(push[0] for push in pushes))
-        sent = {
-            (binding.res_model, binding.res_id)
-            for binding in Binder._to_bindings(system, products)
-            | Binder._to_bindings(system, products.categ_id)
-        }
         codes = {"ArticleCategory": set(), "Article": set()}
         for product, category_values, article_values in pushes:
             if ("product.category", product.categ_id.id) not in sent:
@@ -395,7 +388,8 @@ class ConstructionOdysseeExporter(models.AbstractModel):
 
     def _products_changed(self, backend, products):
         """``(product, category values, article values)`` of the ``products`` whose
-        article or category Odyssee does not hold as Odoo has it.
+        article or category Odyssee does not hold as Odoo has it, and the bindings
+        of the products and categories, ``{(model, id): binding}``.
 
         Every sync run goes through the whole product domain. The values are read
         here for all products at once: read after each product's commit, a price
@@ -420,7 +414,7 @@ class ConstructionOdysseeExporter(models.AbstractModel):
             article_values = self._article_values(product)
             if changed(product.categ_id, category_values) or changed(product, article_values):
                 pushes.append((product, category_values, article_values))
-        return pushes
+        return pushes, sent
 
     def _job_type(self, backend, client):
         """What names a pushed job's type: the backend's code, else the tenant's default."""

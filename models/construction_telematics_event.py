@@ -595,20 +595,17 @@ class ConstructionTelematicsEvent(models.Model):
             collect.extend(rows)
             return None
         inserted = self._insert_rows(rows)
-        accepted = 0
+        accepted, to_process = 0, False
         for row in rows:
             if row["state"] != "pending":
                 continue
             items = row["item_count"] + merged[row["device_id"]]
             if row["dedupe_key"] in inserted:
-                accepted += items
+                # Counted or not: an event of elements left out only has no item.
+                accepted, to_process = accepted + items, True
             else:
                 duplicates += items
-        # An event holding only elements left out counts no item, yet waits to be processed.
-        if accepted or any(
-            row["state"] == "pending" and not row["item_count"] and row["dedupe_key"] in inserted
-            for row in rows
-        ):
+        if to_process:
             self._trigger_processing()
         answer = {
             "accepted": accepted,
