@@ -15,6 +15,9 @@ from the statistics autovacuum keeps in service) and measures in one run:
   * API calls per approval of the connector, against the one-call-per-approval
     flow of Odyssee's ERP guide (Jobs, JobPartUsage and JobNonPartUsage per
     approval) run on the same emulator by the plain client;
+  * CPU seconds Odoo and PostgreSQL spent on the import (the emulator's share is
+    this script's): steadier than wall time on a busy machine, so an A/B of two
+    versions can show a change the spread of wall times hides;
   * peak RSS of the Odoo process during the import, and during the first
     --large-seconds of a --large backlog (flat means page by page).
 
@@ -29,7 +32,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchlib import MemorySampler, OdooRPC, odoo_argument_parser, odoo_pids, settle_database
+from benchlib import (
+    MemorySampler,
+    OdooRPC,
+    cpu_seconds,
+    odoo_argument_parser,
+    odoo_pids,
+    settle_database,
+)
 
 from odyssee_emulator import MIXED_CASE, Emulator, populate
 from protocols import odata, odyssee_client
@@ -157,7 +167,8 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
     """Point a fresh backend at ``emulator``, whose tenant the Odoo side is made to know.
 
     Returns (seconds until the approvals are in, with their lines; seconds until
-    their PDFs are too; peak RSS; approvals imported; ``imported_world``). The
+    their PDFs are too; peak RSS; approvals imported; ``imported_world``; CPU
+    seconds per process family during the import, ``cpu_seconds``). The
     Odoo side is made before the clock and the memory sampler start.
     """
     url = emulator.start()
@@ -182,6 +193,7 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
         settle_database(odoo.db)
         sampler = MemorySampler(odoo_pids(odoo.db), interval=0.1)
         sampler.start()
+        cpu_before = cpu_seconds(odoo.db)
         started = time.perf_counter()
         odoo("construction.odyssee.backend", "action_sync_now", [backend])
         imported, approvals_done = 0, None
@@ -204,6 +216,8 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
                 break
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds(odoo.db)
+        cpu = {family: round(cpu_after[family] - cpu_before[family], 2) for family in cpu_after}
         world = imported_world(odoo, backend)
     finally:
         peak = sampler.stop() if sampler else None
@@ -211,7 +225,7 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
         odoo("construction.odyssee.backend", "write", previous, {"active": True})
         resume_schedule()
         emulator.stop()
-    return approvals_done, elapsed, peak, imported, world
+    return approvals_done, elapsed, peak, imported, world, cpu
 
 
 def guide_flow(emulator):
@@ -273,7 +287,7 @@ def main():
     odoo = OdooRPC(args.url, args.db, args.user, args.password)
 
     emulator = tenant(args.approvals)
-    seconds, with_pdfs, peak, imported, world = run_import(
+    seconds, with_pdfs, peak, imported, world, cpu = run_import(
         odoo, emulator, args.approvals, args.timeout
     )
     pull_calls = sum(emulator.calls_by_controller.get(c, 0) for c in PULL_CONTROLLERS)
@@ -284,6 +298,7 @@ def main():
         **world,
         "import_wall_s": round(seconds, 1) if seconds else None,
         "import_wall_s_with_pdfs": round(with_pdfs, 1),
+        "import_cpu_s": cpu,
         "connector_calls_per_approval": round(pull_calls / max(imported, 1), 3),
         "pdf_calls_per_approval": round(
             emulator.calls_by_controller.get("DbFile", 0) / max(imported, 1), 3
@@ -300,7 +315,7 @@ def main():
     }
     if args.large:
         large = tenant(args.large)
-        _seconds, _with_pdfs, large_peak, large_imported, _world = run_import(
+        _seconds, _with_pdfs, large_peak, large_imported, _world, _cpu = run_import(
             odoo, large, args.large, args.timeout, stop_after=args.large_seconds
         )
         results[f"odoo_peak_rss_mb_backlog_{args.large}"] = large_peak
