@@ -1,5 +1,7 @@
 from odoo import api, fields, models
 
+from ..set_wise_insert import insert_records
+
 
 class ConstructionOdysseeUsageLine(models.Model):
     """One part or one time line a technician recorded in Odyssee.
@@ -178,10 +180,12 @@ class ConstructionOdysseeUsageLine(models.Model):
                     "customer_id": project.partner_id.commercial_partner_id.id,
                 }
             )
-        lines = self.create(values_list)
-        # Given, so not to be computed again (Odoo would, and write them a second time).
-        for name in self.COMPUTED_AT_IMPORT:
-            self.env.remove_to_compute(self._fields[name], lines)
+        lines = insert_records(self, values_list)
+        if lines is None:  # a field the page's INSERT cannot write as create would
+            lines = self.create(values_list)
+            # Given, so not to be computed again (Odoo would, and write them a second time).
+            for name in self.COMPUTED_AT_IMPORT:
+                self.env.remove_to_compute(self._fields[name], lines)
         return lines
 
     def _compute_invoice_block_reason(self):

@@ -5,11 +5,16 @@ from unittest.mock import patch
 from odoo import Command
 from odoo.addons.construction_asset_sync import cpu_priority
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
+from odoo.addons.construction_asset_sync.models import (
+    construction_odyssee_usage_line as usage_line_module,
+)
 from odoo.addons.construction_asset_sync.models.account_analytic_line import PLANS_READ_ONCE
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.models.construction_odyssee_stream import record_error
 from odoo.addons.construction_asset_sync.odyssee_emulator import MIXED_CASE, Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata, odyssee_client
+from odoo.addons.construction_asset_sync.set_wise_insert import insert_records
+from odoo.models import LOG_ACCESS_COLUMNS
 from odoo.tests import TransactionCase, tagged
 
 from .common import OdysseeEmulatorMixin
@@ -266,6 +271,98 @@ class TestOdysseePull(OdysseeCase):
         with_issue = approvals.filtered(lambda a: a.line_ids.filtered("issue"))
         self.assertTrue(with_issue and all(with_issue.mapped("issue_count")))
         self.assertFalse(any((approvals - with_issue).mapped("issue_count")))
+
+    def test_a_pages_lines_inserted_at_once_are_what_create_makes_of_them(self):
+        """A page's new lines go in with one INSERT: each row, and what Odoo derives
+        from it (the approval's lines and issue count), is what ``create`` gives."""
+        self.pull()
+        approval = self.Approval.search([("backend_id", "=", self.backend.id)], limit=1)
+        product = self.env["product.product"].create({"name": "Bolt", "default_code": "B-1"})
+        common = {
+            "backend_id": self.backend.id,
+            "approval_id": approval.id,
+            "approval_guid": "a" * 8,
+            "job_guid": "b" * 8,
+            "request_id": approval.request_id.id,
+            "working_date": "2026-03-01",
+        }
+        vals_list = [
+            # Rounded as stored: 2 digits for quantities, the currency's for amounts.
+            dict(
+                common,
+                kind="part",
+                name="Bolt",
+                code="B-1",
+                product_id=product.id,
+                quantity=2.675,
+                price=0.125,
+                is_under_warranty=False,
+            ),
+            dict(
+                common,
+                kind="time",
+                name="Work",
+                code="WT",
+                type_code="WorkingTime",
+                employee_id=self.technician.id,
+                quantity=1e15 + 0.333,
+                price=33.3333,
+                is_under_warranty=True,
+                user_guid="c" * 8,
+            ),
+            dict(
+                common,
+                kind="part",
+                name="Mystery",
+                code="X",
+                quantity=0.004,
+                price=-1e-9,
+                request_id=False,
+                issue="Unknown article X",
+            ),
+        ]
+        line_ids, issue_count = approval.line_ids, approval.issue_count
+        inserted = self.Line.sudo()._create_imported([dict(vals) for vals in vals_list])
+        self.assertEqual(approval.line_ids, line_ids | inserted, "the cached lines learn them")
+        self.assertEqual(approval.issue_count, issue_count + 1)
+        with patch.object(usage_line_module, "insert_records", return_value=None):
+            created = self.Line.sudo()._create_imported([dict(vals) for vals in vals_list])
+        self.assertEqual(approval.issue_count, issue_count + 2)
+        self.env.flush_all()
+        self.env.invalidate_all()
+        names = [
+            name
+            for name, field in self.Line._fields.items()
+            if field.store and field.column_type and name not in ("id", *LOG_ACCESS_COLUMNS)
+        ]
+        as_created = created.read(names, load=None)
+        self.assertEqual(
+            inserted.read(names, load=None),
+            [dict(row, id=line.id) for line, row in zip(inserted, as_created, strict=True)],
+        )
+        columns = ", ".join(f'"{name}"' for name in [*names, "create_uid", "write_uid"])
+        rows = {}
+        for lines in (inserted, created):
+            self.env.cr.execute(
+                f"SELECT {columns} FROM construction_odyssee_usage_line WHERE id IN %s ORDER BY id",
+                [lines._ids],
+            )
+            rows[lines] = self.env.cr.fetchall()
+        self.assertEqual(rows[inserted], rows[created], "stored as create stores them")
+        # 2.68 (2.675 as stored) times 0.13 (0.125), to the cent.
+        self.assertEqual(inserted.mapped("amount"), [0.35, 0.0, 0.0])
+        self.assertEqual(inserted.mapped("invoice_status"), ["to_invoice", "to_invoice", "no"])
+
+    def test_lines_the_insert_cannot_write_as_create_would_are_left_to_create(self):
+        Line = self.Line.sudo()
+        values = {"backend_id": self.backend.id, "kind": "part", "name": "Bolt"}
+        computed = {name: False for name in Line.COMPUTED_AT_IMPORT}
+        self.assertIsNone(insert_records(Line, [values]), "a stored compute left to compute")
+        self.assertIsNone(insert_records(Line, [dict(values, odyssee_guid="x", **computed)]))
+        self.assertEqual(insert_records(Line, []), Line.browse())
+        self.assertIsNone(insert_records(self.env["res.partner"], [{"name": "Co"}]))
+        made = insert_records(Line, [dict(values, **computed)])
+        self.assertEqual((made.name, made.kind, made.create_uid), ("Bolt", "part", self.env.user))
 
     def updated_rows(self, tables):
         """Rows of ``tables`` this test's transaction has updated so far (PostgreSQL's count)."""
