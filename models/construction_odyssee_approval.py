@@ -1,5 +1,7 @@
 from odoo import api, fields, models
 
+from ..set_wise_insert import insert_records
+
 
 class ConstructionOdysseeApproval(models.Model):
     """A signed job approval imported from Odyssee, with the work it covers."""
@@ -50,7 +52,7 @@ class ConstructionOdysseeApproval(models.Model):
 
     @api.model
     def _create_imported(self, vals_list):
-        """Create new approvals of an import with their stored fields given.
+        """Create new approvals of an import with their stored fields given, in one INSERT.
 
         Computed after the insert, they would cost an ``UPDATE`` of every approval
         of a page. The issue count starts at 0: the approval's lines, imported
@@ -61,17 +63,17 @@ class ConstructionOdysseeApproval(models.Model):
         # One read of the page's machines, not one per approval.
         requests = Request.browse({vals.get("request_id") for vals in vals_list} - {False, None})
         requests.equipment_id  # noqa: B018
-        return self.create(
-            [
-                vals
-                | {
-                    "company_id": Backend.browse(vals["backend_id"]).company_id.id,
-                    "equipment_id": Request.browse(vals.get("request_id")).equipment_id.id,
-                    "issue_count": 0,
-                }
-                for vals in vals_list
-            ]
-        )
+        values_list = [
+            vals
+            | {
+                "company_id": Backend.browse(vals["backend_id"]).company_id.id,
+                "equipment_id": Request.browse(vals.get("request_id")).equipment_id.id,
+                "issue_count": 0,
+            }
+            for vals in vals_list
+        ]
+        approvals = insert_records(self, values_list)
+        return self.create(values_list) if approvals is None else approvals
 
     def _odyssee_systems(self):
         return {record.id: record.backend_id.external_system_id for record in self}

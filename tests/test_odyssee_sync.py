@@ -1,9 +1,16 @@
+import contextlib
 import threading
 from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import Command
 from odoo.addons.construction_asset_sync import cpu_priority
+from odoo.addons.construction_asset_sync.models import (
+    construction_odyssee_approval as approval_module,
+)
+from odoo.addons.construction_asset_sync.models import (
+    construction_odyssee_backend as backend_module,
+)
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
 from odoo.addons.construction_asset_sync.models import (
     construction_odyssee_usage_line as usage_line_module,
@@ -352,6 +359,34 @@ class TestOdysseePull(OdysseeCase):
         # 2.68 (2.675 as stored) times 0.13 (0.125), to the cent.
         self.assertEqual(inserted.mapped("amount"), [0.35, 0.0, 0.0])
         self.assertEqual(inserted.mapped("invoice_status"), ["to_invoice", "to_invoice", "no"])
+
+    def test_an_import_writes_its_lines_approvals_and_call_log_a_page_at_a_time(self):
+        """Each model of the import takes the one-INSERT path: none of them has a
+        field that leaves it to ``create``."""
+        inserted = []
+
+        def spy(model, vals_list):
+            records = insert_records(model, vals_list)
+            inserted.append((model._name, len(vals_list), records))
+            return records
+
+        modules = (usage_line_module, approval_module, backend_module)
+        with contextlib.ExitStack() as stack:
+            for module in modules:
+                stack.enter_context(patch.object(module, "insert_records", spy))
+            self.pull()
+        self.assertEqual(
+            {name for name, _count, _records in inserted},
+            {
+                "construction.odyssee.usage.line",
+                "construction.odyssee.approval",
+                "construction.odyssee.call.log",
+            },
+        )
+        refused = [(name, count) for name, count, records in inserted if records is None]
+        self.assertEqual(refused, [])
+        lines = sum(len(records) for name, _count, records in inserted if "line" in name)
+        self.assertEqual(lines, self.Line.search_count([("backend_id", "=", self.backend.id)]))
 
     def test_lines_the_insert_cannot_write_as_create_would_are_left_to_create(self):
         Line = self.Line.sudo()
