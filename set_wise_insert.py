@@ -9,18 +9,23 @@ once for the page, and what ``create`` does after its INSERT is done the same
 way: inverse caches updated, dependents marked for recomputation, constraints
 and access checked.
 
-Only what this can write exactly as ``create`` would is written: a model with a
-field of another kind, a value for a field that is not a column, or a stored
-computed field left to compute, makes ``insert_records`` answer None, and the
-caller creates through the ORM.
+Only what this can write exactly as ``create`` would is written. ``insert_records``
+answers None, and the caller creates through the ORM, when the model overrides
+``create`` (an ``_inherit`` adding ``mail.thread``, say), delegates to a parent
+(``_inherits``), checks companies or keeps a parent path, has a field of a kind
+converted here with no certainty (company-dependent, binary, html…) or computed
+at create (``precompute``); when a value is given for a field that is not a
+column or has an inverse; when a stored computed field is left to compute; or
+when a default would apply (``create`` evaluates defaults record by record).
 """
 
-from odoo.models import LOG_ACCESS_COLUMNS
-from odoo.tools import float_repr, float_round
-from psycopg2.extras import execute_values
+from odoo.models import LOG_ACCESS_COLUMNS, BaseModel
+from odoo.tools import SQL, float_repr, float_round, split_every
 
+# Rows per INSERT statement.
+INSERT_BATCH_SIZE = 1000
 # Field types whose column value is converted here or by the field's own cheap
-# conversion (company-dependent fields are not columns of their own: refused).
+# conversion (company-dependent fields, jsonb columns of values per company: refused).
 WRITABLE_TYPES = {
     "boolean",
     "char",
@@ -39,56 +44,74 @@ def insert_records(model, vals_list):
     """Create records of ``model`` from ``vals_list`` in one INSERT; returns them.
 
     Every stored computed field must be given in each of ``vals_list``, as its
-    compute would set it (the caller knows it for an import); defaults are
-    read once for the page. Returns None when ``create`` must do it (see the
-    module's docstring).
+    compute would set it (the caller knows it for an import). Returns None when
+    ``create`` must do it (see the module's docstring).
     """
     if not vals_list:
         return model.browse()
     columns = {
         name: field
         for name, field in model._fields.items()
-        if field.store and field.column_type and name != "id"
+        if field.store and field.column_type and name not in ("id", *LOG_ACCESS_COLUMNS)
     }
     given = set().union(*vals_list)
-    computed = [f for n, f in columns.items() if f.compute and n not in LOG_ACCESS_COLUMNS]
-    if (
-        any(name not in columns or name in LOG_ACCESS_COLUMNS for name in given)
-        or any(f.type not in WRITABLE_TYPES or f.company_dependent for f in columns.values())
-        or any(field.name not in vals for field in computed for vals in vals_list)
-        or model._parent_store
+    computed = [field for field in columns.values() if field.compute]
+    if not _writable(model, columns, given) or any(
+        field.name not in vals for field in computed for vals in vals_list
     ):
         return None
-    defaults = model.default_get([name for name in columns if name not in LOG_ACCESS_COLUMNS])
-    names = [name for name in columns if name not in LOG_ACCESS_COLUMNS]
+    missing = [name for name in model._fields if any(name not in vals for vals in vals_list)]
+    if model.default_get(missing):
+        return None
+    model.check_access("create")
+    names = list(columns)
     convert = {name: _converter(model, columns[name]) for name in names}
     now, uid = model.env.cr.now(), model.env.uid
-    rows = []
-    for vals in vals_list:
-        row = dict(defaults, **vals)
-        rows.append(
-            (
-                *(convert[name](row[name], row) if name in row else None for name in names),
-                uid,
-                now,
-                uid,
-                now,
+    rows = [
+        (
+            *(convert[name](vals[name], vals) if name in vals else None for name in names),
+            uid,
+            now,
+            uid,
+            now,
+        )
+        for vals in vals_list
+    ]
+    # Through Odoo's cursor, as ``_create``: its query log, counters and test savepoints.
+    ids = []
+    for batch in split_every(INSERT_BATCH_SIZE, rows):
+        model.env.cr.execute(
+            SQL(
+                "INSERT INTO %s (%s) VALUES %s RETURNING id",
+                SQL.identifier(model._table),
+                SQL(", ").join(map(SQL.identifier, [*names, *LOG_ACCESS_COLUMNS])),
+                SQL(", ").join(batch),
             )
         )
-    query = 'INSERT INTO "{}" ({}) VALUES %s RETURNING id'.format(
-        model._table, ", ".join(f'"{name}"' for name in [*names, *LOG_ACCESS_COLUMNS])
-    )
-    ids = [
-        row[0]
-        for row in execute_values(model.env.cr._obj, query, rows, page_size=len(rows), fetch=True)
-    ]
+        ids.extend(id_ for (id_,) in model.env.cr.fetchall())
     records = model.browse(ids)
-    _update_inverses(model, records, vals_list, defaults)
+    _update_inverses(model, records, vals_list)
     with model.env.protecting(computed, records):
         records.modified(model._fields, create=True)
-    records._validate_fields(given | set(defaults))
+    records._validate_fields(given)
     records.check_access("create")
     return records
+
+
+def _writable(model, columns, given):
+    """Whether ``create`` of ``model`` with values for ``given`` is what this does."""
+    cls = type(model)
+    return (
+        cls.create is BaseModel.create
+        and cls._create is BaseModel._create
+        and model._log_access
+        and not (model._inherits or model._parent_store or model._check_company_auto)
+        and all(name in columns and not columns[name].inverse for name in given)
+        and all(
+            field.type in WRITABLE_TYPES and not field.company_dependent and not field.precompute
+            for field in columns.values()
+        )
+    )
 
 
 def _converter(model, field):
@@ -134,14 +157,14 @@ def _monetary_converter(model, field):
     return convert
 
 
-def _update_inverses(model, records, vals_list, defaults):
+def _update_inverses(model, records, vals_list):
     """As ``create``: the one2many caches of the records the new ones point to learn them."""
     for name, field in model._fields.items():
         if field.type != "many2one" or not model.pool.field_inverses[field]:
             continue
         by_value = {}
         for record_id, vals in zip(records._ids, vals_list, strict=True):
-            value = vals.get(name, defaults.get(name))
+            value = vals.get(name)
             value = field.convert_to_cache(value, model) if value else None
             by_value.setdefault(value, []).append(record_id)
         for value, ids in by_value.items():

@@ -396,8 +396,18 @@ class TestOdysseePull(OdysseeCase):
         self.assertIsNone(insert_records(Line, [dict(values, odyssee_guid="x", **computed)]))
         self.assertEqual(insert_records(Line, []), Line.browse())
         self.assertIsNone(insert_records(self.env["res.partner"], [{"name": "Co"}]))
+        request = {"name": "Leak", "equipment_id": self.machine.id}
+        self.assertIsNone(insert_records(self.env["maintenance.request"], [request]), "create")
         made = insert_records(Line, [dict(values, **computed)])
         self.assertEqual((made.name, made.kind, made.create_uid), ("Bolt", "part", self.env.user))
+        # A default applies record by record in create: the import's lines then go there.
+        noted = Line.with_context(default_issue="Checked by hand")
+        self.assertIsNone(insert_records(noted, [dict(values, **computed)]))
+        lines = noted._create_imported(
+            [dict(values, quantity=1.0), dict(values, quantity=2.0, issue="Unknown article")]
+        )
+        self.assertEqual(lines.mapped("issue"), ["Checked by hand", "Unknown article"])
+        self.assertEqual(lines.mapped("invoice_status"), ["to_invoice", "to_invoice"])
 
     def updated_rows(self, tables):
         """Rows of ``tables`` this test's transaction has updated so far (PostgreSQL's count)."""
