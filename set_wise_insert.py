@@ -21,6 +21,7 @@ when a default would apply (``create`` evaluates defaults record by record).
 
 from odoo.models import LOG_ACCESS_COLUMNS, BaseModel
 from odoo.tools import SQL, float_repr, float_round, split_every
+from psycopg2.extensions import encodings
 
 # Rows per INSERT statement.
 INSERT_BATCH_SIZE = 1000
@@ -78,17 +79,23 @@ def insert_records(model, vals_list):
         for vals in vals_list
     ]
     # Through Odoo's cursor, as ``_create``: its query log, counters and test savepoints.
+    # The rows are quoted by psycopg2's ``mogrify`` (C), a row at a time: given as
+    # parameters, each value went through psycopg2's Python adapter of tuples, a
+    # tenth of the time here. The statement then has no parameters, so psycopg2
+    # reads it as it is (a ``%`` in a value stays one).
+    cr = model.env.cr
+    encoding = encodings[cr._obj.connection.encoding]
+    head = SQL(
+        "INSERT INTO %s (%s) VALUES ",
+        SQL.identifier(model._table),
+        SQL(", ").join(map(SQL.identifier, [*names, *LOG_ACCESS_COLUMNS])),
+    )
+    row_template = "({})".format(", ".join(["%s"] * (len(names) + len(LOG_ACCESS_COLUMNS))))
     ids = []
     for batch in split_every(INSERT_BATCH_SIZE, rows):
-        model.env.cr.execute(
-            SQL(
-                "INSERT INTO %s (%s) VALUES %s RETURNING id",
-                SQL.identifier(model._table),
-                SQL(", ").join(map(SQL.identifier, [*names, *LOG_ACCESS_COLUMNS])),
-                SQL(", ").join(batch),
-            )
-        )
-        ids.extend(id_ for (id_,) in model.env.cr.fetchall())
+        values = b", ".join(cr._obj.mogrify(row_template, row) for row in batch)
+        cr.execute(f"{head.code}{values.decode(encoding)} RETURNING id")
+        ids.extend(id_ for (id_,) in cr.fetchall())
     records = model.browse(ids)
     _update_inverses(model, records, vals_list)
     with model.env.protecting(computed, records):

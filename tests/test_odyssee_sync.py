@@ -298,7 +298,7 @@ class TestOdysseePull(OdysseeCase):
             dict(
                 common,
                 kind="part",
-                name="Bolt",
+                name="Bolt, 10% off: 'M8' \\ 100%s",
                 code="B-1",
                 product_id=product.id,
                 quantity=2.675,
@@ -358,6 +358,7 @@ class TestOdysseePull(OdysseeCase):
         self.assertEqual(rows[inserted], rows[created], "stored as create stores them")
         # 2.68 (2.675 as stored) times 0.13 (0.125), to the cent.
         self.assertEqual(inserted.mapped("amount"), [0.35, 0.0, 0.0])
+        self.assertEqual(inserted[0].name, "Bolt, 10% off: 'M8' \\ 100%s", "quoted as sent")
         self.assertEqual(inserted.mapped("invoice_status"), ["to_invoice", "to_invoice", "no"])
 
     def test_an_import_writes_its_lines_approvals_and_call_log_a_page_at_a_time(self):
