@@ -42,7 +42,7 @@ WRITABLE_TYPES = {
 
 
 def insert_records(model, vals_list):
-    """Create records of ``model`` from ``vals_list`` in one INSERT; returns them.
+    """Create records of ``model`` from ``vals_list``, an INSERT per thousand; returns them.
 
     Every stored computed field must be given in each of ``vals_list``, as its
     compute would set it (the caller knows it for an import). Returns None when
