@@ -1248,6 +1248,35 @@ class TestOdysseeRealTenant(OdysseeCase):
         )
         self.assertEqual(request.odyssee_job_guid, "0dd0dd00-1111-4222-8333-444455556666")
 
+    def test_lines_odoo_cannot_store_set_their_approval_aside_and_the_others_come_in(self):
+        """A NUL byte in a part's name and a quantity past what a float rounds: the
+        page's INSERT fails, the page is imported approval by approval, the two
+        approvals at fault wait with their error and nothing of theirs is stored."""
+        finals = [
+            r for r in self.emulator.tables["JobApproval"].values() if not r["is_daily_approval"]
+        ]
+        parts = list(self.emulator.tables["JobPartUsage"].values())
+        bad = {}
+        for approval, (field, value) in zip(
+            (finals[3], finals[7]), (("name", "Bolt\x00M8"), ("quantity", 1e308)), strict=True
+        ):
+            part = next(p for p in parts if p["jobs_id"] == approval["jobs_id"])
+            part[field] = value
+            bad[approval["id"]] = part
+        self.assertEqual(self.pull(), (True, True))
+        stream = self.stream("approvals")
+        self.assertEqual((stream.state, stream.failed_count), ("attention", 2))
+        self.assertEqual(set(stream.attention_ids.mapped("external_id")), set(bad))
+        self.assertRegex(" ".join(stream.attention_ids.mapped("error")), "NUL|0x00")
+        mine = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(mine), self.APPROVALS - 2)
+        lines = self.Line.search([("backend_id", "=", self.backend.id)])
+        bad_jobs = {part["jobs_id"].lower() for part in bad.values()}
+        self.assertFalse(lines.filtered(lambda line: line.job_guid in bad_jobs))
+        self.pull()  # delivered again: nothing twice, the two still waiting
+        self.assertEqual(self.Line.search_count([("backend_id", "=", self.backend.id)]), len(lines))
+        self.assertEqual(stream.failed_count, 2)
+
     def test_a_poisoned_page_does_not_stop_the_others(self):
         self.backend.max_attempts = 2
         rows = [
