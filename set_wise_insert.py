@@ -10,7 +10,7 @@ way: inverse caches updated, dependents marked for recomputation, constraints
 and access checked.
 
 Only what this can write exactly as ``create`` would is written. ``insert_records``
-answers None, and the caller creates through the ORM, when the model overrides
+answers None, and ``create_records`` creates through the ORM, when the model overrides
 ``create`` (an ``_inherit`` adding ``mail.thread``, say), delegates to a parent
 (``_inherits``), checks companies or keeps a parent path, has a field of a kind
 converted here with no certainty (company-dependent, binary, html…) or computed
@@ -39,6 +39,20 @@ WRITABLE_TYPES = {
     "selection",
     "text",
 }
+
+
+def create_records(model, vals_list):
+    """``insert_records``, else ``create``: the records of ``vals_list``, their stored
+    computes as given (not computed again after a ``create``, which would write
+    them a second time)."""
+    records = insert_records(model, vals_list)
+    if records is None:
+        records = model.create(vals_list)
+        given = set().union(*vals_list)
+        for field in model._fields.values():
+            if field.store and field.compute and field.name in given:
+                model.env.remove_to_compute(field, records)
+    return records
 
 
 def insert_records(model, vals_list):

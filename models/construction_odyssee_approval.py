@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 
-from ..set_wise_insert import insert_records
+from ..set_wise_insert import create_records
 
 
 class ConstructionOdysseeApproval(models.Model):
@@ -63,17 +63,18 @@ class ConstructionOdysseeApproval(models.Model):
         # One read of the page's machines, not one per approval.
         requests = Request.browse({vals.get("request_id") for vals in vals_list} - {False, None})
         requests.equipment_id  # noqa: B018
-        values_list = [
-            vals
-            | {
-                "company_id": Backend.browse(vals["backend_id"]).company_id.id,
-                "equipment_id": Request.browse(vals.get("request_id")).equipment_id.id,
-                "issue_count": 0,
-            }
-            for vals in vals_list
-        ]
-        approvals = insert_records(self, values_list)
-        return self.create(values_list) if approvals is None else approvals
+        return create_records(
+            self,
+            [
+                vals
+                | {
+                    "company_id": Backend.browse(vals["backend_id"]).company_id.id,
+                    "equipment_id": Request.browse(vals.get("request_id")).equipment_id.id,
+                    "issue_count": 0,
+                }
+                for vals in vals_list
+            ],
+        )
 
     def _odyssee_systems(self):
         return {record.id: record.backend_id.external_system_id for record in self}

@@ -11,7 +11,7 @@ from odoo.tools.safe_eval import safe_eval
 from .. import cpu_priority
 from ..protocols import odyssee_client
 from ..protocols.odyssee_adapter import OdysseeAdapter
-from ..set_wise_insert import insert_records
+from ..set_wise_insert import create_records
 
 _logger = logging.getLogger(__name__)
 SYNC_LOCK = 0x0D55EE  # advisory lock namespace of a backend's synchronisation
@@ -183,26 +183,25 @@ class ConstructionOdysseeBackend(models.Model):
         """Store the calls of ``call_log`` in the exchange log and empty it."""
         records, call_log[:] = list(call_log), []
         if records:
-            CallLog = self.env["construction.odyssee.call.log"].sudo()
-            values_list = [
-                {
-                    "backend_id": self.id,
-                    # given, as computed: otherwise written a second time
-                    "company_id": self.company_id.id,
-                    "method": r.method,
-                    "path": r.path,
-                    "query": r.query,
-                    "status": r.status or 0,
-                    "duration_ms": r.duration_ms,
-                    "retries": r.retries,
-                    "correlation_id": r.correlation_id,
-                    "error": r.error,
-                }
-                for r in records
-            ]
-            # One INSERT: a run logs each of its thousands of calls.
-            if insert_records(CallLog, values_list) is None:
-                CallLog.create(values_list)
+            create_records(  # one INSERT: a run logs thousands of calls
+                self.env["construction.odyssee.call.log"].sudo(),
+                [
+                    {
+                        "backend_id": self.id,
+                        # given, as computed: otherwise written a second time
+                        "company_id": self.company_id.id,
+                        "method": r.method,
+                        "path": r.path,
+                        "query": r.query,
+                        "status": r.status or 0,
+                        "duration_ms": r.duration_ms,
+                        "retries": r.retries,
+                        "correlation_id": r.correlation_id,
+                        "error": r.error,
+                    }
+                    for r in records
+                ],
+            )
 
     def action_test_connection(self):
         """One cheap call, without retries; says which failure it met, if any.

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 
-from ..set_wise_insert import insert_records
+from ..set_wise_insert import create_records
 
 
 class ConstructionOdysseeUsageLine(models.Model):
@@ -180,13 +180,7 @@ class ConstructionOdysseeUsageLine(models.Model):
                     "customer_id": project.partner_id.commercial_partner_id.id,
                 }
             )
-        lines = insert_records(self, values_list)
-        if lines is None:  # a field the page's INSERT cannot write as create would
-            lines = self.create(values_list)
-            # Given, so not to be computed again (Odoo would, and write them a second time).
-            for name in self.COMPUTED_AT_IMPORT:
-                self.env.remove_to_compute(self._fields[name], lines)
-        return lines
+        return create_records(self, values_list)
 
     def _compute_invoice_block_reason(self):
         for line in self:

@@ -1,20 +1,10 @@
-import contextlib
 import threading
 from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import Command
-from odoo.addons.construction_asset_sync import cpu_priority
-from odoo.addons.construction_asset_sync.models import (
-    construction_odyssee_approval as approval_module,
-)
-from odoo.addons.construction_asset_sync.models import (
-    construction_odyssee_backend as backend_module,
-)
+from odoo.addons.construction_asset_sync import cpu_priority, set_wise_insert
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
-from odoo.addons.construction_asset_sync.models import (
-    construction_odyssee_usage_line as usage_line_module,
-)
 from odoo.addons.construction_asset_sync.models.account_analytic_line import PLANS_READ_ONCE
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.models.construction_odyssee_stream import record_error
@@ -332,7 +322,7 @@ class TestOdysseePull(OdysseeCase):
         inserted = self.Line.sudo()._create_imported([dict(vals) for vals in vals_list])
         self.assertEqual(approval.line_ids, line_ids | inserted, "the cached lines learn them")
         self.assertEqual(approval.issue_count, issue_count + 1)
-        with patch.object(usage_line_module, "insert_records", return_value=None):
+        with patch.object(set_wise_insert, "insert_records", return_value=None):
             created = self.Line.sudo()._create_imported([dict(vals) for vals in vals_list])
         self.assertEqual(approval.issue_count, issue_count + 2)
         self.env.flush_all()
@@ -371,10 +361,7 @@ class TestOdysseePull(OdysseeCase):
             inserted.append((model._name, len(vals_list), records))
             return records
 
-        modules = (usage_line_module, approval_module, backend_module)
-        with contextlib.ExitStack() as stack:
-            for module in modules:
-                stack.enter_context(patch.object(module, "insert_records", spy))
+        with patch.object(set_wise_insert, "insert_records", spy):
             self.pull()
         self.assertEqual(
             {name for name, _count, _records in inserted},
