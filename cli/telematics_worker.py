@@ -1,6 +1,7 @@
 """``odoo-bin telematics_worker``: processes the telematics ledger as events arrive.
 
     odoo-bin --addons-path=<paths> telematics_worker -c odoo.conf -d DB [--name NAME] [--poll 10]
+             [--shard K/N] [--nice 5]
 
 Receipt (HTTP and MQTT) ends its transaction with ``NOTIFY
 construction_telematics_events``; this process LISTENs on that channel and, at
@@ -17,13 +18,24 @@ a machine's state depended on what else happened to be scheduled. While a
 worker is connected, receipt no longer triggers the scheduled action; its
 schedule (every minute) stays as the fallback when no worker runs.
 
-The listening connection is named ``cas-telematics-worker-<name>``
-(``application_name``): receipt sees in ``pg_stat_activity`` that a worker runs.
+Workers started with ``--shard K/N`` (``K`` of ``1..N``) each take the events of
+one shard of devices only (``construction_telematics_event.SHARD_SQL``), so that
+two workers never process the same machine at once: unsharded workers sharing a
+queue mostly wait for each other's machine locks, since every request of a fleet
+gateway holds readings of every machine. A sharded worker whose own shard has
+nothing due also takes the shards no connected worker holds, so a worker that
+stopped delays its shard by one batch, not until the scheduled action.
+
+The listening connection is named ``cas-telematics-worker-<name>``, or
+``cas-telematics-worker-<K>of<N>-<name>`` for a shard (``application_name``):
+receipt sees in ``pg_stat_activity`` that a worker runs, sharded workers which
+shards are held.
 """
 
 import argparse
 import logging
 import os
+import re
 import select
 import signal
 import socket
@@ -44,6 +56,10 @@ _logger = logging.getLogger(__name__)
 PAUSE_BEFORE_COMMIT_ENV = "CAS_WORKER_PAUSE_BEFORE_COMMIT"
 # How often the stop flag is looked at while waiting for a notification.
 WAKE_SECONDS = 0.5
+# Receipt acknowledges senders and must answer within milliseconds; processing
+# only has to keep up. On a machine the two share, processing gives way first,
+# and still comes before the Odyssee sync (odyssee_sync_niceness, 10).
+DEFAULT_NICENESS = 5
 
 
 def _arguments(args):
@@ -58,7 +74,33 @@ def _arguments(args):
         default=10.0,
         help="seconds between looks at the queue without a notification (retries coming due)",
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=DEFAULT_NICENESS,
+        help="scheduling priority (0-19) below receipt's, which must answer first "
+        f"(default: {DEFAULT_NICENESS})",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="take only the K-th of N shards of devices (and shards no running worker holds)",
+    )
     return parser.parse_known_args(args)
+
+
+def _shard(text):
+    """``"K/N"`` -> ``(K - 1, N)``: the zero-based shard index and the shard count."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise argparse.ArgumentTypeError("must be K/N with 1 <= K <= N, e.g. 1/2")
+    return int(match[1]) - 1, int(match[2])
+
+
+# ``application_name`` tag of a sharded worker: ``...-<K>of<N>-<name>``.
+SHARD_TAG = re.compile(rf"^{re.escape(WORKER_APPLICATION_NAME)}-(\d+)of(\d+)-")
 
 
 class TelematicsWorker(Command):
@@ -82,6 +124,7 @@ class Worker:
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_args: self.stopping.set())
+        self._lower_priority()
         listener = self._listen()
         _logger.info(
             "telematics_worker %r: processing database %s on notification",
@@ -108,14 +151,59 @@ class Worker:
             listener.close()
         _logger.info("telematics_worker %r stopped", self.options.name)
 
+    def _lower_priority(self):
+        wanted = max(0, min(19, self.options.nice))
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, 0)
+            if wanted > current:
+                os.setpriority(os.PRIO_PROCESS, 0, wanted)
+        except OSError as exc:  # a sandbox that refuses it: process at the same priority
+            _logger.warning("telematics_worker: could not lower its priority: %s", exc)
+
     def _listen(self):
         _database, connection_info = sql_db.connection_info_for(self.dbname)
-        name = f"{WORKER_APPLICATION_NAME}-{self.options.name}"[:63]
+        name = f"{WORKER_APPLICATION_NAME}-{self._shard_tag()}{self.options.name}"[:63]
         listener = psycopg2.connect(**dict(connection_info, application_name=name))
         listener.autocommit = True
         with listener.cursor() as cr:
             cr.execute(f'LISTEN "{WORKER_CHANNEL}"')
         return listener
+
+    def _shard_tag(self):
+        if self.options.shard is None:
+            return ""
+        index, count = self.options.shard
+        return f"{index + 1}of{count}-"
+
+    def _orphan_shards(self, cr):
+        """The shards (of this worker's count) that no connected worker holds."""
+        index, count = self.options.shard
+        cr.execute(
+            """SELECT application_name FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name LIKE %s""",
+            [f"{WORKER_APPLICATION_NAME}-%"],
+        )
+        held = {index}
+        for (name,) in cr.fetchall():
+            match = SHARD_TAG.match(name)
+            if not match:
+                return []  # an unsharded worker takes every shard
+            if int(match[2]) == count:
+                held.add(int(match[1]) - 1)
+        return [shard for shard in range(count) if shard not in held]
+
+    def _process_batch(self, env):
+        """One batch: of this worker's shard first, then of the shards no one holds."""
+        Event = env["construction.telematics.event"]
+        if self.options.shard is None:
+            return Event._process_batch()
+        index, count = self.options.shard
+        processed = Event._process_batch(shards=[index], shard_count=count)
+        if not processed:
+            orphans = self._orphan_shards(env.cr)
+            if orphans:
+                processed = Event._process_batch(shards=orphans, shard_count=count)
+        return processed
 
     def _listen_again(self):
         while True:
@@ -145,7 +233,7 @@ class Worker:
                 self.registry = refreshed_registry(self.registry)
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
-                    processed = env["construction.telematics.event"]._process_batch()
+                    processed = self._process_batch(env)
                     if processed and self.pause:
                         _logger.info("telematics_worker: pausing %s s before commit", self.pause)
                         time.sleep(self.pause)

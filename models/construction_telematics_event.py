@@ -39,6 +39,9 @@ MOVE_COLUMNS = {
 # the queue, its count and its stall are read with the same rule.
 QUEUED_SQL = "state IN ('pending', 'failed') AND active"
 DUE_SQL = QUEUED_SQL + " AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
+# The shard of an event's device among %(shard_count)s: all events of a device, and so
+# of its machine, fall in one shard.
+SHARD_SQL = "mod(hashtext(COALESCE(device_id, '')) & 2147483647, %(shard_count)s)"
 
 # Processing workers (``odoo-bin telematics_worker``) LISTEN on this channel and name
 # their connections after WORKER_APPLICATION_NAME, which is how receipt knows one runs.
@@ -716,22 +719,31 @@ class ConstructionTelematicsEvent(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _process_batch(self, limit=None):
+    def _process_batch(self, limit=None, shards=None, shard_count=None):
         """Lock and process one batch of due events; returns how many were taken.
 
         SKIP LOCKED lets several workers share the queue without ever taking the
         same event; the locks, the outcome and the produced records all commit or
         roll back together, so a crash mid-batch loses and duplicates nothing.
+
+        With ``shards`` (indexes below ``shard_count``), only the events of those
+        shards of devices (``SHARD_SQL``) are taken: workers given shards of their
+        own never wait for each other's machines (see ``odoo-bin telematics_worker``).
         """
         setting = self.env["res.config.settings"]._construction_setting
         self.flush_model()
+        params = {"now": fields.Datetime.now(), "limit": limit or setting("telematics_batch_size")}
+        shard_filter = ""
+        if shards is not None:
+            shard_filter = f"AND {SHARD_SQL} = ANY(%(shards)s)"
+            params.update(shards=list(shards), shard_count=shard_count)
         self.env.cr.execute(
             f"""SELECT id, item_count FROM construction_telematics_event
-                WHERE {DUE_SQL}
+                WHERE {DUE_SQL} {shard_filter}
                 ORDER BY id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED""",
-            {"now": fields.Datetime.now(), "limit": limit or setting("telematics_batch_size")},
+            params,
         )
         # Memory stays bounded by items, not events: one event may hold 5,000 readings.
         # Locked rows past the budget are released at commit, untouched.

@@ -76,6 +76,49 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(self.equipment.telematics_latitude, 1.5)
         self.assertEqual(self.equipment.engine_hours, 1200.5)
 
+    # -- shards --------------------------------------------------------------
+    def device_in_shard(self, shard, count):
+        """A device name whose events fall in ``shard`` of ``count`` (SHARD_SQL)."""
+        for number in range(1000):
+            device = f"LOADER-{number}"
+            self.env.cr.execute("SELECT mod(hashtext(%s) & 2147483647, %s)", [device, count])
+            if self.env.cr.fetchone()[0] == shard:
+                return device
+        raise AssertionError("no device in that shard")
+
+    def test_a_batch_of_shards_takes_only_the_events_of_their_devices(self):
+        first, second = self.device_in_shard(0, 2), self.device_in_shard(1, 2)
+        for device in (first, second):
+            machine = self.env["maintenance.equipment"].create({"name": f"Loader {device}"})
+            self.env["construction.external.id"].create(
+                {
+                    "system_id": self.source.external_system_id.id,
+                    "external_id": device,
+                    "equipment_id": machine.id,
+                }
+            )
+        at = "2026-11-20 09:00:00"
+        self.receive_readings(dict(reading(at, engine_hours=5), device_id=first))
+        self.receive_readings(dict(reading(at, engine_hours=7), device_id=second))
+        self.receive(alert(event_id="shard", device_id=second))
+        events = self.Event.search([("source_id", "=", self.source.id)])
+
+        def states():
+            return {(e.device_id, e.kind): e.state for e in events}
+
+        self.assertEqual(self.Event._process_batch(shards=[1], shard_count=2), 2)
+        self.assertEqual(
+            states(),
+            {
+                (first, "readings"): "pending",
+                (second, "readings"): "processed",
+                (second, "alert"): "processed",
+            },
+        )
+        self.assertEqual(self.Event._process_batch(shards=[1], shard_count=2), 0)
+        self.assertEqual(self.Event._process_batch(shards=[0], shard_count=2), 1)
+        self.assertEqual(set(states().values()), {"processed"})
+
     # -- readings ------------------------------------------------------------
     def test_counters_never_go_backwards_and_jumps_are_flagged(self):
         self.receive_readings(

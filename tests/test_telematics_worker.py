@@ -12,7 +12,10 @@ import uuid
 
 import psycopg2
 from odoo import sql_db
-from odoo.addons.construction_asset_sync.cli.telematics_worker import PAUSE_BEFORE_COMMIT_ENV
+from odoo.addons.construction_asset_sync.cli.telematics_worker import (
+    DEFAULT_NICENESS,
+    PAUSE_BEFORE_COMMIT_ENV,
+)
 from odoo.addons.construction_asset_sync.models import construction_telematics_event
 from odoo.addons.construction_asset_sync.models.construction_telematics_event import (
     WORKER_APPLICATION_NAME,
@@ -40,17 +43,19 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         construction_telematics_event._WORKER_SEEN.clear()
 
     # ------------------------------------------------------------------
-    def _start_worker(self, name, pause_before_commit=None):
+    def _start_worker(self, name, pause_before_commit=None, shard=None):
         environ = dict(os.environ)
         environ.pop(PAUSE_BEFORE_COMMIT_ENV, None)
         if pause_before_commit:
             environ[PAUSE_BEFORE_COMMIT_ENV] = str(pause_before_commit)
         name = f"{name}-{self.tag}"
-        process = self._odoo_command(
-            name, "telematics_worker", "--name", name, "--poll", "600", environ=environ
-        )
+        arguments = ["--name", name, "--poll", "600"]
+        if shard:
+            arguments += ["--shard", shard]
+        process = self._odoo_command(name, "telematics_worker", *arguments, environ=environ)
+        connected_as = f"{shard.replace('/', 'of')}-{name}" if shard else name
         self._wait(
-            lambda: self._worker_connected(name),
+            lambda: self._worker_connected(connected_as),
             f"worker {name} did not connect (log: {self.logs})",
             timeout=180,
             process=process,
@@ -67,11 +72,11 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
             )
             return env.cr.fetchone()[0] == 1
 
-    def _receive(self, first_minute, count):
+    def _receive(self, first_minute, count, device="DEV-1"):
         """Readings received and committed the way the HTTP API does it."""
         readings = [
             {
-                "device_id": "DEV-1",
+                "device_id": device,
                 "at": f"2026-11-20T09:{minute:02d}:00Z",
                 "engine_hours": 500 + minute / 60,
             }
@@ -124,7 +129,12 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         self.assertEqual(state["cron_triggers"], 1)
 
     def test_the_worker_processes_on_notification_and_the_scheduled_action_stays_idle(self):
-        self._start_worker("main")
+        worker = self._start_worker("main")
+        # Below receipt's priority, which must answer first on a busy machine.
+        self.assertEqual(
+            os.getpriority(os.PRIO_PROCESS, worker.pid),
+            max(DEFAULT_NICENESS, os.getpriority(os.PRIO_PROCESS, 0)),
+        )
         self._receive(0, 3)
         self._wait(lambda: self._state()["events"] == ["processed"], f"{self._state()}")
         # Its first look at the queue is behind it and its poll is 10 minutes away:
@@ -219,3 +229,67 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         self.assertIn("a processing worker is connected but events have waited", logs.output[0])
         self.assertEqual(self._state()["events"], ["processed"])
         self.assertEqual(self._state()["readings"], 2)
+
+    def test_sharded_workers_keep_to_their_devices_and_take_over_a_stopped_ones(self):
+        with committed_env(self.registry) as env:
+            devices = {}
+            for number in range(1000):
+                device = f"LOADER-{number}"
+                env.cr.execute("SELECT mod(hashtext(%s) & 2147483647, 2)", [device])
+                devices.setdefault(env.cr.fetchone()[0], device)
+                if len(devices) == 2:
+                    break
+            source = env["construction.telematics.source"].browse(self.source_id)
+            machines = {}
+            for shard, device in devices.items():
+                machine = env["maintenance.equipment"].create({"name": f"Loader {device}"})
+                env["construction.external.id"].create(
+                    {
+                        "system_id": source.external_system_id.id,
+                        "external_id": device,
+                        "equipment_id": machine.id,
+                    }
+                )
+                machines[shard] = machine.id
+        self.addCleanup(self._drop_machines, list(machines.values()))
+
+        def readings_of(shard):
+            with committed_env(self.registry) as env:
+                return env["construction.telematics.reading"].search_count(
+                    [("equipment_id", "=", machines[shard])]
+                )
+
+        def pending():
+            return self._state()["events"].count("pending")
+
+        first = self._start_worker("shard-1", pause_before_commit=60, shard="1/2")
+        self._start_worker("shard-2", shard="2/2")
+        self._receive(0, 2, device=devices[0])
+        self._wait(lambda: self._in_transaction(first), "the first worker did not take its batch")
+        self._receive(2, 2, device=devices[0])  # the first worker's, though it is busy
+        self._receive(0, 3, device=devices[1])
+        self._wait(lambda: readings_of(1) == 3, f"the second shard waited: {self._state()}")
+        # The second worker looked at the queue after both receipts of the first
+        # shard: it left them to the worker holding that shard.
+        self.assertEqual((pending(), readings_of(0)), (2, 0))
+        first.kill()
+        self._wait(lambda: not self._in_transaction(first), "the transaction outlived the worker")
+        self._wait(
+            lambda: not self._worker_connected(f"1of2-shard-1-{self.tag}"),
+            "the first worker stayed connected",
+        )
+        # The next notification: the second worker takes the shard no one holds.
+        self._receive(3, 1, device=devices[1])
+        self._wait(lambda: pending() == 0, f"the stopped worker's shard waited: {self._state()}")
+        self.assertEqual((readings_of(0), readings_of(1)), (4, 4))
+
+    def _drop_machines(self, machine_ids):
+        """Delete machines a test added to the fleet, and the events that name them."""
+        with committed_env(self.registry) as env:
+            env["construction.telematics.event"].with_context(active_test=False).search(
+                [("source_id", "=", self.source_id)]
+            ).unlink()
+            env["construction.telematics.reading"].search(
+                [("equipment_id", "in", machine_ids)]
+            ).unlink()
+            env["maintenance.equipment"].browse(machine_ids).unlink()

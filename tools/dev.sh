@@ -33,8 +33,9 @@
 #   MQTT_HOST MQTT_PORT   the MQTT broker `run` points the demo source at (default: the
 #                   local one on $CAS_LOCAL_MQTT_PORT, else a private Mosquitto on a free port)
 #   CAS_LOCAL_MQTT_PORT  where the local broker is looked for (default: 1883)
-#   CAS_PROCESSING_WORKERS  telematics processing workers `run` starts (default: 1;
-#                   0 leaves processing to the scheduled action)
+#   CAS_PROCESSING_WORKERS  telematics processing workers `run` starts, each on a shard
+#                   of its own (--shard K/N; default: 2; 0 leaves processing to the
+#                   scheduled action)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,7 +49,7 @@ CAS_HTTP_PORT=${CAS_HTTP_PORT:-8069}
 CAS_GEVENT_PORT=${CAS_GEVENT_PORT:-$((CAS_HTTP_PORT + 3))}
 CAS_EMULATOR_PORT=${CAS_EMULATOR_PORT:-8765}
 CAS_LOCAL_MQTT_PORT=${CAS_LOCAL_MQTT_PORT:-1883}
-CAS_PROCESSING_WORKERS=${CAS_PROCESSING_WORKERS:-1}
+CAS_PROCESSING_WORKERS=${CAS_PROCESSING_WORKERS:-2}
 STATE_DIR=${CAS_STATE_DIR:-$REPO_ROOT/.dev}
 ADDONS_LINK_DIR=$STATE_DIR/addons
 ODOO_CONF=$STATE_DIR/odoo.conf
@@ -405,6 +406,7 @@ start_processing_workers() {
     for number in $(seq "$CAS_PROCESSING_WORKERS"); do
         "$VENV/bin/python" "$ODOO_SRC/odoo-bin" --addons-path="$addons_path" telematics_worker \
             -c "$ODOO_CONF" -d "$CAS_DB" --name "dev-$(hostname)-$number" \
+            --shard "$number/$CAS_PROCESSING_WORKERS" \
             >"$STATE_DIR/telematics-worker-$number.log" 2>&1 &
         BACKGROUND_PIDS+=($!)
     done
