@@ -13,7 +13,10 @@ Measures, in one run and against the same server:
     backlog of --backlog-small then --backlog-large queued events.
 
 Each throughput and latency measure is repeated --repeat times, each run starting
-from a drained queue (no pending or failing event of any source), the tables
+from a drained queue (no pending or failing event of any source, and the usage
+rollup of the readings processed so far done: a rollup every five minutes
+would otherwise land in one run of five and slow it, which --busy-rollup
+measures on its own), the tables
 it churns vacuumed, the database analysed and checkpointed (``psql``, PG*
 environment), and reported as
 every run plus min / median / max and how far the slowest run is below the median.
@@ -41,6 +44,7 @@ import threading
 import time
 import urllib.request
 import uuid
+import xmlrpc.client
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -109,11 +113,12 @@ class Bench:
             raise RuntimeError(f"{path}: HTTP {status}")
         return time.perf_counter() - started
 
-    def drain(self, timeout=1800):
+    def drain(self, timeout=1800, roll_up=True):
         """Wait until nothing of any source is due: each run starts from the same state.
 
         Failed events whose next attempt is later are not waited for (retries back
-        off up to hours); they are not processed during the run either."""
+        off up to hours); they are not processed during the run either. With
+        ``roll_up``, the usage rollup then rolls up what was processed."""
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         domain = [
             ("state", "in", ["pending", "failed"]),
@@ -126,8 +131,31 @@ class Bench:
             if time.time() > deadline:
                 raise RuntimeError("the queue did not drain")
             time.sleep(0.2)
+        if roll_up:
+            self.roll_up()
         self.vacuum()
         self.run += 1
+
+    def rollup_cron(self):
+        return self.call(
+            "ir.model.data",
+            "search_read",
+            [("module", "=", "construction_asset_sync"), ("name", "=", ROLLUP_CRON)],
+            ["res_id"],
+        )[0]["res_id"]
+
+    def roll_up(self):
+        """Run the usage rollup now, waiting while its scheduled run holds it."""
+        cron = self.rollup_cron()
+        for _attempt in range(600):
+            try:
+                self.call("ir.cron", "method_direct_trigger", [cron])
+                return
+            except xmlrpc.client.Fault as fault:
+                if "currently being executed" not in fault.faultString:
+                    raise
+                time.sleep(0.5)
+        raise RuntimeError("the usage rollup stayed busy")
 
     def vacuum(self):
         """Each run starts from the state autovacuum keeps in service (``settle_database``)."""
@@ -185,13 +213,8 @@ class Bench:
         rollup works through the readings of an unmeasured run just before it."""
         self.drain()
         self.readings_run(total)  # every machine of the fleet marked for rollup
-        self.drain()
-        cron = self.call(
-            "ir.model.data",
-            "search_read",
-            [("module", "=", "construction_asset_sync"), ("name", "=", ROLLUP_CRON)],
-            ["res_id"],
-        )[0]["res_id"]
+        self.drain(roll_up=False)
+        cron = self.rollup_cron()
         bodies = self.readings_bodies(total)
         rollup = {}
 
