@@ -3,7 +3,7 @@ import threading
 import time
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import api, fields, models, sql_db
 from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
@@ -12,9 +12,24 @@ from .. import cpu_priority
 from ..protocols import odyssee_client
 from ..protocols.odyssee_adapter import OdysseeAdapter
 from ..set_wise_insert import create_records
+from .construction_telematics_event import DUE_SQL
 
 _logger = logging.getLogger(__name__)
 SYNC_LOCK = 0x0D55EE  # advisory lock namespace of a backend's synchronisation
+
+
+def telematics_waiting(dbname):
+    """Whether telematics events of ``dbname`` are due for processing, seen from a
+    connection of its own: the sync's transaction would keep seeing the queue
+    as it was when the transaction began."""
+    with sql_db.db_connect(dbname).cursor() as cr:
+        cr.execute(
+            f"SELECT EXISTS(SELECT 1 FROM construction_telematics_event WHERE {DUE_SQL})",
+            {"now": fields.Datetime.now()},
+        )
+        return cr.fetchone()[0]
+
+
 DEFAULT_PRODUCT_DOMAIN = (
     "['|', ('id', 'in', request_product_ids), ('categ_id', 'child_of', category_ids)]"
 )
@@ -177,6 +192,7 @@ class ConstructionOdysseeBackend(models.Model):
             max_retries=backend.max_retries,
             max_requests_per_second=backend.rate_limit,
             on_call=call_log.append if call_log is not None else None,
+            before_request=self.env.context.get("odyssee_give_way"),
         )
 
     def _write_call_log(self, call_log):
@@ -322,12 +338,15 @@ class ConstructionOdysseeBackend(models.Model):
     def action_sync_now(self, time_budget=20.0):
         """Run the sync now, in this request, and say what it did or why it failed.
 
-        A long backlog continues in the scheduled action, triggered at once.
+        A long backlog continues in the scheduled action, triggered at once, and
+        so does the rest of a sync that telematics events waiting cut short.
         """
         self.ensure_one()
         auto_commit = not getattr(threading.current_thread(), "testing", False)
         deadline = time.monotonic() + time_budget
-        done = self._sync(auto_commit=auto_commit, deadline=deadline)
+        done = self.with_context(odyssee_sync_request=True)._sync(
+            auto_commit=auto_commit, deadline=deadline
+        )
         if done == "busy":
             return {
                 "type": "ir.actions.client",
@@ -443,6 +462,15 @@ class ConstructionOdysseeBackend(models.Model):
         self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
         if not self.env.cr.fetchone()[0]:
             return "busy"
+        # Telematics comes first: while its events wait, the sync pauses before
+        # its remote calls (cpu_priority.GiveWay's bounds), or, in a request
+        # (Sync now), ends at its next page and frees the HTTP worker for
+        # receipt, the scheduled action going on with the rest.
+        dbname = self.env.cr.dbname
+        give_way = cpu_priority.GiveWay(
+            lambda: telematics_waiting(dbname), end=self.env.context.get("odyssee_sync_request")
+        )
+        self = self.with_context(odyssee_give_way=give_way)
         try:
             self._ensure_streams()  # a backend made before a stream kind existed gets it
             self._stream("push")._run(auto_commit=auto_commit)

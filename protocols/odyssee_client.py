@@ -128,6 +128,9 @@ class OdysseeClient:
     backoff_cap: float = 30.0
     max_requests_per_second: float = 10.0
     on_call: object = None  # callable(CallRecord)
+    # callable(), called before each request: where a long import gives way to
+    # other work (cpu_priority.GiveWay)
+    before_request: object = None
     session: requests.Session = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -223,6 +226,8 @@ class OdysseeClient:
         started = time.monotonic()
         attempt = 0
         while True:
+            if self.before_request is not None:
+                self.before_request()
             self._throttle()
             self.calls += 1
             response, failure = None, None

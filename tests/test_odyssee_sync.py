@@ -14,7 +14,8 @@ from odoo.addons.construction_asset_sync.set_wise_insert import insert_records
 from odoo.models import LOG_ACCESS_COLUMNS
 from odoo.tests import TransactionCase, tagged
 
-from .common import OdysseeEmulatorMixin
+from .common import OdysseeEmulatorMixin, committed_env
+from .telematics_common import drop_committed_fleet, make_fleet
 
 
 class SimulatedCrash(BaseException):
@@ -1448,6 +1449,50 @@ class TestOdysseeRealTenant(OdysseeCase):
         )
         result = self.backend.action_sync_now()["params"]
         self.assertIn("could not be reached", result["message"])
+
+    def test_sync_now_frees_its_worker_while_telematics_events_wait_and_the_action_goes_on(self):
+        # An event received and committed, not processed yet: as seen from another
+        # connection, the one receipt's next request would need.
+        with committed_env(self.registry) as env:
+            source, _key, machine = make_fleet(env, " odyssee give way")
+            env["construction.telematics.event"]._receive_body(
+                source,
+                "readings",
+                b'{"readings": [{"device_id": "DEV-1", "at": "2026-11-20T09:00:00Z",'
+                b' "engine_hours": 5}]}',
+            )
+            source_id, machine_id = source.id, machine.id
+        self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
+        cron = self.env.ref("construction_asset_sync.ir_cron_odyssee_sync")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        result = self.backend.action_sync_now()["params"]
+        self.assertIn("the rest continues in the background", result["message"])
+        imported = self.Approval.search_count([("backend_id", "=", self.backend.id)])
+        self.assertLess(imported, self.APPROVALS)
+        self.assertEqual(
+            self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1
+        )
+        # The scheduled action does not end: it pauses, then goes on.
+        paused = []
+
+        class RecordingGiveWay(cpu_priority.GiveWay):
+            def __init__(self, busy, **options):
+                super().__init__(busy, max_pause=0.2, min_work=0.2, **options)
+                paused.append(self)
+
+        with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
+            self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
+        self.assertGreater(paused[0].paused, 0.1)
+        self.assertFalse(paused[0].ended)
+        # Processed, the event waits no more: Sync now runs to the end in the request.
+        with committed_env(self.registry) as env:
+            while env["construction.telematics.event"]._process_batch():
+                pass
+        result = self.backend.action_sync_now()["params"]
+        self.assertNotIn("continues in the background", result["message"])
 
     def test_a_moved_tenant_is_named_and_no_record_is_set_aside(self):
         # Odyssee became Wello and its hosts moved: the old URL answers 301 everywhere.

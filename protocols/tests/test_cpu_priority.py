@@ -123,5 +123,80 @@ class TestRunAtLowerPriority(unittest.TestCase):
         self.assertEqual(caller.query_count, 5)
 
 
+class FakeTime:
+    """A clock that only moves when the work sleeps or is said to work."""
+
+    def __init__(self):
+        self.now = 100.0
+        self.slept = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def work(self, seconds):
+        self.now += seconds
+
+
+class TestGiveWay(unittest.TestCase):
+    def give_way(self, busy_answers, **options):
+        """A GiveWay whose ``busy()`` answers from ``busy_answers`` (then False)."""
+        self.time = FakeTime()
+        self.answers = list(busy_answers)
+        self.asked = 0
+
+        def busy():
+            self.asked += 1
+            return self.answers.pop(0) if self.answers else False
+
+        return cpu_priority.GiveWay(
+            busy, clock=self.time.clock, sleep=self.time.sleep, step=0.05, **options
+        )
+
+    def test_the_work_sleeps_while_others_wait_and_goes_on_when_they_are_done(self):
+        give_way = self.give_way([True, True, True, False])
+        give_way()
+        self.assertEqual(self.time.slept, [0.05, 0.05, 0.05])
+        self.assertAlmostEqual(give_way.paused, 0.15)
+        self.assertFalse(give_way.ended)
+
+    def test_a_pause_is_bounded_and_the_work_then_goes_on_for_a_while(self):
+        give_way = self.give_way([True] * 1000, max_pause=1.0, min_work=0.5)
+        give_way()
+        self.assertAlmostEqual(give_way.paused, 1.0)
+        asked = self.asked
+        # Within min_work of the pause, and however busy the others are: no pause.
+        for _step in range(4):
+            self.time.work(0.1)
+            give_way()
+        self.assertEqual((self.asked, give_way.paused), (asked, 1.0))
+        self.time.work(0.2)
+        give_way()
+        self.assertAlmostEqual(give_way.paused, 2.0)
+
+    def test_others_are_asked_at_most_every_check_every(self):
+        give_way = self.give_way([], check_every=0.1)
+        for _call in range(10):
+            give_way()
+            self.time.work(0.02)
+        self.assertEqual(self.asked, 2)
+        self.assertEqual(self.time.slept, [])
+
+    def test_in_a_request_it_ends_the_work_instead_of_sleeping(self):
+        give_way = self.give_way([False, True], end=True, check_every=0.1)
+        give_way()
+        self.assertFalse(give_way.ended)
+        self.time.work(0.2)
+        give_way()
+        self.assertTrue(give_way.ended)
+        self.assertEqual((self.time.slept, give_way.paused), ([], 0.0))
+        self.time.work(0.2)
+        give_way()
+        self.assertEqual(self.asked, 2, "an ended sync asks no more")
+
+
 if __name__ == "__main__":
     unittest.main()
