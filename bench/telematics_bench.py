@@ -570,6 +570,11 @@ def main():
             "approvals_imported_during_the_run": approvals_after - approvals_before,
             "readings_per_s": round(readings / processed_s),
             "readings_vs_quiet_median": round(readings / processed_s / readings_median, 2),
+            # Accepting alone: receipt's share of the machine beside the import.
+            "readings_accept_per_s": round(readings / accept_s),
+            "readings_accept_vs_quiet_median": round(
+                readings / accept_s / statistics.median(accept_rates), 2
+            ),
             "alerts_per_s": round(alerts / alerts_s, 1),
             "alerts_vs_quiet_median": round(alerts / alerts_s / alerts_median, 2),
             "alert_accept_p99_ms": round(p99 * 1000, 1),
