@@ -87,28 +87,22 @@ def run_at_lower_priority(function, niceness):
 
 
 class GiveWay:
-    """Background work that gives way while time-critical work waits, within bounds.
+    """Background work that pauses while time-critical work waits, within bounds.
 
     A lower priority (``run_at_lower_priority``) only orders the CPU among
     threads: the database backend of the background work still runs at full
-    priority, and a request that does the work holds its HTTP worker all the
-    while. Called between steps of the work (an Odyssee sync calls it before
+    priority. Called between steps of the work (an Odyssee sync calls it before
     each remote call), an instance asks ``busy()`` (are telematics events
-    waiting for processing, say) at most every ``check_every`` seconds, and:
-
-    * with ``end=False`` (a scheduled job), sleeps while ``busy()`` answers yes,
-      for at most ``max_pause`` seconds at a time; after a pause the work goes
-      on for at least ``min_work`` seconds before it pauses again, so that under
-      a load that never ends it still gets ``min_work / (min_work + max_pause)``
-      of its time;
-    * with ``end=True`` (a request), sets ``ended``: the work stops at its next
-      boundary and leaves the rest to a scheduled job, which frees the worker.
+    waiting for processing, say) at most every ``check_every`` seconds and
+    sleeps while it answers yes, for at most ``max_pause`` seconds at a time;
+    after a pause the work goes on for at least ``min_work`` seconds before it
+    pauses again, so that under a load that never ends it still gets
+    ``min_work / (min_work + max_pause)`` of its time.
     """
 
     def __init__(
         self,
         busy,
-        end=False,
         max_pause=2.0,
         min_work=0.5,
         check_every=0.1,
@@ -117,7 +111,6 @@ class GiveWay:
         sleep=time.sleep,
     ):
         self.busy = busy
-        self.end = end
         self.max_pause = max_pause
         self.min_work = min_work
         self.check_every = check_every
@@ -126,20 +119,14 @@ class GiveWay:
         self.sleep = sleep
         self.checked_at = float("-inf")
         self.resumed_at = float("-inf")
-        self.ended = False
         self.paused = 0.0  # seconds slept, in all
 
     def __call__(self):
         now = self.clock()
-        if self.ended or now - self.checked_at < self.check_every:
-            return
-        if now - self.resumed_at < self.min_work:
+        if now - self.checked_at < self.check_every or now - self.resumed_at < self.min_work:
             return
         self.checked_at = now
         if not self.busy():
-            return
-        if self.end:
-            self.ended = True
             return
         started = now
         while (left := self.max_pause - (self.clock() - started)) > 0:

@@ -197,8 +197,7 @@ def run_import(odoo, emulator, expected, timeout, stop_after=None):
         started = time.perf_counter()
         odoo("construction.odyssee.backend", "action_sync_now", [backend])
         imported, approvals_done = 0, None
-        # Counted at once (Sync now may have imported everything before it answered),
-        # then every half second.
+        # Every half second: Sync now answers at once, the scheduled action imports.
         while time.perf_counter() - started < timeout:
             imported = odoo(
                 "construction.odyssee.approval", "search_count", [("backend_id", "=", backend)]

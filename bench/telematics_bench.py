@@ -403,7 +403,7 @@ class BusyOdyssee:
         except BaseException:
             self._restore()
             raise
-        # "Sync now" holds its request for 20 s, then the scheduled action goes on.
+        # "Sync now" answers at once; the scheduled action it triggers imports.
         self.pressed = threading.Thread(
             target=lambda: self._rpc()(Backend, "action_sync_now", [self.backend]), daemon=True
         )
@@ -427,10 +427,30 @@ class BusyOdyssee:
         return imported_world(self.call, self.backend)
 
     def __exit__(self, *_exc):
-        # "Sync now" goes on after the backend is archived, until its page: the
-        # runs after this one must not share the machine with it.
         self.pressed.join(timeout=120)
         self._restore()
+        # The scheduled action goes on after the backend is archived, until its
+        # page: the runs after this one must not share the machine with it.
+        self._wait_for_the_sync_to_end()
+
+    def _wait_for_the_sync_to_end(self, timeout=120):
+        """Until no transaction holds the backend's sync lock (SYNC_LOCK, 0x0D55EE)."""
+        query = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            f" AND classid = {0x0D55EE} AND objid = {int(self.backend)}"
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            held = subprocess.run(
+                ["psql", "-X", "-At", "-d", self.args.db, "-c", query],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            if held == "0":
+                return
+            time.sleep(0.5)
+        raise RuntimeError("the Odyssee sync of the busy run did not end")
 
     def _restore(self):
         Backend = "construction.odyssee.backend"

@@ -3,7 +3,7 @@ import threading
 import time
 from datetime import timedelta
 
-from odoo import api, fields, models, sql_db
+from odoo import Command, api, fields, models, sql_db
 from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
@@ -117,6 +117,15 @@ class ConstructionOdysseeBackend(models.Model):
         help="Which products (with an internal reference) are sent to Odyssee as articles. "
         "The domain may use request_product_ids (products of the work imported on this "
         "backend's requests) and category_ids (the categories above).",
+    )
+    sync_requested_by_ids = fields.Many2many(
+        "res.users",
+        "construction_odyssee_backend_sync_requester_rel",
+        string="Sync requested by",
+        readonly=True,
+        copy=False,
+        help="Who pressed Sync now since the last synchronisation ended: each gets a "
+        "notification of what it did.",
     )
     max_attempts = fields.Integer(
         string="Attempts before setting aside",
@@ -335,34 +344,52 @@ class ConstructionOdysseeBackend(models.Model):
             self._write_call_log(call_log)
         return True
 
-    def action_sync_now(self, time_budget=20.0):
-        """Run the sync now, in this request, and say what it did or why it failed.
+    def action_sync_now(self):
+        """Start the sync now, in the scheduled action, and tell who asked what it did.
 
-        A long backlog continues in the scheduled action, triggered at once, and
-        so does the rest of a sync that telematics events waiting cut short.
+        The sync does not run in this request: an import of a backlog would
+        hold its HTTP worker (with two workers, half of what telematics receipt
+        can accept) for as long as it runs, at a priority that makes it slow on
+        a busy machine. The scheduled action is triggered at once, and when the
+        sync ends the user gets a notification of what it did or why it failed.
         """
         self.ensure_one()
-        auto_commit = not getattr(threading.current_thread(), "testing", False)
-        deadline = time.monotonic() + time_budget
-        done = self.with_context(odyssee_sync_request=True)._sync(
-            auto_commit=auto_commit, deadline=deadline
-        )
-        if done == "busy":
-            return {
-                "type": "ir.actions.client",
-                "tag": "display_notification",
-                "params": {
-                    "type": "info",
-                    "message": self.env._("A synchronisation of this backend is already running."),
-                },
-            }
-        if done is None:
-            self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
+        self.sudo().sync_requested_by_ids = [Command.link(self.env.uid)]
+        self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
+        if self._sync_running():
+            message = self.env._(
+                "A synchronisation of this backend is already running; you will be "
+                "notified when it ends."
+            )
+        else:
+            message = self.env._(
+                "The synchronisation runs in the background; you will be notified of what "
+                "it did."
+            )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": self._sync_report(done),
+            "params": {"type": "info", "message": message},
         }
+
+    def _sync_running(self):
+        """Whether another transaction holds this backend's sync lock."""
+        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
+        if not self.env.cr.fetchone()[0]:
+            return True
+        self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
+        return False
+
+    def _notify_sync_requesters(self, done):
+        """Tell who pressed Sync now what the sync that just ended did."""
+        # Archived users too: OdooBot, whose scripts press the button, is one.
+        requesters = self.sudo().with_context(active_test=False).sync_requested_by_ids
+        if not requesters:
+            return
+        report = dict(self._sync_report(done), title=self.name)
+        for user in requesters:
+            user._bus_send("simple_notification", report)
+        self.sudo().sync_requested_by_ids = [Command.clear()]
 
     def _sync_report(self, done):
         streams = self.stream_ids
@@ -386,6 +413,14 @@ class ConstructionOdysseeBackend(models.Model):
                     error=(stream.last_error or "")[:300],
                 ),
             }
+        if done is False:
+            return {
+                "type": "danger",
+                "sticky": True,
+                "message": self.env._(
+                    "The synchronisation failed in Odoo; the server log says why."
+                ),
+            }
         by_kind = {stream.kind: stream for stream in streams}
         parts = [
             self.env._("%(n)s request(s) sent", n=by_kind["push"].last_count),
@@ -406,8 +441,6 @@ class ConstructionOdysseeBackend(models.Model):
             parts.append(
                 self.env._("%(n)s record(s) set aside", n=sum(attention.mapped("failed_count")))
             )
-        if done is None:
-            parts.append(self.env._("the rest continues in the background"))
         return {
             "type": "warning" if attention else "success",
             "message": self.env._("Synchronised: %(what)s.", what="; ".join(parts)),
@@ -420,11 +453,18 @@ class ConstructionOdysseeBackend(models.Model):
         unfinished = False
         for backend in self.search([]):
             try:
-                unfinished |= backend._sync(auto_commit=auto_commit, deadline=deadline) is None
+                done = backend._sync(auto_commit=auto_commit, deadline=deadline)
             except Exception:
                 _logger.exception("Odyssee sync of backend %s failed", backend.name)
                 if auto_commit:
                     self.env.cr.rollback()
+                done = False
+            unfinished |= done is None
+            if done is not None and done != "busy":
+                # A backlog goes on in the next run: only its end is reported.
+                backend._notify_sync_requesters(done)
+                if auto_commit:
+                    self.env.cr.commit()
         if unfinished:
             # A long backlog continues in the next run, right away.
             self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
@@ -463,13 +503,9 @@ class ConstructionOdysseeBackend(models.Model):
         if not self.env.cr.fetchone()[0]:
             return "busy"
         # Telematics comes first: while its events wait, the sync pauses before
-        # its remote calls (cpu_priority.GiveWay's bounds), or, in a request
-        # (Sync now), ends at its next page and frees the HTTP worker for
-        # receipt, the scheduled action going on with the rest.
+        # its remote calls (cpu_priority.GiveWay's bounds).
         dbname = self.env.cr.dbname
-        give_way = cpu_priority.GiveWay(
-            lambda: telematics_waiting(dbname), end=self.env.context.get("odyssee_sync_request")
-        )
+        give_way = cpu_priority.GiveWay(lambda: telematics_waiting(dbname))
         self = self.with_context(odyssee_give_way=give_way)
         try:
             self._ensure_streams()  # a backend made before a stream kind existed gets it

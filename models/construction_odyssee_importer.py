@@ -88,7 +88,7 @@ class ConstructionOdysseeImporter(models.AbstractModel):
                 self._import_one_by_one(stream, adapter, import_rows, rows, counts)
             if page:
                 stream.watermark = max(stream.watermark, odyssee_mapper.newest_timestamp(page))
-            if (deadline and time.monotonic() > deadline) or self._gave_way():
+            if deadline and time.monotonic() > deadline:
                 last = page[-1] if page else None
                 if last and odata.normalize_timestamp(last["modified_dateutc"]) == stream.watermark:
                     stream.resume_after_id = normalize(last["id"])
@@ -219,11 +219,6 @@ class ConstructionOdysseeImporter(models.AbstractModel):
             return moment
         # Re-read a little: clock skew, and rows sharing a timestamp at a page edge.
         return moment - timedelta(seconds=stream.backend_id.overlap_seconds)
-
-    def _gave_way(self):
-        """Whether the sync ended to free its HTTP worker (``cpu_priority.GiveWay``)."""
-        give_way = self.env.context.get("odyssee_give_way")
-        return give_way is not None and give_way.ended
 
     def _commit_page(self, backend, call_log, auto_commit):
         backend._write_call_log(call_log)

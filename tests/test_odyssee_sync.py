@@ -1429,28 +1429,81 @@ class TestOdysseeRealTenant(OdysseeCase):
         down = other.stream_ids.filtered(lambda s: s.kind == "approvals")
         self.assertEqual((down.state, down.error_kind), ("error", "unreachable"))
 
-    def test_sync_now_runs_and_says_what_it_did_or_why_not(self):
-        result = self.backend.action_sync_now()["params"]
-        self.assertEqual(result["type"], "success")
+    def sync_now(self):
+        """Press *Sync now* and run the scheduled action it triggers: the notification
+        the user who pressed it got when the sync ended (``simple_notification``)."""
+        self.notifications()  # recording from now on
+        answer = self.backend.action_sync_now()["params"]
+        self.assertEqual(answer["type"], "info")
+        self.env["construction.odyssee.backend"]._cron_sync()
+        return self.notifications()[-1]
+
+    def requesters(self):
+        # The test's user is OdooBot, which is archived.
+        return self.backend.with_context(active_test=False).sync_requested_by_ids
+
+    def notifications(self):
+        """The ``simple_notification`` payloads sent on the bus since the test began.
+
+        Recorded as they are sent: the bus keeps them in the transaction's
+        precommit data, which a savepoint rolled back later in the test clears.
+        """
+        if not hasattr(self, "_sent"):
+            self._sent = []
+            users = type(self.env["res.users"])
+            original = users._bus_send
+
+            def record(user, notification_type, message, /, **kwargs):
+                if notification_type == "simple_notification":
+                    self._sent.append(message)
+                return original(user, notification_type, message, **kwargs)
+
+            patcher = patch.object(users, "_bus_send", record)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+        return self._sent
+
+    def test_sync_now_starts_the_sync_in_the_background_and_says_what_it_did_or_why_not(self):
+        self.notifications()  # recording from now on
+        cron = self.env.ref("construction_asset_sync.ir_cron_odyssee_sync")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        answer = self.backend.action_sync_now()["params"]
+        # The request answers at once: its HTTP worker is not held by an import.
+        self.assertIn("runs in the background", answer["message"])
+        self.assertFalse(self.Approval.search_count([("backend_id", "=", self.backend.id)]))
+        self.assertEqual(
+            self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1
+        )
+        self.assertEqual(self.requesters(), self.env.user)
+        self.env["construction.odyssee.backend"]._cron_sync()
+        [result] = self.notifications()
+        self.assertEqual((result["type"], result["title"]), ("success", self.backend.name))
         self.assertIn(f"{self.APPROVALS} new approval", result["message"])
-        # Another worker syncing the backend holds its lock: no second run at once.
+        self.assertFalse(self.requesters())
+        # A scheduled run with nobody waiting for it tells nobody.
+        self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertEqual(len(self.notifications()), 1)
+        # Another worker syncing the backend holds its lock: the user is told, and
+        # waits for that run's end; the scheduled action does not run it twice.
         other = self.env.registry.cursor()
         self.addCleanup(other.close)
         other.execute("SELECT pg_advisory_lock(%s, %s)", [SYNC_LOCK, self.backend.id])
-        result = self.backend.action_sync_now()["params"]
-        self.assertIn("already running", result["message"])
+        answer = self.backend.action_sync_now()["params"]
+        self.assertIn("already running", answer["message"])
+        self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertEqual(len(self.notifications()), 1)
+        self.assertEqual(self.requesters(), self.env.user)
         other.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.backend.id])
         self.backend.password = "wrong"
-        result = self.backend.action_sync_now()["params"]
+        result = self.sync_now()
         self.assertEqual(result["type"], "danger")
         self.assertIn("refused the credentials", result["message"])
         self.backend.write(
             {"password": "s3cret", "url": "http://127.0.0.1:9/api", "max_retries": 0}
         )
-        result = self.backend.action_sync_now()["params"]
-        self.assertIn("could not be reached", result["message"])
+        self.assertIn("could not be reached", self.sync_now()["message"])
 
-    def test_sync_now_frees_its_worker_while_telematics_events_wait_and_the_action_goes_on(self):
+    def test_the_scheduled_sync_pauses_while_telematics_events_wait_and_then_goes_on(self):
         # An event received and committed, not processed yet: as seen from another
         # connection, the one receipt's next request would need.
         with committed_env(self.registry) as env:
@@ -1463,36 +1516,28 @@ class TestOdysseeRealTenant(OdysseeCase):
             )
             source_id, machine_id = source.id, machine.id
         self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
-        cron = self.env.ref("construction_asset_sync.ir_cron_odyssee_sync")
-        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
-        result = self.backend.action_sync_now()["params"]
-        self.assertIn("the rest continues in the background", result["message"])
-        imported = self.Approval.search_count([("backend_id", "=", self.backend.id)])
-        self.assertLess(imported, self.APPROVALS)
-        self.assertEqual(
-            self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1
-        )
-        # The scheduled action does not end: it pauses, then goes on.
-        paused = []
+        syncs = []
 
         class RecordingGiveWay(cpu_priority.GiveWay):
             def __init__(self, busy, **options):
                 super().__init__(busy, max_pause=0.2, min_work=0.2, **options)
-                paused.append(self)
+                syncs.append(self)
 
         with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
-            self.env["construction.odyssee.backend"]._cron_sync()
+            result = self.sync_now()
+        self.assertEqual(result["type"], "success")
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )
-        self.assertGreater(paused[0].paused, 0.1)
-        self.assertFalse(paused[0].ended)
-        # Processed, the event waits no more: Sync now runs to the end in the request.
+        # It paused (0.2 s at a time, 0.2 s of work between pauses), and went on.
+        self.assertGreater(syncs[0].paused, 0.1)
+        # Processed, the event waits no more: no pause.
         with committed_env(self.registry) as env:
             while env["construction.telematics.event"]._process_batch():
                 pass
-        result = self.backend.action_sync_now()["params"]
-        self.assertNotIn("continues in the background", result["message"])
+        with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
+            self.sync_now()
+        self.assertEqual(syncs[1].paused, 0.0)
 
     def test_a_moved_tenant_is_named_and_no_record_is_set_aside(self):
         # Odyssee became Wello and its hosts moved: the old URL answers 301 everywhere.
@@ -1501,7 +1546,7 @@ class TestOdysseeRealTenant(OdysseeCase):
         message = self.backend.action_test_connection()["params"]["message"]
         self.assertIn(f"has moved to {new_url}. Odoo does not follow redirects", message)
         self.assertIn("set it as the API URL", message)
-        result = self.backend.action_sync_now()["params"]
+        result = self.sync_now()
         self.assertEqual(result["type"], "danger")
         self.assertIn("Odyssee could not be reached", result["message"])
         self.assertIn(f"moved to {new_url}/", result["message"])
@@ -1514,7 +1559,7 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertFalse(record_error(moved))
         self.assertTrue(record_error(odyssee_client.OdysseeHTTPError("GET", status=500)))
         self.emulator.set_faults(Faults())
-        self.assertEqual(self.backend.action_sync_now()["params"]["type"], "success")
+        self.assertEqual(self.sync_now()["type"], "success")
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )

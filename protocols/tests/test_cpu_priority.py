@@ -161,7 +161,6 @@ class TestGiveWay(unittest.TestCase):
         give_way()
         self.assertEqual(self.time.slept, [0.05, 0.05, 0.05])
         self.assertAlmostEqual(give_way.paused, 0.15)
-        self.assertFalse(give_way.ended)
 
     def test_a_pause_is_bounded_and_the_work_then_goes_on_for_a_while(self):
         give_way = self.give_way([True] * 1000, max_pause=1.0, min_work=0.5)
@@ -184,18 +183,6 @@ class TestGiveWay(unittest.TestCase):
             self.time.work(0.02)
         self.assertEqual(self.asked, 2)
         self.assertEqual(self.time.slept, [])
-
-    def test_in_a_request_it_ends_the_work_instead_of_sleeping(self):
-        give_way = self.give_way([False, True], end=True, check_every=0.1)
-        give_way()
-        self.assertFalse(give_way.ended)
-        self.time.work(0.2)
-        give_way()
-        self.assertTrue(give_way.ended)
-        self.assertEqual((self.time.slept, give_way.paused), ([], 0.0))
-        self.time.work(0.2)
-        give_way()
-        self.assertEqual(self.asked, 2, "an ended sync asks no more")
 
 
 if __name__ == "__main__":
