@@ -145,11 +145,17 @@ class Bench:
         )[0]["res_id"]
 
     def roll_up(self):
-        """Run the usage rollup now, waiting while its scheduled run holds it."""
+        """Run the usage rollup now, waiting while its scheduled run holds it; its
+        schedule then restarts from now, as after a scheduled run (every 5 minutes),
+        so that the next run does not roll up the readings of the one measured."""
         cron = self.rollup_cron()
         for _attempt in range(600):
             try:
                 self.call("ir.cron", "method_direct_trigger", [cron])
+                later = datetime.now(timezone.utc) + timedelta(minutes=5)
+                self.call(
+                    "ir.cron", "write", [cron], {"nextcall": later.strftime("%Y-%m-%d %H:%M:%S")}
+                )
                 return
             except xmlrpc.client.Fault as fault:
                 if "currently being executed" not in fault.faultString:

@@ -23,8 +23,9 @@ one shard of devices only (``construction_telematics_event.SHARD_SQL``), so that
 two workers never process the same machine at once: unsharded workers sharing a
 queue mostly wait for each other's machine locks, since every request of a fleet
 gateway holds readings of every machine. A sharded worker whose own shard has
-nothing due also takes the shards no connected worker holds, so a worker that
-stopped delays its shard by one batch, not until the scheduled action.
+nothing due, and one in every ORPHANS_EVERY batches, also takes the shards no
+connected worker holds: a stopped worker's devices are processed from the
+others' next notification (or ``--poll``) on, not left to the scheduled action.
 
 The listening connection is named ``cas-telematics-worker-<name>``, or
 ``cas-telematics-worker-<K>of<N>-<name>`` for a shard (``application_name``):
@@ -99,6 +100,9 @@ def _shard(text):
     return int(match[1]) - 1, int(match[2])
 
 
+# A sharded worker looks for shards no one holds when its own has nothing due,
+# and at least once every ORPHANS_EVERY batches.
+ORPHANS_EVERY = 10
 # ``application_name`` tag of a sharded worker: ``...-<K>of<N>-<name>``.
 SHARD_TAG = re.compile(rf"^{re.escape(WORKER_APPLICATION_NAME)}-(\d+)of(\d+)-")
 
@@ -120,6 +124,8 @@ class Worker:
         self.registry = load_registry(dbname)
         self.stopping = threading.Event()
         self.pause = float(os.environ.get(PAUSE_BEFORE_COMMIT_ENV) or 0)
+        self.own_batches = 0
+        self.warned_of_counts = False
 
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -188,21 +194,42 @@ class Worker:
             match = SHARD_TAG.match(name)
             if not match:
                 return []  # an unsharded worker takes every shard
-            if int(match[2]) == count:
-                held.add(int(match[1]) - 1)
+            if int(match[2]) != count:
+                # Workers started with different counts: shards overlap whatever
+                # this one takes. Leave the others' to them rather than add to it.
+                if not self.warned_of_counts:
+                    _logger.warning(
+                        "telematics_worker: %s shares the queue with a worker of another "
+                        "shard count (%s); start all with the same N",
+                        self.options.name,
+                        name,
+                    )
+                    self.warned_of_counts = True
+                return []
+            held.add(int(match[1]) - 1)
         return [shard for shard in range(count) if shard not in held]
 
     def _process_batch(self, env):
-        """One batch: of this worker's shard first, then of the shards no one holds."""
+        """One batch: of this worker's shard, or else of the shards no one holds.
+
+        Every ORPHANS_EVERY batches of its own shard, the worker also looks for
+        shards no one holds: under a load that keeps its own shard busy, a
+        stopped worker's devices still move.
+        """
         Event = env["construction.telematics.event"]
         if self.options.shard is None:
             return Event._process_batch()
         index, count = self.options.shard
-        processed = Event._process_batch(shards=[index], shard_count=count)
+        self.own_batches += 1
+        processed = 0
+        if self.own_batches % ORPHANS_EVERY:
+            processed = Event._process_batch(shards=[index], shard_count=count)
         if not processed:
             orphans = self._orphan_shards(env.cr)
             if orphans:
                 processed = Event._process_batch(shards=orphans, shard_count=count)
+        if not processed and not self.own_batches % ORPHANS_EVERY:
+            processed = Event._process_batch(shards=[index], shard_count=count)
         return processed
 
     def _listen_again(self):

@@ -3,8 +3,9 @@ import threading
 import time
 from datetime import timedelta
 
-from odoo import Command, api, fields, models, sql_db
-from odoo.exceptions import UserError
+import psycopg2
+from odoo import api, fields, models, sql_db
+from odoo.exceptions import AccessError, UserError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
 
@@ -12,22 +13,35 @@ from .. import cpu_priority
 from ..protocols import odyssee_client
 from ..protocols.odyssee_adapter import OdysseeAdapter
 from ..set_wise_insert import create_records
-from .construction_telematics_event import DUE_SQL
+from .construction_telematics_event import DUE_SQL, WORKER_APPLICATION_NAME
 
 _logger = logging.getLogger(__name__)
 SYNC_LOCK = 0x0D55EE  # advisory lock namespace of a backend's synchronisation
+REQUESTERS_TABLE = "construction_odyssee_backend_sync_requester_rel"
 
 
 def telematics_waiting(dbname):
-    """Whether telematics events of ``dbname`` are due for processing, seen from a
-    connection of its own: the sync's transaction would keep seeing the queue
-    as it was when the transaction began."""
-    with sql_db.db_connect(dbname).cursor() as cr:
-        cr.execute(
-            f"SELECT EXISTS(SELECT 1 FROM construction_telematics_event WHERE {DUE_SQL})",
-            {"now": fields.Datetime.now()},
-        )
-        return cr.fetchone()[0]
+    """Whether telematics events of ``dbname`` are due for processing and a
+    processing worker is connected to take them (without one, they wait for a
+    scheduled action that a paused sync may itself keep from running).
+
+    Seen from a connection of its own: the sync's transaction would keep seeing
+    the queue as it was when the transaction began. A failure to look answers
+    no: the sync goes on.
+    """
+    try:
+        with sql_db.db_connect(dbname).cursor() as cr:
+            cr.execute(
+                f"""SELECT EXISTS(SELECT 1 FROM construction_telematics_event WHERE {DUE_SQL})
+                       AND EXISTS(SELECT 1 FROM pg_stat_activity
+                                   WHERE datname = current_database()
+                                     AND application_name LIKE %(worker)s)""",
+                {"now": fields.Datetime.now(), "worker": f"{WORKER_APPLICATION_NAME}%"},
+            )
+            return cr.fetchone()[0]
+    except Exception as exc:  # a full pool, a database going away
+        _logger.warning("Odyssee sync: could not look at the telematics queue: %s", exc)
+        return False
 
 
 DEFAULT_PRODUCT_DOMAIN = (
@@ -120,10 +134,13 @@ class ConstructionOdysseeBackend(models.Model):
     )
     sync_requested_by_ids = fields.Many2many(
         "res.users",
-        "construction_odyssee_backend_sync_requester_rel",
+        REQUESTERS_TABLE,
+        "backend_id",
+        "user_id",
         string="Sync requested by",
         readonly=True,
         copy=False,
+        groups="construction_asset_sync.group_integration_admin",
         help="Who pressed Sync now since the last synchronisation ended: each gets a "
         "notification of what it did.",
     )
@@ -354,7 +371,19 @@ class ConstructionOdysseeBackend(models.Model):
         sync ends the user gets a notification of what it did or why it failed.
         """
         self.ensure_one()
-        self.sudo().sync_requested_by_ids = [Command.link(self.env.uid)]
+        if not (
+            self.env.su
+            or self.env.user.has_group("construction_asset_sync.group_integration_admin")
+        ):
+            raise AccessError(self.env._("Only integration administrators synchronise Odyssee."))
+        # Not a write of the backend: a sync that ends meanwhile updates the same
+        # row, and one of the two transactions would fail to serialize.
+        self.env.cr.execute(
+            f"""INSERT INTO {REQUESTERS_TABLE} (backend_id, user_id) VALUES (%s, %s)
+                ON CONFLICT DO NOTHING""",
+            [self.id, self.env.uid],
+        )
+        self.invalidate_recordset(["sync_requested_by_ids"])
         self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
         if self._sync_running():
             message = self.env._(
@@ -381,17 +410,26 @@ class ConstructionOdysseeBackend(models.Model):
         return False
 
     def _notify_sync_requesters(self, done):
-        """Tell who pressed Sync now what the sync that just ended did."""
-        # Archived users too: OdooBot, whose scripts press the button, is one.
-        requesters = self.sudo().with_context(active_test=False).sync_requested_by_ids
-        if not requesters:
-            return
-        report = dict(self._sync_report(done), title=self.name)
-        for user in requesters:
-            user._bus_send("simple_notification", report)
-        self.sudo().sync_requested_by_ids = [Command.clear()]
+        """Tell who pressed Sync now what the sync that just ended did, each in
+        their language (archived users too: OdooBot, whose scripts press it, is one)."""
+        self.env.cr.execute(
+            f"DELETE FROM {REQUESTERS_TABLE} WHERE backend_id = %s RETURNING user_id", [self.id]
+        )
+        user_ids = [user_id for (user_id,) in self.env.cr.fetchall()]
+        self.invalidate_recordset(["sync_requested_by_ids"])
+        for user in self.env["res.users"].sudo().browse(user_ids).exists():
+            backend = self.with_context(lang=user.lang)
+            user._bus_send("simple_notification", dict(backend._sync_report(done), title=self.name))
 
     def _sync_report(self, done):
+        if done == "error":  # raised beyond the streams, which record their own failures
+            return {
+                "type": "danger",
+                "sticky": True,
+                "message": self.env._(
+                    "The synchronisation failed in Odoo; the server log says why."
+                ),
+            }
         streams = self.stream_ids
         failed = streams.filtered(lambda s: s.state == "error")
         kinds = dict(self.env["construction.odyssee.stream"]._fields["error_kind"].selection)
@@ -411,14 +449,6 @@ class ConstructionOdysseeBackend(models.Model):
                         failed.mapped(lambda s: dict(s._fields["kind"].selection)[s.kind])
                     ),
                     error=(stream.last_error or "")[:300],
-                ),
-            }
-        if done is False:
-            return {
-                "type": "danger",
-                "sticky": True,
-                "message": self.env._(
-                    "The synchronisation failed in Odoo; the server log says why."
                 ),
             }
         by_kind = {stream.kind: stream for stream in streams}
@@ -458,13 +488,18 @@ class ConstructionOdysseeBackend(models.Model):
                 _logger.exception("Odyssee sync of backend %s failed", backend.name)
                 if auto_commit:
                     self.env.cr.rollback()
-                done = False
+                done = "error"
             unfinished |= done is None
             if done is not None and done != "busy":
                 # A backlog goes on in the next run: only its end is reported.
-                backend._notify_sync_requesters(done)
-                if auto_commit:
-                    self.env.cr.commit()
+                try:
+                    backend._notify_sync_requesters(done)
+                    if auto_commit:
+                        self.env.cr.commit()
+                except Exception:
+                    _logger.exception("Odyssee sync of %s: could not notify", backend.name)
+                    if auto_commit:
+                        self.env.cr.rollback()
         if unfinished:
             # A long backlog continues in the next run, right away.
             self.env.ref("construction_asset_sync.ir_cron_odyssee_sync").sudo()._trigger()
@@ -503,10 +538,15 @@ class ConstructionOdysseeBackend(models.Model):
         if not self.env.cr.fetchone()[0]:
             return "busy"
         # Telematics comes first: while its events wait, the sync pauses before
-        # its remote calls (cpu_priority.GiveWay's bounds).
+        # its remote calls (cpu_priority.GiveWay's bounds), but only between its
+        # transactions' writes: the rows it would hold locked meanwhile (requests
+        # of a machine, say) may be the ones processing needs.
         dbname = self.env.cr.dbname
-        give_way = cpu_priority.GiveWay(lambda: telematics_waiting(dbname))
-        self = self.with_context(odyssee_give_way=give_way)
+
+        def telematics_first():
+            return not self._transaction_wrote() and telematics_waiting(dbname)
+
+        self = self.with_context(odyssee_give_way=cpu_priority.GiveWay(telematics_first))
         try:
             self._ensure_streams()  # a backend made before a stream kind existed gets it
             self._stream("push")._run(auto_commit=auto_commit)
@@ -522,8 +562,22 @@ class ConstructionOdysseeBackend(models.Model):
             pdfs = self._stream("pdfs").with_context(odyssee_approvals_behind=done is None)
             pdfs._run(auto_commit=auto_commit)
         finally:
-            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
+            self._sync_unlock()
         return done
+
+    def _transaction_wrote(self):
+        """Whether this transaction has written anything (and may hold row locks)."""
+        self.env.cr.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+        return self.env.cr.fetchone()[0]
+
+    def _sync_unlock(self):
+        """Release the session lock of the sync, even from an aborted transaction:
+        kept by the pooled connection, it would make the backend busy for good."""
+        try:
+            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
+        except psycopg2.errors.InFailedSqlTransaction:
+            self.env.cr.rollback()
+            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
 
     @api.model
     def _cron_purge_logs(self):

@@ -39,8 +39,10 @@ MOVE_COLUMNS = {
 # the queue, its count and its stall are read with the same rule.
 QUEUED_SQL = "state IN ('pending', 'failed') AND active"
 DUE_SQL = QUEUED_SQL + " AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
-# The shard of an event's device among %(shard_count)s: all events of a device, and so
-# of its machine, fall in one shard.
+# The shard of an event's device among %(shard_count)s: all events of a device fall in
+# one shard, and so do a machine's, unless it has devices of its own in two shards
+# (two sources, a replaced gateway): its workers then take turns on it, as
+# unsharded workers do on every machine.
 SHARD_SQL = "mod(hashtext(COALESCE(device_id, '')) & 2147483647, %(shard_count)s)"
 
 # Processing workers (``odoo-bin telematics_worker``) LISTEN on this channel and name

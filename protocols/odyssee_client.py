@@ -223,11 +223,11 @@ class OdysseeClient:
         shown_path, _, shown_query = (path + (f"?{query}" if query else "")).partition("?")
         correlation_id = str(uuid.uuid4())
         headers = dict(self._headers, **{"X-Correlation-Id": correlation_id})
+        if self.before_request is not None:
+            self.before_request()  # before the clock: a pause is not the call's time
         started = time.monotonic()
         attempt = 0
         while True:
-            if self.before_request is not None:
-                self.before_request()
             self._throttle()
             self.calls += 1
             response, failure = None, None

@@ -2,12 +2,16 @@ import threading
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import Command
+import psycopg2
+from odoo import Command, sql_db
 from odoo.addons.construction_asset_sync import cpu_priority, set_wise_insert
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
 from odoo.addons.construction_asset_sync.models.account_analytic_line import PLANS_READ_ONCE
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
 from odoo.addons.construction_asset_sync.models.construction_odyssee_stream import record_error
+from odoo.addons.construction_asset_sync.models.construction_telematics_event import (
+    WORKER_APPLICATION_NAME,
+)
 from odoo.addons.construction_asset_sync.odyssee_emulator import MIXED_CASE, Faults, populate
 from odoo.addons.construction_asset_sync.protocols import odata, odyssee_client
 from odoo.addons.construction_asset_sync.set_wise_insert import insert_records
@@ -1432,10 +1436,11 @@ class TestOdysseeRealTenant(OdysseeCase):
     def sync_now(self):
         """Press *Sync now* and run the scheduled action it triggers: the notification
         the user who pressed it got when the sync ended (``simple_notification``)."""
-        self.notifications()  # recording from now on
+        sent = len(self.notifications())  # recording from now on
         answer = self.backend.action_sync_now()["params"]
         self.assertEqual(answer["type"], "info")
         self.env["construction.odyssee.backend"]._cron_sync()
+        self.assertEqual(len(self.notifications()), sent + 1, "one notification per press")
         return self.notifications()[-1]
 
     def requesters(self):
@@ -1516,6 +1521,15 @@ class TestOdysseeRealTenant(OdysseeCase):
             )
             source_id, machine_id = source.id, machine.id
         self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
+        # A processing worker connected to take it (its listening connection):
+        # without one, pausing would help nobody.
+        worker = psycopg2.connect(
+            **dict(
+                sql_db.connection_info_for(self.registry.db_name)[1],
+                application_name=f"{WORKER_APPLICATION_NAME}-odyssee-test",
+            )
+        )
+        self.addCleanup(worker.close)
         syncs = []
 
         class RecordingGiveWay(cpu_priority.GiveWay):
@@ -1523,7 +1537,13 @@ class TestOdysseeRealTenant(OdysseeCase):
                 super().__init__(busy, max_pause=0.2, min_work=0.2, **options)
                 syncs.append(self)
 
-        with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
+        backend_class = type(self.backend)
+        with (
+            patch.object(cpu_priority, "GiveWay", RecordingGiveWay),
+            # In service, each page commits before the next is read; this test's
+            # transaction holds its set-up (see below).
+            patch.object(backend_class, "_transaction_wrote", return_value=False),
+        ):
             result = self.sync_now()
         self.assertEqual(result["type"], "success")
         self.assertEqual(
@@ -1531,13 +1551,59 @@ class TestOdysseeRealTenant(OdysseeCase):
         )
         # It paused (0.2 s at a time, 0.2 s of work between pauses), and went on.
         self.assertGreater(syncs[0].paused, 0.1)
+        # A transaction that has written may hold rows processing needs: no pause.
+        self.assertTrue(self.backend._transaction_wrote())
+        with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
+            self.sync_now()
+        self.assertEqual(syncs[1].paused, 0.0)
         # Processed, the event waits no more: no pause.
         with committed_env(self.registry) as env:
             while env["construction.telematics.event"]._process_batch():
                 pass
-        with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
+        with (
+            patch.object(cpu_priority, "GiveWay", RecordingGiveWay),
+            patch.object(backend_class, "_transaction_wrote", return_value=False),
+        ):
             self.sync_now()
-        self.assertEqual(syncs[1].paused, 0.0)
+        self.assertEqual(syncs[2].paused, 0.0)
+
+    def test_events_waiting_with_no_worker_to_take_them_do_not_pause_the_sync(self):
+        with committed_env(self.registry) as env:
+            source, _key, machine = make_fleet(env, " odyssee no worker")
+            env["construction.telematics.event"]._receive_body(
+                source,
+                "readings",
+                b'{"readings": [{"device_id": "DEV-1", "at": "2026-11-20T09:00:00Z",'
+                b' "engine_hours": 5}]}',
+            )
+            source_id, machine_id = source.id, machine.id
+        self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
+        syncs = []
+
+        class RecordingGiveWay(cpu_priority.GiveWay):
+            def __init__(self, busy, **options):
+                super().__init__(busy, **options)
+                syncs.append(self)
+
+        with (
+            patch.object(cpu_priority, "GiveWay", RecordingGiveWay),
+            patch.object(type(self.backend), "_transaction_wrote", return_value=False),
+        ):
+            self.assertEqual(self.sync_now()["type"], "success")
+        self.assertEqual(syncs[0].paused, 0.0)
+
+    def test_a_sync_that_fails_in_odoo_says_so_to_who_pressed_and_frees_the_backend(self):
+        backend_class = type(self.env["construction.odyssee.backend"])
+        with (
+            patch.object(backend_class, "_ensure_streams", side_effect=KeyError("boom")),
+            self.assertLogs(
+                "odoo.addons.construction_asset_sync.models.construction_odyssee_backend", "ERROR"
+            ),
+        ):
+            result = self.sync_now()
+        self.assertEqual(result["type"], "danger")
+        self.assertIn("failed in Odoo", result["message"])
+        self.assertFalse(self.backend._sync_running())
 
     def test_a_moved_tenant_is_named_and_no_record_is_set_aside(self):
         # Odyssee became Wello and its hosts moved: the old URL answers 301 everywhere.
