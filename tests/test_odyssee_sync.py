@@ -1508,9 +1508,9 @@ class TestOdysseeRealTenant(OdysseeCase):
         )
         self.assertIn("could not be reached", self.sync_now()["message"])
 
-    def test_the_scheduled_sync_pauses_while_telematics_events_wait_and_then_goes_on(self):
-        # An event received and committed, not processed yet: as seen from another
-        # connection, the one receipt's next request would need.
+    def commit_a_waiting_telematics_event(self):
+        """An event received and committed, not processed yet: what the sync sees
+        from a connection of its own, as receipt's next request would."""
         with committed_env(self.registry) as env:
             source, _key, machine = make_fleet(env, " odyssee give way")
             env["construction.telematics.event"]._receive_body(
@@ -1521,6 +1521,9 @@ class TestOdysseeRealTenant(OdysseeCase):
             )
             source_id, machine_id = source.id, machine.id
         self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
+
+    def test_the_scheduled_sync_pauses_while_telematics_events_wait_and_then_goes_on(self):
+        self.commit_a_waiting_telematics_event()
         # A processing worker connected to take it (its listening connection):
         # without one, pausing would help nobody.
         worker = psycopg2.connect(
@@ -1568,16 +1571,7 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(syncs[2].paused, 0.0)
 
     def test_events_waiting_with_no_worker_to_take_them_do_not_pause_the_sync(self):
-        with committed_env(self.registry) as env:
-            source, _key, machine = make_fleet(env, " odyssee no worker")
-            env["construction.telematics.event"]._receive_body(
-                source,
-                "readings",
-                b'{"readings": [{"device_id": "DEV-1", "at": "2026-11-20T09:00:00Z",'
-                b' "engine_hours": 5}]}',
-            )
-            source_id, machine_id = source.id, machine.id
-        self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
+        self.commit_a_waiting_telematics_event()
         syncs = []
 
         class RecordingGiveWay(cpu_priority.GiveWay):
