@@ -220,17 +220,21 @@ class Worker:
         if self.options.shard is None:
             return Event._process_batch()
         index, count = self.options.shard
+
+        def own():
+            return Event._process_batch(shards=[index], shard_count=count)
+
+        def orphans():
+            shards = self._orphan_shards(env.cr)
+            return Event._process_batch(shards=shards, shard_count=count) if shards else 0
+
         self.own_batches += 1
-        processed = 0
-        if self.own_batches % ORPHANS_EVERY:
-            processed = Event._process_batch(shards=[index], shard_count=count)
-        if not processed:
-            orphans = self._orphan_shards(env.cr)
-            if orphans:
-                processed = Event._process_batch(shards=orphans, shard_count=count)
-        if not processed and not self.own_batches % ORPHANS_EVERY:
-            processed = Event._process_batch(shards=[index], shard_count=count)
-        return processed
+        steps = (own, orphans) if self.own_batches % ORPHANS_EVERY else (orphans, own)
+        for step in steps:
+            processed = step()
+            if processed:
+                return processed
+        return 0
 
     def _listen_again(self):
         while True:

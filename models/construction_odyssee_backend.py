@@ -13,7 +13,11 @@ from .. import cpu_priority
 from ..protocols import odyssee_client
 from ..protocols.odyssee_adapter import OdysseeAdapter
 from ..set_wise_insert import create_records
-from .construction_telematics_event import DUE_SQL, WORKER_APPLICATION_NAME
+from .construction_telematics_event import (
+    DUE_SQL,
+    WORKER_APPLICATION_NAME,
+    WORKER_CONNECTED_SQL,
+)
 
 _logger = logging.getLogger(__name__)
 SYNC_LOCK = 0x0D55EE  # advisory lock namespace of a backend's synchronisation
@@ -26,16 +30,14 @@ def telematics_waiting(dbname):
     scheduled action that a paused sync may itself keep from running).
 
     Seen from a connection of its own: the sync's transaction would keep seeing
-    the queue as it was when the transaction began. A failure to look answers
-    no: the sync goes on.
+    the queue, and the connections, as they were when it began. A failure to
+    look answers no: the sync goes on.
     """
     try:
         with sql_db.db_connect(dbname).cursor() as cr:
             cr.execute(
                 f"""SELECT EXISTS(SELECT 1 FROM construction_telematics_event WHERE {DUE_SQL})
-                       AND EXISTS(SELECT 1 FROM pg_stat_activity
-                                   WHERE datname = current_database()
-                                     AND application_name LIKE %(worker)s)""",
+                       AND ({WORKER_CONNECTED_SQL})""",
                 {"now": fields.Datetime.now(), "worker": f"{WORKER_APPLICATION_NAME}%"},
             )
             return cr.fetchone()[0]
@@ -403,10 +405,9 @@ class ConstructionOdysseeBackend(models.Model):
 
     def _sync_running(self):
         """Whether another transaction holds this backend's sync lock."""
-        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
-        if not self.env.cr.fetchone()[0]:
+        if not self._sync_lock():
             return True
-        self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK, self.id])
+        self._sync_unlock()
         return False
 
     def _notify_sync_requesters(self, done):
@@ -534,8 +535,7 @@ class ConstructionOdysseeBackend(models.Model):
             registry.cache_invalidated.update(invalidated.get("caches", ()))
 
     def _sync_at_current_priority(self, auto_commit, deadline):
-        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
-        if not self.env.cr.fetchone()[0]:
+        if not self._sync_lock():
             return "busy"
         # Telematics comes first: while its events wait, the sync pauses before
         # its remote calls (cpu_priority.GiveWay's bounds), but only between its
@@ -568,6 +568,11 @@ class ConstructionOdysseeBackend(models.Model):
     def _transaction_wrote(self):
         """Whether this transaction has written anything (and may hold row locks)."""
         self.env.cr.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+        return self.env.cr.fetchone()[0]
+
+    def _sync_lock(self):
+        """Take the session lock of this backend's sync; False when another holds it."""
+        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK, self.id])
         return self.env.cr.fetchone()[0]
 
     def _sync_unlock(self):

@@ -50,6 +50,10 @@ SHARD_SQL = "mod(hashtext(COALESCE(device_id, '')) & 2147483647, %(shard_count)s
 WORKER_CHANNEL = "construction_telematics_events"
 WORKER_APPLICATION_NAME = "cas-telematics-worker"
 WORKER_SEEN_SECONDS = 5
+# Whether a processing worker is connected (%(worker)s: the name pattern).
+WORKER_CONNECTED_SQL = """SELECT EXISTS(SELECT 1 FROM pg_stat_activity
+                                         WHERE datname = current_database()
+                                           AND application_name LIKE %(worker)s)"""
 _WORKER_SEEN = {}  # dbname -> (time.monotonic() of the check, a worker was connected)
 
 # What each receipt endpoint (HTTP path or MQTT topic kind) stores as the event kind.
@@ -648,12 +652,7 @@ class ConstructionTelematicsEvent(models.Model):
         checked_at, connected = _WORKER_SEEN.get(dbname, (None, False))
         now = time.monotonic()
         if checked_at is None or now - checked_at > WORKER_SEEN_SECONDS:
-            self.env.cr.execute(
-                """SELECT EXISTS(SELECT 1 FROM pg_stat_activity
-                                  WHERE datname = current_database()
-                                    AND application_name LIKE %s)""",
-                [f"{WORKER_APPLICATION_NAME}%"],
-            )
+            self.env.cr.execute(WORKER_CONNECTED_SQL, {"worker": f"{WORKER_APPLICATION_NAME}%"})
             connected = self.env.cr.fetchone()[0]
             _WORKER_SEEN[dbname] = (now, connected)
         return connected
