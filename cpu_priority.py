@@ -98,6 +98,9 @@ class GiveWay:
     after a pause the work goes on for at least ``min_work`` seconds before it
     pauses again, so that under a load that never ends it still gets
     ``min_work / (min_work + max_pause)`` of its time.
+
+    Several threads of the work may call it (a sync reads lines in a thread
+    while it writes): one asks and pauses, the others wait for it.
     """
 
     def __init__(
@@ -120,8 +123,13 @@ class GiveWay:
         self.checked_at = float("-inf")
         self.resumed_at = float("-inf")
         self.paused = 0.0  # seconds slept, in all
+        self._lock = threading.Lock()
 
     def __call__(self):
+        with self._lock:
+            self._give_way()
+
+    def _give_way(self):
         now = self.clock()
         if now - self.checked_at < self.check_every or now - self.resumed_at < self.min_work:
             return

@@ -24,21 +24,31 @@ SYNC_LOCK = 0x0D55EE  # advisory lock namespace of a backend's synchronisation
 REQUESTERS_TABLE = "construction_odyssee_backend_sync_requester_rel"
 
 
-def telematics_waiting(dbname):
+def telematics_waiting(dbname, writer_pid=None):
     """Whether telematics events of ``dbname`` are due for processing and a
     processing worker is connected to take them (without one, they wait for a
-    scheduled action that a paused sync may itself keep from running).
+    scheduled action that a paused sync may itself keep from running), while
+    the transaction of the database backend ``writer_pid`` (the sync's) has
+    written nothing: the rows it would hold locked during a pause (requests
+    of a machine, say) may be the ones processing needs.
 
     Seen from a connection of its own: the sync's transaction would keep seeing
-    the queue, and the connections, as they were when it began. A failure to
-    look answers no: the sync goes on.
+    the queue, and the connections, as they were when it began; and the sync
+    asks from its reading threads too, which must never use its cursor. A
+    failure to look answers no: the sync goes on.
     """
     try:
         with sql_db.db_connect(dbname).cursor() as cr:
             cr.execute(
                 f"""SELECT EXISTS(SELECT 1 FROM construction_telematics_event WHERE {DUE_SQL})
-                       AND ({WORKER_CONNECTED_SQL})""",
-                {"now": fields.Datetime.now(), "worker": f"{WORKER_APPLICATION_NAME}%"},
+                       AND ({WORKER_CONNECTED_SQL})
+                       AND NOT EXISTS(SELECT 1 FROM pg_stat_activity
+                                       WHERE pid = %(writer)s AND backend_xid IS NOT NULL)""",
+                {
+                    "now": fields.Datetime.now(),
+                    "worker": f"{WORKER_APPLICATION_NAME}%",
+                    "writer": writer_pid,
+                },
             )
             return cr.fetchone()[0]
     except Exception as exc:  # a full pool, a database going away
@@ -539,14 +549,11 @@ class ConstructionOdysseeBackend(models.Model):
             return "busy"
         # Telematics comes first: while its events wait, the sync pauses before
         # its remote calls (cpu_priority.GiveWay's bounds), but only between its
-        # transactions' writes: the rows it would hold locked meanwhile (requests
-        # of a machine, say) may be the ones processing needs.
-        dbname = self.env.cr.dbname
-
-        def telematics_first():
-            return not self._transaction_wrote() and telematics_waiting(dbname)
-
-        self = self.with_context(odyssee_give_way=cpu_priority.GiveWay(telematics_first))
+        # transactions' writes. The reading threads of a page call too: what
+        # they ask goes through a connection of its own (telematics_waiting).
+        dbname, writer_pid = self.env.cr.dbname, self._connection_pid()
+        give_way = cpu_priority.GiveWay(lambda: telematics_waiting(dbname, writer_pid))
+        self = self.with_context(odyssee_give_way=give_way)
         try:
             self._ensure_streams()  # a backend made before a stream kind existed gets it
             self._stream("push")._run(auto_commit=auto_commit)
@@ -565,9 +572,9 @@ class ConstructionOdysseeBackend(models.Model):
             self._sync_unlock()
         return done
 
-    def _transaction_wrote(self):
-        """Whether this transaction has written anything (and may hold row locks)."""
-        self.env.cr.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+    def _connection_pid(self):
+        """The PostgreSQL backend of this transaction's connection (its cursor keeps it)."""
+        self.env.cr.execute("SELECT pg_backend_pid()")
         return self.env.cr.fetchone()[0]
 
     def _sync_lock(self):

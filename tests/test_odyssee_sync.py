@@ -7,7 +7,10 @@ from odoo import Command, sql_db
 from odoo.addons.construction_asset_sync import cpu_priority, set_wise_insert
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
 from odoo.addons.construction_asset_sync.models.account_analytic_line import PLANS_READ_ONCE
-from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import SYNC_LOCK
+from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import (
+    SYNC_LOCK,
+    telematics_waiting,
+)
 from odoo.addons.construction_asset_sync.models.construction_odyssee_stream import record_error
 from odoo.addons.construction_asset_sync.models.construction_telematics_event import (
     WORKER_APPLICATION_NAME,
@@ -1444,6 +1447,14 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(len(self.notifications()), sent + 1, "one notification per press")
         return self.notifications()[-1]
 
+    def assertReport(self, report, expected_type):
+        """The notification's type, failing with what the sync reported and why."""
+        streams = "; ".join(
+            f"{s.kind}: {s.state} {s.failed_count} set aside {(s.last_error or '')[:500]}"
+            for s in self.backend.stream_ids
+        )
+        self.assertEqual(report["type"], expected_type, f"{report['message']} [{streams}]")
+
     def archive_other_backends(self):
         """The scheduled action syncs every active backend: the demo data's one may
         point at the port this test's emulator serves, and import its tenant first."""
@@ -1491,7 +1502,8 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertEqual(self.requesters(), self.env.user)
         self.env["construction.odyssee.backend"]._cron_sync()
         [result] = self.notifications()
-        self.assertEqual((result["type"], result["title"]), ("success", self.backend.name))
+        self.assertReport(result, "success")
+        self.assertEqual(result["title"], self.backend.name)
         self.assertIn(f"{self.APPROVALS} new approval", result["message"])
         self.assertFalse(self.requesters())
         # A scheduled run with nobody waiting for it tells nobody.
@@ -1531,10 +1543,9 @@ class TestOdysseeRealTenant(OdysseeCase):
             source_id, machine_id = source.id, machine.id
         self.addCleanup(drop_committed_fleet, self.registry, source_id, [machine_id])
 
-    def test_the_scheduled_sync_pauses_while_telematics_events_wait_and_then_goes_on(self):
-        self.commit_a_waiting_telematics_event()
-        # A processing worker connected to take it (its listening connection):
-        # without one, pausing would help nobody.
+    def connect_a_processing_worker(self):
+        """A processing worker connected to take the events (its listening
+        connection): without one, pausing would help nobody."""
         worker = psycopg2.connect(
             **dict(
                 sql_db.connection_info_for(self.registry.db_name)[1],
@@ -1542,57 +1553,87 @@ class TestOdysseeRealTenant(OdysseeCase):
             )
         )
         self.addCleanup(worker.close)
+
+    def recording_give_way(self, **bounds):
+        """Patches GiveWay; returns the list of the syncs' instances, with ``bounds``."""
         syncs = []
 
         class RecordingGiveWay(cpu_priority.GiveWay):
             def __init__(self, busy, **options):
-                super().__init__(busy, max_pause=0.2, min_work=0.2, **options)
+                self.asked_from = set()  # the threads that asked whether to pause
+
+                def asking():
+                    self.asked_from.add(threading.current_thread().name)
+                    return busy()
+
+                super().__init__(asking, **(options | bounds))
                 syncs.append(self)
 
-        backend_class = type(self.backend)
-        with (
-            patch.object(cpu_priority, "GiveWay", RecordingGiveWay),
-            # In service, each page commits before the next is read; this test's
-            # transaction holds its set-up (see below).
-            patch.object(backend_class, "_transaction_wrote", return_value=False),
-        ):
+        patcher = patch.object(cpu_priority, "GiveWay", RecordingGiveWay)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        return syncs
+
+    def unwritten_transaction(self):
+        """In service, each page commits before the next is read; this test's
+        transaction holds its set-up: the sync looks at no writer's transaction."""
+        return patch.object(type(self.backend), "_connection_pid", return_value=None)
+
+    def test_the_scheduled_sync_pauses_while_telematics_events_wait_and_then_goes_on(self):
+        self.commit_a_waiting_telematics_event()
+        self.connect_a_processing_worker()
+        syncs = self.recording_give_way(max_pause=0.2, min_work=0.2)
+        with self.unwritten_transaction():
             result = self.sync_now()
-        self.assertEqual(result["type"], "success")
+        self.assertReport(result, "success")
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )
         # It paused (0.2 s at a time, 0.2 s of work between pauses), and went on.
         self.assertGreater(syncs[0].paused, 0.1)
         # A transaction that has written may hold rows processing needs: no pause.
-        self.assertTrue(self.backend._transaction_wrote())
-        with patch.object(cpu_priority, "GiveWay", RecordingGiveWay):
-            self.sync_now()
+        dbname, pid = self.registry.db_name, self.backend._connection_pid()
+        self.assertTrue(telematics_waiting(dbname))
+        self.assertFalse(telematics_waiting(dbname, pid))
+        self.sync_now()
         self.assertEqual(syncs[1].paused, 0.0)
         # Processed, the event waits no more: no pause.
         with committed_env(self.registry) as env:
             while env["construction.telematics.event"]._process_batch():
                 pass
-        with (
-            patch.object(cpu_priority, "GiveWay", RecordingGiveWay),
-            patch.object(backend_class, "_transaction_wrote", return_value=False),
-        ):
+        with self.unwritten_transaction():
             self.sync_now()
         self.assertEqual(syncs[2].paused, 0.0)
 
+    def test_only_the_syncs_own_thread_uses_its_cursor_when_it_asks_whether_to_pause(self):
+        # The page's lines and PDFs are read in a thread while this one writes; a
+        # reading thread asking on the sync's cursor mixed the two threads' results
+        # (KeyError 'record', StopIteration, access errors) and set rows aside.
+        self.commit_a_waiting_telematics_event()
+        self.connect_a_processing_worker()
+        syncs = self.recording_give_way(max_pause=0.01, min_work=0, check_every=0)
+        cursor, users = self.env.cr, set()
+        execute = type(cursor).execute
+
+        def spy(cr, *args, **kwargs):
+            if cr is cursor:
+                users.add(threading.current_thread().name)
+            return execute(cr, *args, **kwargs)
+
+        with patch.object(type(cursor), "execute", spy):
+            self.assertReport(self.sync_now(), "success")
+        # The importer's reading threads are its ThreadPoolExecutor's.
+        readers = {name for name in syncs[0].asked_from if name.startswith("ThreadPoolExecutor")}
+        self.assertTrue(readers, "the reading threads asked whether to pause")
+        self.assertEqual({name for name in users if name.startswith("ThreadPoolExecutor")}, set())
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+
     def test_events_waiting_with_no_worker_to_take_them_do_not_pause_the_sync(self):
         self.commit_a_waiting_telematics_event()
-        syncs = []
-
-        class RecordingGiveWay(cpu_priority.GiveWay):
-            def __init__(self, busy, **options):
-                super().__init__(busy, **options)
-                syncs.append(self)
-
-        with (
-            patch.object(cpu_priority, "GiveWay", RecordingGiveWay),
-            patch.object(type(self.backend), "_transaction_wrote", return_value=False),
-        ):
-            self.assertEqual(self.sync_now()["type"], "success")
+        syncs = self.recording_give_way()
+        with self.unwritten_transaction():
+            self.assertReport(self.sync_now(), "success")
         self.assertEqual(syncs[0].paused, 0.0)
 
     def test_a_sync_that_fails_in_odoo_says_so_to_who_pressed_and_frees_the_backend(self):
@@ -1628,7 +1669,7 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.assertFalse(record_error(moved))
         self.assertTrue(record_error(odyssee_client.OdysseeHTTPError("GET", status=500)))
         self.emulator.set_faults(Faults())
-        self.assertEqual(self.sync_now()["type"], "success")
+        self.assertReport(self.sync_now(), "success")
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )

@@ -1,6 +1,7 @@
 """Plain-Python tests of ``cpu_priority`` (no database)."""
 
 import threading
+import time
 import unittest
 import unittest.mock
 
@@ -183,6 +184,27 @@ class TestGiveWay(unittest.TestCase):
             self.time.work(0.02)
         self.assertEqual(self.asked, 2)
         self.assertEqual(self.time.slept, [])
+
+    def test_a_thread_calling_during_anothers_pause_waits_for_it_and_asks_nothing(self):
+        # Real threads and time: a sync's reading thread calls while its main thread pauses.
+        pausing, askers = threading.Event(), []
+        busy_until = time.monotonic() + 0.3
+
+        def busy():
+            askers.append(threading.current_thread().name)
+            pausing.set()
+            return time.monotonic() < busy_until
+
+        give_way = cpu_priority.GiveWay(busy, max_pause=2.0, min_work=0.5, step=0.01)
+        first = threading.Thread(target=give_way, name="main")
+        first.start()
+        pausing.wait(5)
+        give_way()  # this thread: the reader, while "main" pauses
+        returned_at = time.monotonic()
+        first.join(5)
+        self.assertGreaterEqual(returned_at, busy_until)
+        self.assertEqual(set(askers), {"main"})
+        self.assertGreater(give_way.paused, 0.2)
 
 
 if __name__ == "__main__":
