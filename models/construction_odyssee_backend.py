@@ -570,6 +570,12 @@ class ConstructionOdysseeBackend(models.Model):
             pdfs._run(auto_commit=auto_commit)
         finally:
             self._sync_unlock()
+            if give_way.paused:
+                _logger.info(
+                    "Odyssee sync of %s paused %.1f s for telematics processing",
+                    self.name,
+                    give_way.paused,
+                )
         return done
 
     def _connection_pid(self):

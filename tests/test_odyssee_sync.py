@@ -5,6 +5,9 @@ from unittest.mock import patch
 import psycopg2
 from odoo import Command, sql_db
 from odoo.addons.construction_asset_sync import cpu_priority, set_wise_insert
+from odoo.addons.construction_asset_sync.models import (
+    construction_odyssee_backend as backend_module,
+)
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
 from odoo.addons.construction_asset_sync.models.account_analytic_line import PLANS_READ_ONCE
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import (
@@ -1583,9 +1586,13 @@ class TestOdysseeRealTenant(OdysseeCase):
         self.commit_a_waiting_telematics_event()
         self.connect_a_processing_worker()
         syncs = self.recording_give_way(max_pause=0.2, min_work=0.2)
-        with self.unwritten_transaction():
+        with self.unwritten_transaction(), patch.object(backend_module._logger, "info") as info:
             result = self.sync_now()
         self.assertReport(result, "success")
+        # The server log says how long the sync gave way, for who wonders why it took long.
+        [(message, *values)] = [c.args for c in info.call_args_list if "paused" in c.args[0]]
+        self.assertIn("Odyssee sync of %s paused", message)
+        self.assertEqual(values[0], self.backend.name)
         self.assertEqual(
             self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
         )
