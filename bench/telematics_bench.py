@@ -354,11 +354,12 @@ def _serve_tenant(approvals, connection):
     """In a process of its own: an emulator with ``approvals`` approvals, until told.
 
     It runs at the Odyssee sync's priority (nice 10, the default of *Odyssee
-    sync priority*): it stands for Odyssee's servers, whose CPU in service is
+    sync priority*, for a bench started at nice 0: ``os.nice`` adds): it
+    stands for Odyssee's servers, whose CPU in service is
     not the one Odoo receives telematics on. At full priority, on a 2-core
     machine, it competed with receipt: in one busy run, readings were accepted
-    at 0.66 of the quiet rate (the Odyssee benchmark's emulator spends 6 CPU
-    seconds on 1,000 approvals, PostgreSQL 4, Odoo 10).
+    at 0.66 of the quiet rate (the Odyssee benchmark's process, emulator and
+    client, spent 1.5 to 6.1 CPU seconds on an import of 1,000 approvals).
     """
     from odyssee_bench import tenant, tenant_keys  # the emulator, only when asked for
 

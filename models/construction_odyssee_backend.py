@@ -545,13 +545,15 @@ class ConstructionOdysseeBackend(models.Model):
             registry.cache_invalidated.update(invalidated.get("caches", ()))
 
     def _sync_at_current_priority(self, auto_commit, deadline):
+        # Asked before the lock: a query failing between the lock and the try
+        # below would keep the backend's lock on the pooled connection.
+        dbname, writer_pid, name = self.env.cr.dbname, self._connection_pid(), self.name
         if not self._sync_lock():
             return "busy"
         # Telematics comes first: while its events wait, the sync pauses before
         # its remote calls (cpu_priority.GiveWay's bounds), but only between its
         # transactions' writes. The reading threads of a page call too: what
         # they ask goes through a connection of its own (telematics_waiting).
-        dbname, writer_pid = self.env.cr.dbname, self._connection_pid()
         give_way = cpu_priority.GiveWay(lambda: telematics_waiting(dbname, writer_pid))
         self = self.with_context(odyssee_give_way=give_way)
         try:
@@ -573,7 +575,7 @@ class ConstructionOdysseeBackend(models.Model):
             if give_way.paused:
                 _logger.info(
                     "Odyssee sync of %s paused %.1f s for telematics processing",
-                    self.name,
+                    name,
                     give_way.paused,
                 )
         return done

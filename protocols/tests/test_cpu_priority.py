@@ -187,13 +187,14 @@ class TestGiveWay(unittest.TestCase):
 
     def test_a_thread_calling_during_anothers_pause_waits_for_it_and_asks_nothing(self):
         # Real threads and time: a sync's reading thread calls while its main thread pauses.
-        pausing, askers = threading.Event(), []
-        busy_until = time.monotonic() + 0.3
+        pausing, askers, busy_until = threading.Event(), [], []
 
         def busy():
             askers.append(threading.current_thread().name)
+            if not busy_until:  # busy for 0.3 s from the first question, however late
+                busy_until.append(time.monotonic() + 0.3)
             pausing.set()
-            return time.monotonic() < busy_until
+            return time.monotonic() < busy_until[0]
 
         give_way = cpu_priority.GiveWay(busy, max_pause=2.0, min_work=0.5, step=0.01)
         first = threading.Thread(target=give_way, name="main")
@@ -202,7 +203,7 @@ class TestGiveWay(unittest.TestCase):
         give_way()  # this thread: the reader, while "main" pauses
         returned_at = time.monotonic()
         first.join(5)
-        self.assertGreaterEqual(returned_at, busy_until)
+        self.assertGreaterEqual(returned_at, busy_until[0])
         self.assertEqual(set(askers), {"main"})
         self.assertGreater(give_way.paused, 0.2)
 
