@@ -129,6 +129,11 @@ class Consumer:
         self._reconnect = (reconnect_min, reconnect_max)
         self.connected = False
         self._connection = 0
+        # Which connection a packet id belongs to: it changes when a connection
+        # is lost, before paho opens the next, and never while a batch is being
+        # acknowledged (the worker holds the lock from its check to its last ack).
+        self._ack_lock = threading.Lock()
+        self._ack_epoch = 0
         self.last_message_at = None
         self.last_error = None
         self.committing = 0
@@ -172,6 +177,8 @@ class Consumer:
             self._failed(f"connection refused: {reason_code}")
             return
         self._connection += 1
+        with self._ack_lock:
+            self._ack_epoch += 1
         _logger.info(
             "MQTT %s connected to %s:%s (session present: %s)",
             self.settings.client_id,
@@ -200,6 +207,12 @@ class Consumer:
         self.last_error = None
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties):
+        # paho closes the socket, then calls this, then reconnects, dropping the
+        # acks queued meanwhile: an ack of this connection's packet ids after
+        # this point could otherwise leave on the next connection, where the
+        # broker may have given the same id to a message not committed yet.
+        with self._ack_lock:
+            self._ack_epoch += 1
         self.connected = False
         if not self._stop.is_set():
             self._failed(f"disconnected: {reason_code}")
@@ -216,7 +229,7 @@ class Consumer:
                 retain=bool(message.retain),
                 dup=bool(message.dup),
                 received_at=now,
-                connection=self._connection,
+                connection=self._ack_epoch,
             )
         )
 
@@ -272,11 +285,12 @@ class Consumer:
                 return  # stopping: the broker sends the batch again to the next session
             if self._before_ack:
                 self._before_ack(batch)
-            for message in batch:
-                # After a reconnection the broker sends unacknowledged messages again
-                # and may reuse their packet ids: an old id is not acknowledged.
-                if message.qos and message.connection == self._connection:
-                    self.client.ack(message.mid, message.qos)
+            with self._ack_lock:
+                for message in batch:
+                    # After a reconnection the broker sends unacknowledged messages
+                    # again and may reuse their packet ids: an old id is not acknowledged.
+                    if message.qos and message.connection == self._ack_epoch:
+                        self.client.ack(message.mid, message.qos)
             self.committing = 0
             self.committed_total += len(batch)
 

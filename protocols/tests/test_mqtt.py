@@ -219,6 +219,37 @@ class TestConsumerAgainstMosquitto(unittest.TestCase):
         self._wait(lambda: len(again) == 5, f"redelivered {len(again)} of 5")
         self.assertEqual(sorted(again), list(range(5)))
 
+    def test_a_connection_lost_while_a_batch_is_acknowledged_waits_for_its_acks(self):
+        # paho notes a lost connection in its network thread, then reconnects and
+        # drops the acks queued meanwhile. An ack checked before the loss and sent
+        # after it would leave on the next connection, whose broker may have given
+        # that packet id to a message not committed yet.
+        received, commit = self._recorder()
+        batches = []
+        consumer = self._consumer(commit, before_ack=batches.append)
+        send_ack, acked, loss_waited = consumer.client.ack, [], []
+
+        def ack(mid, qos):
+            if not acked:  # the loss is noticed right after the first ack's check
+                noticing = threading.Thread(
+                    target=consumer._on_disconnect,
+                    args=(consumer.client, None, None, "connection lost", None),
+                )
+                noticing.start()
+                noticing.join(0.3)
+                loss_waited.append(noticing.is_alive())
+            acked.append(mid)
+            return send_ack(mid, qos)
+
+        consumer.client.ack = ack
+        with self.assertLogs("protocols.mqtt_consumer", "WARNING"):  # "disconnected"
+            self._publish(5)
+            self._wait(lambda: len(received) == 5 and not consumer.committing, "not committed")
+        self.assertTrue(loss_waited[0], "the loss was noted in the middle of the batch's acks")
+        # The whole batch was acknowledged on its connection, before the loss took effect.
+        first = [message.mid for message in batches[0]]
+        self.assertEqual(acked[: len(first)], first)
+
     def test_receive_maximum_bounds_what_waits_in_the_consumer(self):
         release = threading.Event()
         self.addCleanup(release.set)
