@@ -132,7 +132,9 @@ class Consumer:
         # Which connection a packet id belongs to: it changes when a connection
         # is lost, before paho opens the next, and never while a batch is being
         # acknowledged (the worker holds the lock from its check to its last ack).
-        self._ack_lock = threading.Lock()
+        # Reentrant: with its network thread gone, paho writes an ack in the
+        # caller's thread, and a failed write calls on_disconnect right there.
+        self._ack_lock = threading.RLock()
         self._ack_epoch = 0
         self.last_message_at = None
         self.last_error = None
