@@ -36,6 +36,22 @@ def _current_niceness():
         return None
 
 
+def lower_current_thread(niceness):
+    """Lower the current thread to nice ``niceness`` (0 to 19); never raises it.
+
+    Threads it starts afterwards inherit it. Where the system refuses (a
+    sandbox), the thread goes on at its priority, and the refusal is logged.
+    """
+    current = _current_niceness()
+    target = max(0, min(19, niceness))
+    if current is None or target <= current:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
+    except OSError as exc:
+        _logger.warning("could not lower this thread's priority: %s", exc)
+
+
 def run_at_lower_priority(function, niceness):
     """``function()`` run at nice ``niceness`` (0 to 19), or lower if the caller already is.
 
@@ -59,10 +75,7 @@ def run_at_lower_priority(function, niceness):
             if hasattr(parent, name):
                 setattr(threading.current_thread(), name, getattr(parent, name))
         try:
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
-            except OSError as exc:  # a sandbox that refuses it: run as the caller would
-                _logger.warning("could not lower this thread's priority: %s", exc)
+            lower_current_thread(target)  # refused (a sandbox): runs as the caller would
             outcome["result"] = function()
         except BaseException as exc:  # handed to the caller, which raises it
             outcome["error"] = exc

@@ -47,6 +47,7 @@ import psycopg2
 from odoo import SUPERUSER_ID, api, sql_db
 from odoo.cli import Command
 
+from .. import cpu_priority
 from ..models.construction_telematics_event import WORKER_APPLICATION_NAME, WORKER_CHANNEL
 from .long_running import load_registry, refreshed_registry, single_database
 
@@ -130,7 +131,8 @@ class Worker:
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_args: self.stopping.set())
-        self._lower_priority()
+        # Its main thread, before any other starts: they inherit its priority.
+        cpu_priority.lower_current_thread(self.options.nice)
         listener = self._listen()
         _logger.info(
             "telematics_worker %r: processing database %s on notification",
@@ -156,15 +158,6 @@ class Worker:
         finally:
             listener.close()
         _logger.info("telematics_worker %r stopped", self.options.name)
-
-    def _lower_priority(self):
-        wanted = max(0, min(19, self.options.nice))
-        try:
-            current = os.getpriority(os.PRIO_PROCESS, 0)
-            if wanted > current:
-                os.setpriority(os.PRIO_PROCESS, 0, wanted)
-        except OSError as exc:  # a sandbox that refuses it: process at the same priority
-            _logger.warning("telematics_worker: could not lower its priority: %s", exc)
 
     def _listen(self):
         _database, connection_info = sql_db.connection_info_for(self.dbname)
