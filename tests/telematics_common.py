@@ -1,6 +1,7 @@
 import json
 import time
 
+from odoo.addons.construction_asset_sync.models.construction_telematics_event import SHARD_SQL
 from odoo.addons.construction_asset_sync.protocols import telematics_auth
 
 from .common import committed_env
@@ -15,6 +16,21 @@ ALERT = {
     "location": {"lat": 48.87, "lon": 2.35},
     "readings": {"engine_hours": 1200.5, "fuel_level_pct": 40},
 }
+
+
+def devices_by_shard(cr, count):
+    """``{shard: device name}``, a device of each of ``count`` shards, by SHARD_SQL itself."""
+    devices = {}
+    for number in range(1000):
+        device = f"LOADER-{number}"
+        cr.execute(
+            f"SELECT {SHARD_SQL} FROM (VALUES (%(device)s)) AS event(device_id)",
+            {"device": device, "shard_count": count},
+        )
+        devices.setdefault(cr.fetchone()[0], device)
+        if len(devices) == count:
+            return devices
+    raise AssertionError(f"no device in some of the {count} shards")
 
 
 def make_fleet(env, suffix=""):

@@ -7,7 +7,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from .common import committed_env, load_migration
-from .telematics_common import alert, dumps, make_fleet
+from .telematics_common import alert, devices_by_shard, dumps, make_fleet
 
 
 def reading(at, **values):
@@ -77,17 +77,9 @@ class TestTelematicsProcessing(TransactionCase):
         self.assertEqual(self.equipment.engine_hours, 1200.5)
 
     # -- shards --------------------------------------------------------------
-    def device_in_shard(self, shard, count):
-        """A device name whose events fall in ``shard`` of ``count`` (SHARD_SQL)."""
-        for number in range(1000):
-            device = f"LOADER-{number}"
-            self.env.cr.execute("SELECT mod(hashtext(%s) & 2147483647, %s)", [device, count])
-            if self.env.cr.fetchone()[0] == shard:
-                return device
-        raise AssertionError("no device in that shard")
-
     def test_a_batch_of_shards_takes_only_the_events_of_their_devices(self):
-        first, second = self.device_in_shard(0, 2), self.device_in_shard(1, 2)
+        devices = devices_by_shard(self.env.cr, 2)
+        first, second = devices[0], devices[1]
         for device in (first, second):
             machine = self.env["maintenance.equipment"].create({"name": f"Loader {device}"})
             self.env["construction.external.id"].create(

@@ -23,7 +23,7 @@ from odoo.addons.construction_asset_sync.models.construction_telematics_event im
 from odoo.tests import TransactionCase, tagged
 
 from .common import OdooCommandMixin, committed_env
-from .telematics_common import drop_committed_fleet, make_fleet
+from .telematics_common import devices_by_shard, drop_committed_fleet, make_fleet
 
 CRON_XMLID = "construction_asset_sync.ir_cron_process_telematics_events"
 
@@ -36,9 +36,13 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         with committed_env(self.registry) as env:
             source, _key, machine = make_fleet(env, f" worker {self.tag}")
             self.source_id, self.machine_id = source.id, machine.id
+            self.machine_ids = [machine.id]
             env.cr.execute("SELECT coalesce(max(id), 0) FROM ir_cron_trigger")
             self.last_trigger_id = env.cr.fetchone()[0]
-        self.addCleanup(drop_committed_fleet, self.registry, self.source_id, [self.machine_id])
+        # The machines a test adds to the fleet go with it.
+        self.addCleanup(
+            lambda: drop_committed_fleet(self.registry, self.source_id, self.machine_ids)
+        )
         self.addCleanup(construction_telematics_event._WORKER_SEEN.clear)
         construction_telematics_event._WORKER_SEEN.clear()
 
@@ -232,13 +236,7 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
 
     def test_sharded_workers_keep_to_their_devices_and_take_over_a_stopped_ones(self):
         with committed_env(self.registry) as env:
-            devices = {}
-            for number in range(1000):
-                device = f"LOADER-{number}"
-                env.cr.execute("SELECT mod(hashtext(%s) & 2147483647, 2)", [device])
-                devices.setdefault(env.cr.fetchone()[0], device)
-                if len(devices) == 2:
-                    break
+            devices = devices_by_shard(env.cr, 2)
             source = env["construction.telematics.source"].browse(self.source_id)
             machines = {}
             for shard, device in devices.items():
@@ -251,7 +249,7 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
                     }
                 )
                 machines[shard] = machine.id
-        self.addCleanup(self._drop_machines, list(machines.values()))
+        self.machine_ids += machines.values()  # dropped with the test's fleet
 
         def readings_of(shard):
             with committed_env(self.registry) as env:
@@ -286,14 +284,3 @@ class TestTelematicsWorker(OdooCommandMixin, TransactionCase):
         self._receive(4, 1, device=devices[1])
         self._wait(lambda: pending() == 0, f"the stopped worker's shard waited: {self._state()}")
         self.assertEqual((readings_of(0), readings_of(1)), (4, 5))
-
-    def _drop_machines(self, machine_ids):
-        """Delete machines a test added to the fleet, and the events that name them."""
-        with committed_env(self.registry) as env:
-            env["construction.telematics.event"].with_context(active_test=False).search(
-                [("source_id", "=", self.source_id)]
-            ).unlink()
-            env["construction.telematics.reading"].search(
-                [("equipment_id", "in", machine_ids)]
-            ).unlink()
-            env["maintenance.equipment"].browse(machine_ids).unlink()
