@@ -37,6 +37,16 @@ class OdooRPC:
             self.db, self.uid, self.password, model, method, list(args), kwargs
         )
 
+    def addon_record_id(self, name):
+        """The id of the addon's record of XML id ``construction_asset_sync.<name>``."""
+        [data] = self(
+            "ir.model.data",
+            "search_read",
+            [("module", "=", "construction_asset_sync"), ("name", "=", name)],
+            ["res_id"],
+        )
+        return data["res_id"]
+
 
 def psql(database, statement, required=True):
     """Run ``statement`` through ``psql`` (PG* environment), outside any timing."""

@@ -151,16 +151,11 @@ def postpone_scheduled_sync(odoo):
     still hands a backlog to it at once (a trigger does not wait for the next
     call date). Returns what puts the schedule back.
     """
-    [cron] = odoo(
-        "ir.model.data",
-        "search_read",
-        [("module", "=", "construction_asset_sync"), ("name", "=", "ir_cron_odyssee_sync")],
-        ["res_id"],
-    )
-    [schedule] = odoo("ir.cron", "read", [cron["res_id"]], ["nextcall"])
+    cron = odoo.addon_record_id("ir_cron_odyssee_sync")
+    [schedule] = odoo("ir.cron", "read", [cron], ["nextcall"])
     # Waits for a run under way (it holds the job's row) before the clock can start.
-    odoo("ir.cron", "write", [cron["res_id"]], {"nextcall": "2099-01-01 00:00:00"})
-    return lambda: odoo("ir.cron", "write", [cron["res_id"]], {"nextcall": schedule["nextcall"]})
+    odoo("ir.cron", "write", [cron], {"nextcall": "2099-01-01 00:00:00"})
+    return lambda: odoo("ir.cron", "write", [cron], {"nextcall": schedule["nextcall"]})
 
 
 def run_import(odoo, emulator, expected, timeout, stop_after=None):

@@ -138,19 +138,11 @@ class Bench:
         self.vacuum()
         self.run += 1
 
-    def rollup_cron(self):
-        return self.call(
-            "ir.model.data",
-            "search_read",
-            [("module", "=", "construction_asset_sync"), ("name", "=", ROLLUP_CRON)],
-            ["res_id"],
-        )[0]["res_id"]
-
     def roll_up(self):
         """Run the usage rollup now, waiting while its scheduled run holds it; its
         schedule then restarts from now, as after a scheduled run (every 5 minutes),
         so that the next run does not roll up the readings of the one measured."""
-        cron = self.rollup_cron()
+        cron = self.call.addon_record_id(ROLLUP_CRON)
         for _attempt in range(600):
             try:
                 self.call("ir.cron", "method_direct_trigger", [cron])
@@ -222,7 +214,7 @@ class Bench:
         self.drain()
         self.readings_run(total)  # every machine of the fleet marked for rollup
         self.drain(roll_up=False)
-        cron = self.rollup_cron()
+        cron = self.call.addon_record_id(ROLLUP_CRON)
         bodies = self.readings_bodies(total)
         rollup = {}
 
