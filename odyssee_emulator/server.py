@@ -32,6 +32,9 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 NO_DATE = "1980-01-01T00:00:00.000"
 PAGE_SIZE = 20
+# Odyssee is an ASP.NET Web API service (reference 2.1); the IIS hosting it by
+# default refuses a query string longer than 2,048 bytes (maxQueryString).
+MAX_QUERY_STRING = 2048
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -975,6 +978,15 @@ class Emulator:
                     return self._control(parts.path, body)
                 if not parts.path.startswith(emulator.base_path + "/"):
                     return self._send(404, {}, _json({"Message": "Not found."}))
+                if len(parts.query) > MAX_QUERY_STRING:
+                    # IIS's request filtering (404.15), before the API sees the call.
+                    return self._send(
+                        404,
+                        {"Content-Type": "text/html"},
+                        b"<h1>HTTP Error 404.15 - Not Found</h1>"
+                        b"<p>The request filtering module is configured to deny a request where "
+                        b"the query string is too long.</p>",
+                    )
                 with emulator.lock:
                     emulator._seen = getattr(emulator, "_seen", 0) + 1
                     nth = emulator._seen
@@ -1050,7 +1062,8 @@ class Emulator:
 
             def _send(self, status, headers, payload):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in headers.items():
                     self.send_header(name, value)

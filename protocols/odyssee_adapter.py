@@ -108,33 +108,21 @@ class OdysseeAdapter:
 
     def jobs_of(self, approvals, known_jobs=()):
         """``{normalised guid: job row}`` of the jobs of ``approvals`` not in ``known_jobs``."""
-        unknown = sorted({normalize(a["jobs_id"]) for a in approvals} - set(known_jobs))
-        if not unknown:
-            return {}
-        jobs = self.client.iter_all(
-            "Jobs",
-            odata.Query(
-                filter=odata.any_of("id", [odata.Guid(g) for g in unknown]),
-                select=JOB_FIELDS,
-                top=self.top,
-            ),
-        )
-        return {normalize(job["id"]): job for job in jobs}
+        unknown = {normalize(a["jobs_id"]) for a in approvals} - set(known_jobs)
+        return self.rows_by_id("Jobs", unknown, select=JOB_FIELDS)
 
     def lines_of(self, approvals):
         """``(part rows, time rows)`` of the jobs of ``approvals``: a call (or pages) each."""
-        job_guids = sorted({normalize(a["jobs_id"]) for a in approvals})
-        if not job_guids:
-            return [], []
-        by_job = odata.Query(
-            filter=odata.any_of("jobs_id", [odata.Guid(g) for g in job_guids]),
-            orderby="id",
-            top=self.top,
-        )
-        return (
-            list(self.client.iter_all("JobPartUsage", by_job)),
-            list(self.client.iter_all("JobNonPartUsage", by_job)),
-        )
+        parts, times = [], []
+        for job_guids in _pages_of(sorted({normalize(a["jobs_id"]) for a in approvals} - {""})):
+            by_job = odata.Query(
+                filter=odata.any_of("jobs_id", [odata.Guid(g) for g in job_guids]),
+                orderby="id",
+                top=self.top,
+            )
+            parts += self.client.iter_all("JobPartUsage", by_job)
+            times += self.client.iter_all("JobNonPartUsage", by_job)
+        return parts, times
 
     def approval_file_pages(self, since):
         """Pages of signed approval PDFs (metadata only) changed since ``since``."""
@@ -163,20 +151,46 @@ class OdysseeAdapter:
 
     def rows_by_id(self, controller, guids, select=None):
         """``{normalised guid: row}`` of ``guids`` (one call per 20; unknown ones absent)."""
-        guids = sorted({normalize(g) for g in guids} - {""})
-        if not guids:
-            return {}
-        query = odata.Query(
-            filter=odata.any_of("id", [odata.Guid(g) for g in guids]),
-            select=select,
-            top=self.top,
-        )
-        return {normalize(row["id"]): row for row in self.client.iter_all(controller, query)}
+        found = {}
+        for chunk in _pages_of(sorted({normalize(g) for g in guids} - {""})):
+            query = odata.Query(
+                filter=odata.any_of("id", [odata.Guid(g) for g in chunk]),
+                select=select,
+                top=self.top,
+            )
+            found.update(
+                (normalize(row["id"]), row) for row in self.client.iter_all(controller, query)
+            )
+        return found
 
     def job_statuses(self):
         """Odyssee's job status catalogue: rows with ``id``, ``code`` and ``name``."""
         query = odata.Query(select=["id", "code", "name"], top=self.top)
         return list(self.client.iter_all("JobStatus", query))
+
+
+def batches(pages, rows):
+    """Consecutive ``pages`` joined into lists of at least ``rows`` rows (the last one fewer).
+
+    Odyssee serves 20 rows a page; what a run does once per import (a
+    transaction, the watermark, the call log) is then shared by several pages.
+    """
+    batch = []
+    for page in pages:
+        batch += page
+        if len(batch) >= rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _pages_of(guids):
+    """``guids`` by twenties: an ``id eq a or id eq b …`` filter stays as long as a
+    page of rows asks for (36 characters a GUID), within what a default IIS accepts."""
+    return [
+        guids[start : start + SERVER_PAGE_SIZE] for start in range(0, len(guids), SERVER_PAGE_SIZE)
+    ]
 
 
 def find_by_key(client, controller, key_field, value):

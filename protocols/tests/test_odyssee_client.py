@@ -396,6 +396,52 @@ class TestTopAsStandardODataReadsIt(EmulatorCase):
         self.assertEqual(len(rows), 25)
 
 
+class TestManyRowsAtOnce(EmulatorCase):
+    """An import takes several pages at once; what it asks by id stays within what a
+    default IIS accepts of a query string (2,048 bytes), by twenties."""
+
+    def setUp(self):
+        super().setUp()
+        self.emulator.__post_init__()
+        populate(self.emulator, customers=2, machines_per_customer=2, approvals=45)
+        self.adapter = odyssee_adapter.OdysseeAdapter(self.client, 20)
+        self.finals = [
+            a for a in self.emulator.tables["JobApproval"].values() if not a["is_daily_approval"]
+        ]
+        self.emulator.calls_by_controller.clear()
+
+    def test_a_long_id_filter_is_refused_as_iis_refuses_it(self):
+        guids = [odata.Guid(a["id"]) for a in self.finals]
+        with self.assertRaises(odyssee_client.OdysseeHTTPError) as caught:
+            self.client.get("JobApproval", query=odata.Query(filter=odata.any_of("id", guids)))
+        self.assertEqual(caught.exception.status, 404)
+        self.assertIn("query string is too long", caught.exception.body)
+
+    def test_rows_jobs_and_lines_of_many_approvals_come_twenty_ids_a_call(self):
+        self.assertEqual(len(self.finals), 45)
+        rows = self.adapter.rows_by_id("JobApproval", [a["id"] for a in self.finals])
+        self.assertEqual(set(rows), {odyssee_adapter.normalize(a["id"]) for a in self.finals})
+        self.assertEqual(self.emulator.calls_by_controller["JobApproval"], 3)
+        jobs = self.adapter.jobs_of(self.finals)
+        self.assertEqual(set(jobs), {odyssee_adapter.normalize(a["jobs_id"]) for a in self.finals})
+        parts, times = self.adapter.lines_of(self.finals)
+        job_ids = {a["jobs_id"] for a in self.finals}
+        for controller, lines in (("JobPartUsage", parts), ("JobNonPartUsage", times)):
+            expected = [
+                row["id"]
+                for row in self.emulator.tables[controller].values()
+                if row["jobs_id"] in job_ids
+            ]
+            self.assertEqual(sorted(row["id"] for row in lines), sorted(expected), controller)
+
+    def test_pages_are_joined_whole_until_a_batch_has_its_rows(self):
+        pages = [[1, 2], [3], [], [4, 5, 6, 7], [8]]
+        self.assertEqual(
+            list(odyssee_adapter.batches(iter(pages), 3)), [[1, 2, 3], [4, 5, 6, 7], [8]]
+        )
+        self.assertEqual(list(odyssee_adapter.batches(iter([[]]), 3)), [])
+
+
 class TestLookupByKey(EmulatorCase):
     """Reference section 3: the API has no upsert, so a record is looked up by its
     ERP key before it is created; ``find_by_keys`` does it for many keys at once."""
