@@ -9,6 +9,9 @@ from odoo.addons.construction_asset_sync.models import (
     construction_odyssee_backend as backend_module,
 )
 from odoo.addons.construction_asset_sync.models import construction_odyssee_exporter as exporter
+from odoo.addons.construction_asset_sync.models import (
+    construction_odyssee_importer as importer_module,
+)
 from odoo.addons.construction_asset_sync.models.account_analytic_line import PLANS_READ_ONCE
 from odoo.addons.construction_asset_sync.models.construction_odyssee_backend import (
     SYNC_LOCK,
@@ -38,7 +41,11 @@ class OdysseeCase(OdysseeEmulatorMixin, TransactionCase):
 
     def setUp(self):
         super().setUp()
+        # A transaction per page of 20, as Odyssee serves them: with a few dozen
+        # rows, the tests below cross the edges of transactions and pages alike.
+        self.rows_per_transaction(20)
         self.emulator.__post_init__()  # a fresh tenant per test
+        self.emulator.set_faults(Faults())  # and none of the faults a test before injected
         self.approvals = populate(
             self.emulator,
             customers=2,
@@ -72,6 +79,11 @@ class OdysseeCase(OdysseeEmulatorMixin, TransactionCase):
         )
         self.Approval = self.env["construction.odyssee.approval"]
         self.Line = self.env["construction.odyssee.usage.line"]
+
+    def rows_per_transaction(self, rows):
+        patcher = patch.object(importer_module, "ROWS_PER_TRANSACTION", rows)
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
     def stream(self, kind):
         return self.backend.stream_ids.filtered(lambda s: s.kind == kind)
@@ -582,6 +594,47 @@ class TestOdysseePull(OdysseeCase):
         self.emulator.set_faults(Faults())
         self.assertEqual(self.pull(), (True, True))
         self.assertEqual(self.stream("approvals").state, "ok")
+
+    def test_a_transaction_takes_whole_pages_and_a_crash_keeps_the_ones_before(self):
+        """Pages of 5 rows, 10 rows a transaction: an import takes pages until it has 10.
+
+        The second import crashes: the rows of the first stay, with the
+        watermark after them; the next run imports the rest and only re-reads
+        those (the overlap window), writing none of them twice.
+        """
+        self.backend.page_size = 5
+        self.rows_per_transaction(10)
+        importer_class = type(self.env["construction.odyssee.importer"])
+        original = importer_class._import_approval_page
+        imports = []
+
+        def crash_on_second_import(importer, backend, adapter, rows):
+            imports.append(len(rows))
+            if len(imports) == 2:
+                raise SimulatedCrash
+            return original(importer, backend, adapter, rows)
+
+        self.stream("jobs")._run()
+        crashed = False
+        with patch.object(importer_class, "_import_approval_page", crash_on_second_import):
+            try:
+                self.stream("approvals")._run()
+            except SimulatedCrash:
+                crashed = True
+        self.assertTrue(crashed)
+        first = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(first), imports[0])
+        # Whole pages: at least 10 rows, and no page more than the one that reached 10.
+        self.assertGreaterEqual(len(first), 10)
+        self.assertLess(len(first), 15)
+        self.assertEqual(self.stream("approvals").watermark, max(first.mapped("modified_dateutc")))
+        self.assertTrue(self.stream("approvals")._run())
+        approvals = self.stream("approvals")
+        self.assertEqual(approvals.last_reread_count, len(first))
+        self.assertEqual(approvals.last_count, self.APPROVALS - len(first))
+        self.assertEqual(
+            self.Approval.search_count([("backend_id", "=", self.backend.id)]), self.APPROVALS
+        )
 
     def test_failure_on_the_second_page_keeps_the_first(self):
         importer_class = type(self.env["construction.odyssee.importer"])
