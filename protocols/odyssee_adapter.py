@@ -1,8 +1,8 @@
 """The adapter: what the importer reads from Odyssee, in as few calls as the API allows.
 
 It knows Odyssee's controllers and OData queries, nothing of Odoo. A page of
-approvals costs one call, and the jobs, parts and time lines of all its jobs
-three more (``id eq a or id eq b …``), never a call per approval.
+approvals costs one call, and the jobs, parts and time lines of its jobs are
+asked twenty jobs a call (``id eq a or id eq b …``), never a call per approval.
 """
 
 from . import odata, odyssee_client
@@ -150,9 +150,12 @@ class OdysseeAdapter:
         return self.rows_by_id("JobApproval", guids, select=APPROVAL_KIND_FIELDS)
 
     def rows_by_id(self, controller, guids, select=None):
-        """``{normalised guid: row}`` of ``guids`` (one call per 20; unknown ones absent)."""
+        """``{normalised guid: row}`` of ``guids``, a page's worth a call (unknown ones absent)."""
         found = {}
-        for chunk in _pages_of(sorted({normalize(g) for g in guids} - {""})):
+        # No more ids a call than rows a page: where $top caps the whole result
+        # (standard OData), a page size under 20 would cut the answer short.
+        size = self.top or SERVER_PAGE_SIZE
+        for chunk in _pages_of(sorted({normalize(g) for g in guids} - {""}), size):
             query = odata.Query(
                 filter=odata.any_of("id", [odata.Guid(g) for g in chunk]),
                 select=select,
@@ -185,12 +188,10 @@ def batches(pages, rows):
         yield batch
 
 
-def _pages_of(guids):
-    """``guids`` by twenties: an ``id eq a or id eq b …`` filter stays as long as a
-    page of rows asks for (36 characters a GUID), within what a default IIS accepts."""
-    return [
-        guids[start : start + SERVER_PAGE_SIZE] for start in range(0, len(guids), SERVER_PAGE_SIZE)
-    ]
+def _pages_of(guids, size=SERVER_PAGE_SIZE):
+    """``guids`` by ``size``: an ``id eq a or id eq b …`` filter of 20 GUIDs stays
+    within the 2,048 bytes of query string a default IIS accepts."""
+    return [guids[start : start + size] for start in range(0, len(guids), size)]
 
 
 def find_by_key(client, controller, key_field, value):

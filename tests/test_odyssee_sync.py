@@ -35,6 +35,10 @@ class SimulatedCrash(BaseException):
     pass
 
 
+# The importer's own batch, before OdysseeCase sets a transaction per page.
+DEFAULT_ROWS_PER_TRANSACTION = importer_module.ROWS_PER_TRANSACTION
+
+
 @tagged("post_install", "-at_install")
 class OdysseeCase(OdysseeEmulatorMixin, TransactionCase):
     APPROVALS = 25
@@ -761,6 +765,41 @@ class TestOdysseePush(OdysseeCase):
         request = self.env["maintenance.request"].create({"name": "X", "owner_user_id": user.id})
         with self.assertRaises(AccessError):
             request.with_user(user).action_send_to_odyssee()
+
+
+class TestOdysseeImportAtItsOwnSize(OdysseeCase):
+    """The importer's own rows per transaction, over more than one of them."""
+
+    APPROVALS = 130
+
+    def test_a_backlog_comes_in_by_hundreds_within_the_query_string_iis_accepts(self):
+        self.rows_per_transaction(DEFAULT_ROWS_PER_TRANSACTION)
+        importer_class = type(self.env["construction.odyssee.importer"])
+        original = importer_class._import_approval_page
+        imports = []
+
+        def counted(importer, backend, adapter, rows):
+            imports.append(len(rows))
+            return original(importer, backend, adapter, rows)
+
+        with patch.object(importer_class, "_import_approval_page", counted):
+            self.assertEqual(self.pull(), (True, True))
+        self.assertEqual(len(imports), 2)
+        self.assertGreaterEqual(imports[0], 100)
+        self.assertEqual(sum(imports), self.APPROVALS)
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
+        self.assertEqual(
+            self.Line.search_count([("backend_id", "=", self.backend.id)]),
+            self.APPROVALS * 5 + daily_lines,
+        )
+        refused = self.env["construction.odyssee.call.log"].search(
+            [("backend_id", "=", self.backend.id), ("status", ">=", 400)]
+        )
+        self.assertFalse(refused.mapped("error"))
+        self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
 
 
 class TestOdysseeRealTenant(OdysseeCase):

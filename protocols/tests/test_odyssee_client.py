@@ -434,6 +434,14 @@ class TestManyRowsAtOnce(EmulatorCase):
             ]
             self.assertEqual(sorted(row["id"] for row in lines), sorted(expected), controller)
 
+    def test_a_smaller_page_size_asks_as_many_ids_a_call_where_top_caps_the_result(self):
+        self.emulator.set_faults(Faults(top_caps_result=True))
+        adapter = odyssee_adapter.OdysseeAdapter(self.client, 5)
+        rows = adapter.rows_by_id("JobApproval", [a["id"] for a in self.finals[:20]])
+        self.assertEqual(len(rows), 20)
+        self.assertEqual(self.emulator.calls_by_controller["JobApproval"], 4)
+        self.assertEqual(len(adapter.jobs_of(self.finals[:20])), 20)
+
     def test_pages_are_joined_whole_until_a_batch_has_its_rows(self):
         pages = [[1, 2], [3], [], [4, 5, 6, 7], [8]]
         self.assertEqual(
