@@ -94,17 +94,23 @@ class OdysseeAdapter:
                 for row in rows
             ]
             yield [row for at, guid, row in keyed if at != stamp or guid not in given]
-            if not odyssee_client.next_link(envelope) or not rows:
+            link = odyssee_client.next_link(envelope)
+            # A page of $top rows without a link may be a result $top capped.
+            if not rows or not (link or (self.top and len(rows) >= self.top)):
                 return
             newest = max(at for at, _guid, _row in keyed)
             if newest != stamp:
                 stamp, given = newest, set()
             given.update(guid for at, guid, _row in keyed if at == stamp)
-            if all(at == stamp for at, _guid, _row in keyed):
-                envelope = self.client.follow(envelope)  # one stamp fills the page
-            else:
-                condition = odata.cond("modified_dateutc", "ge", odata.parse_timestamp(stamp))
+            condition = odata.cond("modified_dateutc", "ge", odata.parse_timestamp(stamp))
+            if not all(at == stamp for at, _guid, _row in keyed):
                 envelope = self.client.get(controller, query=query_from(condition))
+            elif link:
+                envelope = self.client.follow(envelope)  # one stamp fills the page
+            else:  # and $top capped it: the rows of that stamp after those given
+                query = query_from(condition)
+                query.skip = len(given)
+                envelope = self.client.get(controller, query=query)
 
     def jobs_of(self, approvals, known_jobs=()):
         """``{normalised guid: job row}`` of the jobs of ``approvals`` not in ``known_jobs``."""
@@ -152,14 +158,12 @@ class OdysseeAdapter:
     def rows_by_id(self, controller, guids, select=None):
         """``{normalised guid: row}`` of ``guids``, a page's worth a call (unknown ones absent)."""
         found = {}
-        # No more ids a call than rows a page: where $top caps the whole result
-        # (standard OData), a page size under 20 would cut the answer short.
+        # As many ids a call as rows a page, so no $top is needed: a call's rows
+        # fit in one page, and its answer never looks capped.
         size = self.top or SERVER_PAGE_SIZE
         for chunk in _pages_of(sorted({normalize(g) for g in guids} - {""}), size):
             query = odata.Query(
-                filter=odata.any_of("id", [odata.Guid(g) for g in chunk]),
-                select=select,
-                top=self.top,
+                filter=odata.any_of("id", [odata.Guid(g) for g in chunk]), select=select
             )
             found.update(
                 (normalize(row["id"]), row) for row in self.client.iter_all(controller, query)

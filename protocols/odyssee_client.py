@@ -9,6 +9,7 @@ line or an exception: errors carry the method, path, status and body only.
 """
 
 import base64
+import copy
 import logging
 import random
 import threading
@@ -150,13 +151,27 @@ class OdysseeClient:
         return self._request("GET", path, query=query)
 
     def iter_pages(self, controller, query=None):
-        """Yield each page's ``value`` list, following ``@odata.nextLink``."""
+        """Yield each page's ``value`` list, following ``@odata.nextLink``.
+
+        Where ``$top`` caps the whole result (standard Web API OData; the
+        reference documents it only as asking for fewer rows a page), a page
+        of ``$top`` rows comes without a next link though more rows follow:
+        the rest is asked with ``$skip``, until a page comes back short.
+        """
         envelope = self._request("GET", f"/{controller}", query=query)
+        read = 0
         while True:
-            yield envelope.get("value", [])
-            if not next_link(envelope):
+            rows = envelope.get("value", [])
+            yield rows
+            read += len(rows)
+            if next_link(envelope):
+                envelope = self.follow(envelope)
+            elif may_be_capped(query, rows):
+                following = copy.copy(query)
+                following.skip = (query.skip or 0) + read
+                envelope = self._request("GET", f"/{controller}", query=following)
+            else:
                 return
-            envelope = self.follow(envelope)
 
     def follow(self, envelope):
         """The next page of ``envelope`` (its ``@odata.nextLink``), as a raw envelope."""
@@ -317,6 +332,13 @@ class OdysseeClient:
                     error,
                 )
             )
+
+
+def may_be_capped(query, rows):
+    """Whether a page without a next link may be followed by more rows: it is as long
+    as the ``$top`` its query asked (``Query``), which may have capped the result."""
+    top = getattr(query, "top", None)
+    return bool(top) and len(rows) >= top
 
 
 def next_link(envelope):

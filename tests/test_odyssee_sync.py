@@ -522,6 +522,21 @@ class TestOdysseePull(OdysseeCase):
             final_lines + daily_lines,
         )
 
+    def test_a_smaller_page_size_on_a_tenant_whose_top_caps_the_result_gives_everything(self):
+        # $top=5 sent: each full page comes without a next link, as if the last.
+        self.backend.page_size = 5
+        self.emulator.set_faults(Faults(top_caps_result=True))
+        self.assertEqual(self.pull(), (True, True))
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
+        self.assertEqual(
+            self.Line.search_count([("backend_id", "=", self.backend.id)]),
+            self.APPROVALS * 5 + daily_lines,
+        )
+        self.assertEqual(len(self.backend.job_status_ids), len(self.emulator.tables["JobStatus"]))
+
     def test_rows_changed_in_odyssee_during_the_pull_make_no_other_row_missed(self):
         # Reference 2.4: results shift between page requests. Here an approval and a
         # file already read change after each page, during one run of each pull.

@@ -395,6 +395,42 @@ class TestTopAsStandardODataReadsIt(EmulatorCase):
         rows = [row for page in self.adapter.final_approval_pages(since) for row in page]
         self.assertEqual(len(rows), 25)
 
+    def test_with_a_page_size_under_20_every_row_line_file_and_status_comes_in(self):
+        """$top=5 sent, and capping the result: a full page comes without a next link."""
+        adapter = odyssee_adapter.OdysseeAdapter(self.client, 5)
+        since = odata.parse_timestamp("1980-01-01T00:00:00Z")
+        tables = self.emulator.tables
+        finals = [a for a in tables["JobApproval"].values() if not a["is_daily_approval"]]
+        approvals = [row for page in adapter.final_approval_pages(since) for row in page]
+        self.assertEqual(sorted(a["id"] for a in approvals), sorted(a["id"] for a in finals))
+        jobs = [row for page in adapter.job_pages(since) for row in page]
+        self.assertEqual(len(jobs), len(tables["Jobs"]))
+        files = [row for page in adapter.approval_file_pages(since) for row in page]
+        self.assertEqual(
+            len(files),
+            len([f for f in tables["DbFile"].values() if f["file_type_name"] == "JOB_APPROVAL"]),
+        )
+        parts, times = adapter.lines_of(finals[:20])
+        job_ids = {a["jobs_id"] for a in finals[:20]}
+        for controller, lines in (("JobPartUsage", parts), ("JobNonPartUsage", times)):
+            expected = [r for r in tables[controller].values() if r["jobs_id"] in job_ids]
+            self.assertEqual(len(lines), len(expected), controller)
+        self.assertEqual(len(adapter.job_statuses()), len(tables["JobStatus"]))
+
+    def test_with_a_page_size_under_20_rows_sharing_one_stamp_are_all_read_once(self):
+        self.emulator.__post_init__()
+        self.emulator.set_faults(Faults(tie_timestamps=True, top_caps_result=True))
+        populate(self.emulator, customers=1, machines_per_customer=1, approvals=45)
+        finals = [
+            a["id"]
+            for a in self.emulator.tables["JobApproval"].values()
+            if not a["is_daily_approval"]
+        ]
+        adapter = odyssee_adapter.OdysseeAdapter(self.client, 5)
+        since = odata.parse_timestamp("1980-01-01T00:00:00Z")
+        seen = [row["id"] for page in adapter.final_approval_pages(since) for row in page]
+        self.assertEqual(sorted(seen), sorted(finals))
+
 
 class TestManyRowsAtOnce(EmulatorCase):
     """An import takes several pages at once; what it asks by id stays within what a
