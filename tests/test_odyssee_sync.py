@@ -1,4 +1,5 @@
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -83,6 +84,33 @@ class OdysseeCase(OdysseeEmulatorMixin, TransactionCase):
         )
         self.Approval = self.env["construction.odyssee.approval"]
         self.Line = self.env["construction.odyssee.usage.line"]
+
+    @contextmanager
+    def approval_imports(self, crash_at=None):
+        """The sizes of the approvals' imports while in the block (a list it fills);
+        the ``crash_at``-th import raises ``SimulatedCrash`` instead."""
+        importer_class = type(self.env["construction.odyssee.importer"])
+        original = importer_class._import_approval_page
+        sizes = []
+
+        def recorded(importer, backend, adapter, rows):
+            sizes.append(len(rows))
+            if len(sizes) == crash_at:
+                raise SimulatedCrash
+            return original(importer, backend, adapter, rows)
+
+        with patch.object(importer_class, "_import_approval_page", recorded):
+            yield sizes
+
+    @staticmethod
+    def crashed(stream):
+        """Run ``stream``; whether it crashed. Not assertRaises: Odoo's rolls back a
+        savepoint around its block, which would hide what the crashed run left behind."""
+        try:
+            stream._run()
+        except SimulatedCrash:
+            return True
+        return False
 
     def rows_per_transaction(self, rows):
         patcher = patch.object(importer_module, "ROWS_PER_TRANSACTION", rows)
@@ -623,24 +651,9 @@ class TestOdysseePull(OdysseeCase):
         """
         self.backend.page_size = 5
         self.rows_per_transaction(10)
-        importer_class = type(self.env["construction.odyssee.importer"])
-        original = importer_class._import_approval_page
-        imports = []
-
-        def crash_on_second_import(importer, backend, adapter, rows):
-            imports.append(len(rows))
-            if len(imports) == 2:
-                raise SimulatedCrash
-            return original(importer, backend, adapter, rows)
-
         self.stream("jobs")._run()
-        crashed = False
-        with patch.object(importer_class, "_import_approval_page", crash_on_second_import):
-            try:
-                self.stream("approvals")._run()
-            except SimulatedCrash:
-                crashed = True
-        self.assertTrue(crashed)
+        with self.approval_imports(crash_at=2) as imports:
+            self.assertTrue(self.crashed(self.stream("approvals")))
         first = self.Approval.search([("backend_id", "=", self.backend.id)])
         self.assertEqual(len(first), imports[0])
         # Whole pages: at least 10 rows, and no page more than the one that reached 10.
@@ -656,25 +669,8 @@ class TestOdysseePull(OdysseeCase):
         )
 
     def test_failure_on_the_second_page_keeps_the_first(self):
-        importer_class = type(self.env["construction.odyssee.importer"])
-        original = importer_class._import_approval_page
-        pages = []
-
-        def crash_on_second_page(importer, backend, adapter, rows):
-            pages.append(len(rows))
-            if len(pages) == 2:
-                raise SimulatedCrash
-            return original(importer, backend, adapter, rows)
-
-        # Not assertRaises: Odoo's rolls back a savepoint around its block, which
-        # would hide what the crashed run left behind.
-        crashed = False
-        with patch.object(importer_class, "_import_approval_page", crash_on_second_page):
-            try:
-                self.stream("approvals")._run()
-            except SimulatedCrash:
-                crashed = True
-        self.assertTrue(crashed)
+        with self.approval_imports(crash_at=2):
+            self.assertTrue(self.crashed(self.stream("approvals")))
         first = self.Approval.search([("backend_id", "=", self.backend.id)])
         self.assertEqual(len(first), 20)
         self.assertEqual(self.stream("approvals").watermark, max(first.mapped("modified_dateutc")))
@@ -789,15 +785,7 @@ class TestOdysseeImportAtItsOwnSize(OdysseeCase):
 
     def test_a_backlog_comes_in_by_hundreds_within_the_query_string_iis_accepts(self):
         self.rows_per_transaction(DEFAULT_ROWS_PER_TRANSACTION)
-        importer_class = type(self.env["construction.odyssee.importer"])
-        original = importer_class._import_approval_page
-        imports = []
-
-        def counted(importer, backend, adapter, rows):
-            imports.append(len(rows))
-            return original(importer, backend, adapter, rows)
-
-        with patch.object(importer_class, "_import_approval_page", counted):
+        with self.approval_imports() as imports:
             self.assertEqual(self.pull(), (True, True))
         self.assertEqual(len(imports), 2)
         self.assertGreaterEqual(imports[0], 100)
