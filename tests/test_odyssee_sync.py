@@ -85,6 +85,18 @@ class OdysseeCase(OdysseeEmulatorMixin, TransactionCase):
         self.Approval = self.env["construction.odyssee.approval"]
         self.Line = self.env["construction.odyssee.usage.line"]
 
+    def assertTenantImported(self):
+        """Every final approval of the tenant in, with its PDF, and every line of its
+        jobs (5 a final approval, 2 more with a daily one, every fifth job)."""
+        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
+        self.assertEqual(len(approvals), self.APPROVALS)
+        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
+        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
+        self.assertEqual(
+            self.Line.search_count([("backend_id", "=", self.backend.id)]),
+            self.APPROVALS * 5 + daily_lines,
+        )
+
     @contextmanager
     def approval_imports(self, crash_at=None):
         """The sizes of the approvals' imports while in the block (a list it fills);
@@ -555,14 +567,7 @@ class TestOdysseePull(OdysseeCase):
         self.backend.page_size = 5
         self.emulator.set_faults(Faults(top_caps_result=True))
         self.assertEqual(self.pull(), (True, True))
-        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
-        self.assertEqual(len(approvals), self.APPROVALS)
-        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
-        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
-        self.assertEqual(
-            self.Line.search_count([("backend_id", "=", self.backend.id)]),
-            self.APPROVALS * 5 + daily_lines,
-        )
+        self.assertTenantImported()
         self.assertEqual(len(self.backend.job_status_ids), len(self.emulator.tables["JobStatus"]))
 
     def test_rows_changed_in_odyssee_during_the_pull_make_no_other_row_missed(self):
@@ -790,14 +795,7 @@ class TestOdysseeImportAtItsOwnSize(OdysseeCase):
         self.assertEqual(len(imports), 2)
         self.assertGreaterEqual(imports[0], 100)
         self.assertEqual(sum(imports), self.APPROVALS)
-        approvals = self.Approval.search([("backend_id", "=", self.backend.id)])
-        self.assertEqual(len(approvals), self.APPROVALS)
-        self.assertEqual(len(approvals.pdf_attachment_id), self.APPROVALS)
-        daily_lines = len([i for i in range(self.APPROVALS) if i % 5 == 0]) * 2
-        self.assertEqual(
-            self.Line.search_count([("backend_id", "=", self.backend.id)]),
-            self.APPROVALS * 5 + daily_lines,
-        )
+        self.assertTenantImported()
         refused = self.env["construction.odyssee.call.log"].search(
             [("backend_id", "=", self.backend.id), ("status", ">=", 400)]
         )
