@@ -478,18 +478,25 @@ cmd_test() {
     fresh_database "$CAS_TEST_DB"
     install_checked "$CAS_TEST_DB" -i
     say "Odoo test suite (pytest-odoo against database $CAS_TEST_DB)"
-    local pytest_status=0 pytest_problem=
+    local pytest_status=0 pytest_problem= pytest_log=$STATE_DIR/pytest-odoo.log
     # The path goes through the addons symlink: pytest-odoo derives the module
-    # name (odoo.addons.construction_asset_sync) from the folder name.
+    # name (odoo.addons.construction_asset_sync) from the folder name. Odoo logs
+    # into a file (pytest-odoo's default keeps only critical lines): what the
+    # server and the browser of a failed tour did is there to read.
+    rm -f "$pytest_log"
     "$VENV/bin/python" -m pytest -p no:cacheprovider \
         --odoo-config="$ODOO_CONF" --odoo-database="$CAS_TEST_DB" --odoo-http \
+        --odoo-log-level=info --odoo-extra "logfile=$pytest_log" \
         "$@" "$ADDONS_LINK_DIR/$ADDON/tests" || pytest_status=$?
     case $pytest_status in
         0) say "pytest-odoo: all tests passed" ;;
         5) pytest_problem="pytest collected no test: the suite did not run" ;;
         *) pytest_problem="the test suite failed under pytest-odoo (pytest exit $pytest_status)" ;;
     esac
-    [ -z "$pytest_problem" ] || say "$pytest_problem"
+    if [ -n "$pytest_problem" ]; then
+        say "$pytest_problem; Odoo's log of the run: $pytest_log, its warnings and errors:"
+        grep -E ' (WARNING|ERROR|CRITICAL) ' "$pytest_log" 2>/dev/null | cut -c1-300 | tail -n 80 >&2
+    fi
 
     # The same suite again under Odoo's own runner, which runs it differently:
     # one process holding the registry lock, at_install tests inside the install.
