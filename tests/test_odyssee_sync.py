@@ -802,6 +802,33 @@ class TestOdysseeImportAtItsOwnSize(OdysseeCase):
         self.assertFalse(refused.mapped("error"))
         self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
 
+    def test_a_mixed_case_tenant_under_faults_comes_in_once_by_hundreds(self):
+        """The reference's GUIDs in either case, daily approvals, known articles; each
+        run meets one transport fault, in the middle of a batch of a hundred."""
+        self.rows_per_transaction(DEFAULT_ROWS_PER_TRANSACTION)
+        self.emulator.upper_case = set(MIXED_CASE)
+        for faults in (
+            Faults(every_nth_500=9),
+            Faults(every_nth_truncate=11),
+            Faults(every_nth_drop=13),
+            Faults(every_nth_lost_answer=7),
+            Faults(every_nth_429=5, retry_after_seconds=0),
+        ):
+            self.emulator.set_faults(faults)
+            self.pull()
+        met = self.env["construction.odyssee.call.log"].search(
+            [("backend_id", "=", self.backend.id), "|", ("retries", ">", 0), ("error", "!=", False)]
+        )
+        self.assertGreater(len(met), 5, "the faults were met")
+        self.emulator.set_faults(Faults())
+        self.assertEqual(self.pull(), (True, True))
+        self.assertTenantImported()  # counts as many as the tenant holds: none twice
+        for table, kind in (("JobPartUsage", "part"), ("JobNonPartUsage", "time")):
+            expected = sorted(row["id"].lower() for row in self.emulator.tables[table].values())
+            lines = self.Line.search([("backend_id", "=", self.backend.id), ("kind", "=", kind)])
+            self.assertEqual(sorted(lines.mapped("odyssee_guid")), expected, table)
+        self.assertEqual(set(self.backend.stream_ids.mapped("state")), {"ok"})
+
 
 class TestOdysseeRealTenant(OdysseeCase):
     """A tenant shaped as the reference documents Odyssee: what issue 9 found on one."""
