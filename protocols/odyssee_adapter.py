@@ -79,13 +79,14 @@ class OdysseeAdapter:
         stamp soon behind the watermark. So each page asks again for the rows
         stamped from the newest stamp of the page before (keyset), leaving out
         the ones of that stamp it gave already. A page whose rows all share one
-        stamp (more of them than a page holds) follows its next link instead.
+        stamp (more of them than a page holds) follows its next link instead,
+        or, where ``$top`` capped the result and left no link, skips the rows
+        of that stamp given already (``may_be_capped``, as ``iter_pages``).
         ``query_from(condition)`` makes the query of a stamp condition;
         ``first`` replaces the condition of the first page (a resume).
         """
-        envelope = self.client.get(
-            controller, query=query_from(first or odata.cond("modified_dateutc", "ge", since))
-        )
+        query = query_from(first or odata.cond("modified_dateutc", "ge", since))
+        envelope = self.client.get(controller, query=query)
         stamp, given = None, set()
         while True:
             rows = envelope.get("value", [])
@@ -95,22 +96,19 @@ class OdysseeAdapter:
             ]
             yield [row for at, guid, row in keyed if at != stamp or guid not in given]
             link = odyssee_client.next_link(envelope)
-            # A page of $top rows without a link may be a result $top capped.
-            if not rows or not (link or (self.top and len(rows) >= self.top)):
+            if not rows or not (link or odyssee_client.may_be_capped(query, rows)):
                 return
             newest = max(at for at, _guid, _row in keyed)
             if newest != stamp:
                 stamp, given = newest, set()
             given.update(guid for at, guid, _row in keyed if at == stamp)
-            condition = odata.cond("modified_dateutc", "ge", odata.parse_timestamp(stamp))
-            if not all(at == stamp for at, _guid, _row in keyed):
-                envelope = self.client.get(controller, query=query_from(condition))
-            elif link:
+            if link and all(at == stamp for at, _guid, _row in keyed):
                 envelope = self.client.follow(envelope)  # one stamp fills the page
-            else:  # and $top capped it: the rows of that stamp after those given
-                query = query_from(condition)
-                query.skip = len(given)
-                envelope = self.client.get(controller, query=query)
+                continue
+            query = query_from(odata.cond("modified_dateutc", "ge", odata.parse_timestamp(stamp)))
+            if all(at == stamp for at, _guid, _row in keyed):  # and $top capped it
+                query.skip = len(given)  # the rows of that stamp after those given
+            envelope = self.client.get(controller, query=query)
 
     def jobs_of(self, approvals, known_jobs=()):
         """``{normalised guid: job row}`` of the jobs of ``approvals`` not in ``known_jobs``."""
